@@ -1,0 +1,123 @@
+"""Settings: ``DANGOL_*`` environment variables over an optional TOML file.
+
+pydantic-settings does the layering and the validation, so a bad value is
+reported with the key that holds it, before anything starts.  Channels add
+their own keys through mixins listed in :mod:`channels.registry`; a channel
+whose keys are absent is off.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+
+from channels.registry import channel_setting_problems, settings_mixins
+
+DEFAULT_BOT = Path(__file__).resolve().parent.parent / "examples" / "support-bot"
+
+
+class ConfigError(Exception):
+    """Raised with a message that names every bad key; the CLI prints it and exits 2."""
+
+
+class CoreSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DANGOL_", extra="forbid", validate_default=True)
+
+    database_url: str = "sqlite+aiosqlite:///./dangol.db"
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    bot_path: Path = DEFAULT_BOT
+    secret_key: SecretStr | None = None
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_json: bool = False
+    #: Largest accepted text of one message, in characters.
+    max_message_chars: int = Field(default=4096, ge=1, le=1_000_000)
+    #: Largest accepted request body, in bytes.
+    max_body_bytes: int = Field(default=256 * 1024, ge=1024)
+    db_pool_size: int = Field(default=8, ge=1, le=200)
+    #: Group commit: largest number of messages written in one transaction.
+    group_commit_max: int = Field(default=128, ge=1, le=10_000)
+    #: SQLite ``synchronous``: FULL survives power loss, NORMAL only a process crash.
+    sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
+    delivery_enabled: bool = True
+    delivery_batch: int = Field(default=64, ge=1, le=1000)
+    delivery_concurrency: int = Field(default=32, ge=1, le=1000)
+    delivery_max_attempts: int = Field(default=8, ge=1, le=100)
+    delivery_backoff_base: float = Field(default=2.0, gt=0)
+    delivery_backoff_cap: float = Field(default=600.0, gt=0)
+    delivery_lease_seconds: float = Field(default=60.0, gt=0)
+    webchat_enabled: bool = True
+    rest_enabled: bool = True
+    rasa_url: str | None = None
+    rasa_timeout: float = Field(default=2.0, gt=0)
+    nlu_model: Path | None = None
+    shutdown_timeout: float = Field(default=20.0, gt=0)
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_driver(cls, value: str) -> str:
+        if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://", "postgresql://", "postgres://")):
+            raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
+        if value.startswith(("postgresql://", "postgres://")):
+            value = "postgresql+asyncpg://" + value.split("://", 1)[1]
+        return value
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def _settings_class(toml_path: Path | None) -> type[CoreSettings]:
+    class Settings(CoreSettings, *settings_mixins()):  # type: ignore[misc]
+        @classmethod
+        def settings_customise_sources(
+            cls,
+            settings_cls: type[BaseSettings],
+            init_settings: PydanticBaseSettingsSource,
+            env_settings: PydanticBaseSettingsSource,
+            dotenv_settings: PydanticBaseSettingsSource,
+            file_secret_settings: PydanticBaseSettingsSource,
+        ) -> tuple[PydanticBaseSettingsSource, ...]:
+            sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+            if toml_path is not None:
+                sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_path))
+            return tuple(sources)
+
+    return Settings
+
+
+def load_settings(config_file: str | Path | None = None, **overrides: Any) -> CoreSettings:
+    """Read and validate the settings, or raise :class:`ConfigError` naming the bad keys."""
+    path = Path(config_file) if config_file else None
+    if path is not None:
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist")
+        try:
+            with path.open("rb") as fh:
+                tomllib.load(fh)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+    cls = _settings_class(path)
+    try:
+        settings = cls(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, path)) from None
+    problems = channel_setting_problems(settings)
+    if problems:
+        raise ConfigError("; ".join(problems))
+    return settings
+
+
+def format_validation_error(exc: ValidationError, path: Path | None) -> str:
+    where = f" in {path} or the environment" if path else ""
+    parts = []
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"]) or "?"
+        env = f"DANGOL_{key.upper()}"
+        message = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+        parts.append(f"{key} ({env}): {message}")
+    return f"invalid configuration{where}: " + "; ".join(parts)

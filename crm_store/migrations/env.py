@@ -1,0 +1,20 @@
+"""Alembic environment: migrations run on a connection the caller supplies."""
+
+from __future__ import annotations
+
+from alembic import context
+
+from crm_store.models import Base
+
+connection = context.config.attributes.get("connection")
+if connection is None:
+    raise RuntimeError("run migrations through `dangol db upgrade`, which supplies the connection")
+
+context.configure(
+    connection=connection,
+    target_metadata=Base.metadata,
+    render_as_batch=connection.dialect.name == "sqlite",
+    compare_type=True,
+)
+with context.begin_transaction():
+    context.run_migrations()
