@@ -1,0 +1,74 @@
+"""The conversation engine: one entry point for every inbound message.
+
+``handle`` understands the text (NLU runs before the write, outside any
+transaction, because it needs no state), then hands the message to the
+group committer, which stores it, resolves the customer and conversation,
+asks the policy for a decision and writes the replies' outbox rows in one
+transaction.  The caller acknowledges its platform when ``handle`` returns.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from crm_store.database import Database
+from crm_store.group_commit import GroupCommitter
+from crm_store.inbound import Decider, InboundItem, InboundWriter
+from crm_store.records import HandleResult, InboundMessage
+
+log = logging.getLogger(__name__)
+
+
+class Parser(Protocol):
+    async def parse(self, text: str) -> dict[str, Any]: ...
+
+
+class Engine:
+    def __init__(
+        self,
+        db: Database,
+        decide: Decider,
+        parser: Parser | None,
+        *,
+        inline_channels: set[str] | frozenset[str] = frozenset(),
+        on_outbox: Callable[[], None] | None = None,
+        max_batch: int = 128,
+        on_handled: Callable[[InboundMessage, HandleResult, float], None] | None = None,
+    ) -> None:
+        self.db = db
+        self.parser = parser
+        self.writer = InboundWriter(db, decide, inline_channels=inline_channels, on_outbox=on_outbox)
+        writers = 1 if db.is_sqlite else 4
+        self.committer: GroupCommitter[InboundItem, HandleResult] = GroupCommitter(
+            self.writer.write_batch, max_batch=max_batch, writers=writers,
+            key=lambda item: (item.message.channel, item.message.sender_id),
+        )
+        self.on_handled = on_handled
+
+    def start(self) -> None:
+        self.committer.start()
+
+    async def close(self) -> None:
+        await self.committer.close()
+
+    async def handle(self, message: InboundMessage) -> HandleResult:
+        started = time.perf_counter()
+        parse = await self.understand(message)
+        result = await self.committer.submit(InboundItem(message, parse))
+        if self.on_handled:
+            self.on_handled(message, result, time.perf_counter() - started)
+        return result
+
+    async def understand(self, message: InboundMessage) -> dict[str, Any] | None:
+        """A button's ``/intent`` payload is taken as said; free text goes to the NLU."""
+        if message.payload and message.payload.startswith("/"):
+            name = message.payload[1:].split("{", 1)[0].strip()
+            return {"text": message.payload, "intent": {"name": name, "confidence": 1.0},
+                    "intent_ranking": [{"name": name, "confidence": 1.0}], "entities": []}
+        text = message.text or message.payload
+        if not text or self.parser is None or message.kind == "edit":
+            return None
+        return await self.parser.parse(text)

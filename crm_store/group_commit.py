@@ -1,0 +1,108 @@
+"""Group commit: the writes of concurrent callers share one transaction.
+
+A commit costs a disk flush (SQLite) or a round trip and WAL flush
+(PostgreSQL) whatever its size, so the message path's throughput is set by
+how many messages each commit carries.  Callers await their own future; a
+writer task takes everything queued while the previous transaction was
+committing and writes it as one batch.  Nobody is answered before the
+transaction holding their write is durable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Hashable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class Closed(Exception):
+    """The committer is shutting down and takes no new work."""
+
+
+@dataclass(slots=True)
+class Pending(Generic[T, R]):
+    item: T
+    future: asyncio.Future[R] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+
+
+BatchFn = Callable[[Sequence[T]], Awaitable[Sequence[R | BaseException]]]
+
+
+class GroupCommitter(Generic[T, R]):
+    """Runs ``process(batch)`` on up to ``max_batch`` items at a time.
+
+    With several ``writers`` (PostgreSQL), items are partitioned by
+    ``key(item)`` so that one customer's messages are always written in order
+    by the same writer while other customers' go in parallel.
+    """
+
+    def __init__(
+        self,
+        process: BatchFn[T, R],
+        *,
+        max_batch: int = 128,
+        writers: int = 1,
+        key: Callable[[T], Hashable] | None = None,
+    ) -> None:
+        self._process = process
+        self._max_batch = max_batch
+        self._key = key
+        self._queues: list[asyncio.Queue[Pending[T, R]]] = [asyncio.Queue() for _ in range(writers)]
+        self._tasks: list[asyncio.Task[None]] = []
+        self._closed = False
+        self.batches = 0
+        self.items = 0
+
+    def start(self) -> None:
+        self._tasks = [asyncio.create_task(self._run(q), name=f"group-commit-{i}") for i, q in enumerate(self._queues)]
+
+    async def submit(self, item: T) -> R:
+        if self._closed:
+            raise Closed("shutting down")
+        index = hash(self._key(item)) % len(self._queues) if self._key and len(self._queues) > 1 else 0
+        pending: Pending[T, R] = Pending(item)
+        self._queues[index].put_nowait(pending)
+        return await pending.future
+
+    async def close(self) -> None:
+        """Stop taking work, finish what is queued, then stop the writers."""
+        self._closed = True
+        for queue in self._queues:
+            await queue.join()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _run(self, queue: asyncio.Queue[Pending[T, R]]) -> None:
+        while True:
+            batch = [await queue.get()]
+            while len(batch) < self._max_batch and not queue.empty():
+                batch.append(queue.get_nowait())
+            try:
+                results = await self._process([p.item for p in batch])
+            except BaseException as exc:  # noqa: BLE001 - every caller must hear of it
+                results = [exc] * len(batch)
+                if isinstance(exc, asyncio.CancelledError):
+                    for pending in batch:
+                        if not pending.future.done():
+                            pending.future.set_exception(Closed("cancelled"))
+                        queue.task_done()
+                    raise
+            self.batches += 1
+            self.items += len(batch)
+            for pending, result in zip(batch, results, strict=True):
+                if not pending.future.done():
+                    if isinstance(result, BaseException):
+                        pending.future.set_exception(result)
+                    else:
+                        pending.future.set_result(result)
+                queue.task_done()
+
+

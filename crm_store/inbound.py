@@ -1,0 +1,618 @@
+"""The write side of the message path, in batches.
+
+One call of :meth:`InboundWriter.write_batch` takes every inbound message
+that arrived while the previous transaction was committing and, in one
+transaction: drops duplicates (channel, external id), resolves identities to
+customers (creating them on first contact), opens or wakes conversations,
+asks the bot for a decision on each message in arrival order, and writes the
+inbound rows, the replies and their outbox rows together.  Each step is one
+statement for the whole batch, which is what lets the store keep up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import and_, bindparam, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from crm_store.database import Database
+from crm_store.models import ChannelIdentity, Consent, Conversation, Customer, CustomerTag, Message, OutboxRow
+from crm_store.records import Attachment, Button, HandleResult, InboundMessage, OutboundMessage
+from crm_store.types import new_id, utcnow
+
+log = logging.getLogger(__name__)
+
+messages_t = Message.__table__
+outbox_t = OutboxRow.__table__
+identities_t = ChannelIdentity.__table__
+customers_t = Customer.__table__
+conversations_t = Conversation.__table__
+tags_t = CustomerTag.__table__
+consents_t = Consent.__table__
+
+#: Conversation states in which a person, not the bot, answers.
+HUMAN_STATES = frozenset({"pending", "open"})
+CUSTOMER_FIELDS = frozenset({"name", "first_name", "last_name", "email", "phone", "locale", "timezone", "lifecycle_stage"})
+
+
+@dataclass(slots=True)
+class CustomerState:
+    id: uuid.UUID
+    name: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    email: str | None = None
+    phone: str | None = None
+    locale: str | None = None
+    timezone: str | None = None
+    lifecycle_stage: str = "lead"
+    attributes: dict[str, Any] = field(default_factory=dict)
+    tags: set[str] = field(default_factory=set)
+    is_new: bool = False
+
+    def as_fields(self) -> dict[str, Any]:
+        """What templates may substitute (``{first_name}``, ``{email}`` ...)."""
+        data = {k: getattr(self, k) for k in ("name", "first_name", "last_name", "email", "phone", "locale")}
+        data.update({k: v for k, v in self.attributes.items() if isinstance(v, str | int | float)})
+        return data
+
+
+@dataclass(slots=True)
+class ConversationState:
+    id: uuid.UUID
+    customer_id: uuid.UUID
+    channel: str
+    status: str = "bot"
+    assignee_id: uuid.UUID | None = None
+    team: str | None = None
+    priority: str = "medium"
+    bot_state: dict[str, Any] = field(default_factory=dict)
+    thread: str | None = None
+    is_new: bool = False
+
+
+@dataclass(slots=True)
+class Turn:
+    """Everything the bot may look at to decide on one message."""
+
+    message: InboundMessage
+    parse: dict[str, Any] | None
+    customer: CustomerState
+    conversation: ConversationState
+
+
+@dataclass(slots=True)
+class Reply:
+    text: str | None = None
+    buttons: list[Button] = field(default_factory=list)
+    attachments: list[Attachment] = field(default_factory=list)
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Handoff:
+    team: str
+    priority: str = "medium"
+    reason: str = "handoff"
+
+
+@dataclass(slots=True)
+class Decision:
+    """What the bot wants done; applied in the same transaction as the message."""
+
+    replies: list[Reply] = field(default_factory=list)
+    bot_state: dict[str, Any] | None = None
+    handoff: Handoff | None = None
+    customer_updates: dict[str, Any] = field(default_factory=dict)
+    attributes: dict[str, Any] = field(default_factory=dict)
+    consents: list[tuple[str, str, bool]] = field(default_factory=list)
+    add_tags: set[str] = field(default_factory=set)
+    intent: str | None = None
+
+
+Decider = Callable[[Turn], Decision]
+
+
+@dataclass(slots=True)
+class InboundItem:
+    message: InboundMessage
+    parse: dict[str, Any] | None = None
+
+
+@dataclass(slots=True)
+class _Work:
+    """Per-batch scratch: rows to write and results to hand back."""
+
+    now: dt.datetime
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    outbox: list[dict[str, Any]] = field(default_factory=list)
+    new_customers: list[dict[str, Any]] = field(default_factory=list)
+    new_identities: list[dict[str, Any]] = field(default_factory=list)
+    seen_customers: dict[uuid.UUID, CustomerState] = field(default_factory=dict)
+    customer_updates: dict[uuid.UUID, dict[str, Any]] = field(default_factory=lambda: defaultdict(dict))
+    new_tags: list[dict[str, Any]] = field(default_factory=list)
+    consents: list[dict[str, Any]] = field(default_factory=list)
+    edits: list[dict[str, Any]] = field(default_factory=list)
+    conversations: dict[uuid.UUID, ConversationState] = field(default_factory=dict)
+
+
+class InboundWriter:
+    """Writes batches of inbound messages; see the module docstring."""
+
+    def __init__(
+        self,
+        db: Database,
+        decide: Decider,
+        *,
+        inline_channels: Iterable[str] = (),
+        on_outbox: Callable[[], None] | None = None,
+    ) -> None:
+        self.db = db
+        self.decide = decide
+        self.inline_channels = frozenset(inline_channels)
+        self.on_outbox = on_outbox
+
+    async def write_batch(self, items: Sequence[InboundItem]) -> list[HandleResult | BaseException]:
+        """Write ``items``; on a conflict with another process, retry, then go one by one."""
+        for attempt in range(3):
+            try:
+                return await self._write_once(items)
+            except (IntegrityError, OperationalError) as exc:
+                if attempt == 2 or len(items) == 1:
+                    if len(items) == 1:
+                        return [exc]
+                    break
+                log.info("batch of %d conflicted (%s); retrying", len(items), type(exc).__name__)
+                await asyncio.sleep(0.01 * (attempt + 1))
+        results: list[HandleResult | BaseException] = []
+        for item in items:
+            results.extend(await self.write_batch([item]))
+        return results
+
+    async def _write_once(self, items: Sequence[InboundItem]) -> list[HandleResult | BaseException]:
+        work = _Work(now=utcnow())
+        async with self.db.write() as conn:
+            results = await self._plan(conn, items, work)
+            await self._flush(conn, work)
+        if work.outbox and self.on_outbox:
+            self.on_outbox()
+        return results
+
+    async def _plan(
+        self, conn: AsyncConnection, items: Sequence[InboundItem], work: _Work
+    ) -> list[HandleResult | BaseException]:
+        existing = await self._existing_inbound(conn, items)
+        results: list[HandleResult | BaseException | None] = [None] * len(items)
+        first_of: dict[tuple[str, str], int] = {}
+        fresh: list[int] = []
+        for index, item in enumerate(items):
+            msg = item.message
+            key = (msg.channel, msg.external_id) if msg.external_id else None
+            if key and key in existing:
+                results[index] = existing[key]
+            elif key and key in first_of:
+                results[index] = first_of[key]  # type: ignore[assignment]  # resolved below
+            else:
+                if key:
+                    first_of[key] = index
+                fresh.append(index)
+
+        edits = [i for i in fresh if items[i].message.kind == "edit" and items[i].message.edit_of]
+        if edits:
+            originals = await self._edit_targets(conn, [items[i].message for i in edits])
+            for index in edits:
+                msg = items[index].message
+                original = originals.get((msg.channel, msg.edit_of or ""))
+                if original is not None:
+                    work.edits.append({"id": original["id"], "text": msg.text, "previous": original["text"], "meta": original["meta"]})
+                    results[index] = HandleResult(False, str(original["id"]), str(original["conversation_id"]), str(original["customer_id"]))
+            fresh = [i for i in fresh if results[i] is None]
+
+        customers = await self._resolve_customers(conn, [items[i].message for i in fresh], work)
+        conversations = await self._open_conversations(conn, [(items[i].message, customers[i_pos]) for i_pos, i in enumerate(fresh)], work)
+        for pos, index in enumerate(fresh):
+            item = items[index]
+            customer = customers[pos]
+            conversation = conversations[(customer.id, item.message.channel)]
+            results[index] = self._apply(item, customer, conversation, work)
+
+        final: list[HandleResult | BaseException] = []
+        for result in results:
+            if isinstance(result, int):
+                first = results[result]
+                assert isinstance(first, HandleResult)
+                final.append(HandleResult(True, first.message_id, first.conversation_id, first.customer_id, list(first.replies)))
+            else:
+                assert result is not None
+                final.append(result)
+        return final
+
+    async def _existing_inbound(self, conn: AsyncConnection, items: Sequence[InboundItem]) -> dict[tuple[str, str], HandleResult]:
+        by_channel: dict[str, set[str]] = defaultdict(set)
+        for item in items:
+            if item.message.external_id:
+                by_channel[item.message.channel].add(item.message.external_id)
+        found: dict[tuple[str, str], HandleResult] = {}
+        for channel, ids in by_channel.items():
+            rows = await conn.execute(
+                select(messages_t.c.id, messages_t.c.external_id, messages_t.c.conversation_id, messages_t.c.customer_id).where(
+                    messages_t.c.channel == channel, messages_t.c.direction == "in", messages_t.c.external_id.in_(ids)
+                )
+            )
+            for row in rows:
+                found[(channel, row.external_id)] = HandleResult(True, str(row.id), str(row.conversation_id), str(row.customer_id))
+        if found:
+            await self._attach_previous_replies(conn, found)
+        return found
+
+    async def _attach_previous_replies(self, conn: AsyncConnection, found: dict[tuple[str, str], HandleResult]) -> None:
+        """A retried request gets the replies the first one got (the REST channel returns them)."""
+        by_id = {uuid.UUID(r.message_id): r for r in found.values() if r.message_id}
+        rows = await conn.execute(
+            select(messages_t).where(messages_t.c.in_reply_to.in_(list(by_id))).order_by(messages_t.c.id)
+        )
+        for row in rows:
+            result = by_id[row.in_reply_to]
+            result.replies.append(
+                OutboundMessage.from_payload(
+                    row.channel,
+                    row.metadata.get("recipient", ""),
+                    {"text": row.text, "buttons": row.buttons, "attachments": row.attachments},
+                    message_id=str(row.id),
+                    conversation_id=str(row.conversation_id),
+                    customer_id=str(row.customer_id),
+                )
+            )
+
+    async def _edit_targets(self, conn: AsyncConnection, msgs: list[InboundMessage]) -> dict[tuple[str, str], dict[str, Any]]:
+        found: dict[tuple[str, str], dict[str, Any]] = {}
+        for msg in msgs:
+            row = (
+                await conn.execute(
+                    select(messages_t.c.id, messages_t.c.text, messages_t.c.metadata.label("meta"), messages_t.c.conversation_id, messages_t.c.customer_id).where(
+                        messages_t.c.channel == msg.channel, messages_t.c.direction == "in", messages_t.c.external_id == msg.edit_of
+                    )
+                )
+            ).first()
+            if row is not None:
+                found[(msg.channel, msg.edit_of or "")] = dict(row._mapping)
+        return found
+
+    async def _resolve_customers(self, conn: AsyncConnection, msgs: list[InboundMessage], work: _Work) -> list[CustomerState]:
+        by_channel: dict[str, set[str]] = defaultdict(set)
+        for msg in msgs:
+            by_channel[msg.channel].add(msg.sender_id)
+        identity_customer: dict[tuple[str, str], uuid.UUID] = {}
+        for channel, senders in by_channel.items():
+            rows = await conn.execute(
+                select(identities_t.c.external_id, identities_t.c.customer_id).where(
+                    identities_t.c.channel == channel, identities_t.c.external_id.in_(senders)
+                )
+            )
+            for row in rows:
+                identity_customer[(channel, row.external_id)] = row.customer_id
+        states = await self._load_customers(conn, set(identity_customer.values()))
+
+        missing: dict[tuple[str, str], InboundMessage] = {}
+        for msg in msgs:
+            key = (msg.channel, msg.sender_id)
+            if key not in identity_customer and key not in missing:
+                missing[key] = msg
+        if missing:
+            verified = await self._customers_by_verified_contact(conn, list(missing.values()))
+            for key, msg in missing.items():
+                existing = verified.get(key)
+                if existing is None:
+                    state = self._new_customer(msg, work)
+                else:
+                    state = existing
+                states[state.id] = state
+                identity_customer[key] = state.id
+                work.new_identities.append(
+                    {
+                        "id": new_id(),
+                        "customer_id": state.id,
+                        "channel": msg.channel,
+                        "external_id": msg.sender_id,
+                        "profile": _profile_dict(msg),
+                        "reachable": True,
+                        "created_at": work.now,
+                    }
+                )
+        for state in states.values():
+            work.seen_customers[state.id] = state
+        return [states[identity_customer[(m.channel, m.sender_id)]] for m in msgs]
+
+    async def _load_customers(self, conn: AsyncConnection, ids: set[uuid.UUID]) -> dict[uuid.UUID, CustomerState]:
+        if not ids:
+            return {}
+        states: dict[uuid.UUID, CustomerState] = {}
+        rows = await conn.execute(select(customers_t).where(customers_t.c.id.in_(ids)))
+        for row in rows:
+            states[row.id] = CustomerState(
+                id=row.id, name=row.name, first_name=row.first_name, last_name=row.last_name, email=row.email,
+                phone=row.phone, locale=row.locale, timezone=row.timezone, lifecycle_stage=row.lifecycle_stage,
+                attributes=dict(row.attributes or {}),
+            )
+        for row in await conn.execute(select(tags_t).where(tags_t.c.customer_id.in_(ids))):
+            states[row.customer_id].tags.add(row.tag)
+        return states
+
+    async def _customers_by_verified_contact(
+        self, conn: AsyncConnection, msgs: list[InboundMessage]
+    ) -> dict[tuple[str, str], CustomerState]:
+        """New identities whose platform vouches for an e-mail or phone join that customer."""
+        emails = {m.profile.email.lower() for m in msgs if m.profile.verified and m.profile.email}
+        phones = {m.profile.phone for m in msgs if m.profile.verified and m.profile.phone}
+        if not emails and not phones:
+            return {}
+        clauses = []
+        if emails:
+            clauses.append(customers_t.c.email.in_(emails))
+        if phones:
+            clauses.append(customers_t.c.phone.in_(phones))
+        rows = (await conn.execute(select(customers_t.c.id, customers_t.c.email, customers_t.c.phone).where(or_(*clauses)).order_by(customers_t.c.created_at))).all()
+        by_email = {}
+        by_phone = {}
+        for row in rows:
+            if row.email:
+                by_email.setdefault(row.email.lower(), row.id)
+            if row.phone:
+                by_phone.setdefault(row.phone, row.id)
+        states = await self._load_customers(conn, set(by_email.values()) | set(by_phone.values()))
+        matched: dict[tuple[str, str], CustomerState] = {}
+        for msg in msgs:
+            if not msg.profile.verified:
+                continue
+            cid = by_email.get((msg.profile.email or "").lower()) or by_phone.get(msg.profile.phone or "")
+            if cid is not None:
+                matched[(msg.channel, msg.sender_id)] = states[cid]
+        return matched
+
+    def _new_customer(self, msg: InboundMessage, work: _Work) -> CustomerState:
+        profile = msg.profile
+        names = [n for n in (profile.first_name, profile.last_name) if n]
+        state = CustomerState(
+            id=new_id(),
+            name=" ".join(names) or profile.username or None,
+            first_name=profile.first_name,
+            last_name=profile.last_name,
+            email=profile.email.lower() if profile.email and profile.verified else None,
+            phone=profile.phone if profile.phone and profile.verified else None,
+            locale=profile.language,
+            timezone=profile.timezone,
+            attributes={k: v for k, v in {"username": profile.username}.items() if v},
+            is_new=True,
+        )
+        work.new_customers.append(
+            {
+                "id": state.id, "name": state.name, "first_name": state.first_name, "last_name": state.last_name,
+                "email": state.email, "phone": state.phone, "locale": state.locale, "timezone": state.timezone,
+                "lifecycle_stage": "lead", "attributes": state.attributes, "last_seen_at": work.now,
+                "created_at": work.now, "updated_at": work.now,
+            }
+        )
+        return state
+
+    async def _open_conversations(
+        self, conn: AsyncConnection, pairs: list[tuple[InboundMessage, CustomerState]], work: _Work
+    ) -> dict[tuple[uuid.UUID, str], ConversationState]:
+        wanted = {(c.id, m.channel) for m, c in pairs}
+        found: dict[tuple[uuid.UUID, str], ConversationState] = {}
+        existing_ids = {cid for cid, _ in wanted if not work.seen_customers[cid].is_new}
+        if existing_ids:
+            rows = await conn.execute(
+                select(conversations_t).where(conversations_t.c.customer_id.in_(existing_ids), conversations_t.c.status != "resolved")
+            )
+            for row in rows:
+                key = (row.customer_id, row.channel)
+                if key in wanted:
+                    found[key] = ConversationState(
+                        id=row.id, customer_id=row.customer_id, channel=row.channel, status=row.status,
+                        assignee_id=row.assignee_id, team=row.team, priority=row.priority,
+                        bot_state=dict(row.bot_state or {}), thread=row.thread,
+                    )
+        for msg, customer in pairs:
+            key = (customer.id, msg.channel)
+            if key not in found:
+                found[key] = ConversationState(
+                    id=new_id(), customer_id=customer.id, channel=msg.channel, thread=msg.thread or msg.sender_id, is_new=True
+                )
+        return found
+
+    def _apply(self, item: InboundItem, customer: CustomerState, conv: ConversationState, work: _Work) -> HandleResult:
+        msg = item.message
+        now = work.now
+        message_id = new_id()
+        intent = None
+        if item.parse and isinstance(item.parse.get("intent"), dict):
+            intent = item.parse["intent"].get("name")
+        meta: dict[str, Any] = dict(msg.metadata)
+        if msg.payload:
+            meta["payload"] = msg.payload
+        if msg.thread:
+            meta["thread"] = msg.thread
+        if msg.sent_at:
+            meta["sent_at"] = msg.sent_at.isoformat()
+        if item.parse:
+            meta["nlu"] = {"intent": item.parse.get("intent"), "entities": item.parse.get("entities", [])}
+        work.messages.append(
+            {
+                "id": message_id, "conversation_id": conv.id, "customer_id": customer.id, "channel": msg.channel,
+                "direction": "in", "sender_kind": "customer", "sender_agent_id": None, "text": msg.text,
+                "attachments": [a.to_dict() for a in msg.attachments], "buttons": [], "external_id": msg.external_id,
+                "in_reply_to": None, "intent": intent, "status": None, "metadata": meta, "created_at": now, "edited_at": None,
+            }
+        )
+        conv.thread = msg.thread or msg.sender_id
+        work.conversations[conv.id] = conv
+        work.customer_updates[customer.id]["last_seen_at"] = now
+        if conv.status == "snoozed":
+            conv.status = "open" if conv.assignee_id else "pending"
+
+        result = HandleResult(False, str(message_id), str(conv.id), str(customer.id))
+        if conv.status in HUMAN_STATES:
+            return result  # a person holds it: the bot stays silent
+        try:
+            decision = self.decide(Turn(msg, item.parse, customer, conv))
+        except Exception:  # noqa: BLE001 - a broken bot must not lose the message
+            log.exception("bot failed on message %s; storing it unanswered", message_id)
+            return result
+        self._apply_decision(decision, msg, message_id, customer, conv, work, result)
+        return result
+
+    def _apply_decision(
+        self,
+        decision: Decision,
+        msg: InboundMessage,
+        message_id: uuid.UUID,
+        customer: CustomerState,
+        conv: ConversationState,
+        work: _Work,
+        result: HandleResult,
+    ) -> None:
+        now = work.now
+        recipient = conv.thread or msg.sender_id
+        inline = msg.channel in self.inline_channels
+        for reply in decision.replies:
+            reply_id = new_id()
+            out = OutboundMessage(
+                channel=msg.channel, recipient=recipient, text=reply.text, buttons=list(reply.buttons),
+                attachments=list(reply.attachments), metadata=dict(reply.metadata), message_id=str(reply_id),
+                conversation_id=str(conv.id), customer_id=str(customer.id),
+            )
+            work.messages.append(
+                {
+                    "id": reply_id, "conversation_id": conv.id, "customer_id": customer.id, "channel": msg.channel,
+                    "direction": "out", "sender_kind": "bot", "sender_agent_id": None, "text": reply.text,
+                    "attachments": [a.to_dict() for a in reply.attachments], "buttons": [b.to_dict() for b in reply.buttons],
+                    "external_id": None, "in_reply_to": message_id, "intent": None,
+                    "status": "sent" if inline else "queued", "metadata": {"recipient": recipient, **reply.metadata},
+                    "created_at": now, "edited_at": None,
+                }
+            )
+            if not inline:
+                outbox_id = new_id()
+                out.outbox_id = str(outbox_id)
+                work.outbox.append(
+                    {
+                        "id": outbox_id, "message_id": reply_id, "conversation_id": conv.id, "customer_id": customer.id,
+                        "channel": msg.channel, "recipient": recipient, "payload": out.to_payload(), "status": "queued",
+                        "attempts": 0, "next_attempt_at": now, "claimed_until": None, "last_error": None,
+                        "external_id": None, "created_at": now, "sent_at": None,
+                    }
+                )
+            result.replies.append(out)
+        if decision.bot_state is not None:
+            conv.bot_state = decision.bot_state
+        if decision.handoff is not None:
+            conv.status = "pending"
+            conv.team = decision.handoff.team
+            conv.priority = decision.handoff.priority
+            work.messages.append(
+                {
+                    "id": new_id(), "conversation_id": conv.id, "customer_id": customer.id, "channel": msg.channel,
+                    "direction": "sys", "sender_kind": "system", "sender_agent_id": None,
+                    "text": f"Handed off to {decision.handoff.team} ({decision.handoff.reason})",
+                    "attachments": [], "buttons": [], "external_id": None, "in_reply_to": message_id, "intent": None,
+                    "status": None, "metadata": {"event": "handoff", "team": decision.handoff.team,
+                                                 "priority": decision.handoff.priority, "reason": decision.handoff.reason},
+                    "created_at": now, "edited_at": None,
+                }
+            )
+        updates = {k: v for k, v in decision.customer_updates.items() if k in CUSTOMER_FIELDS}
+        for key, value in updates.items():
+            setattr(customer, key, value)
+        if decision.attributes:
+            customer.attributes.update(decision.attributes)
+            updates["attributes"] = dict(customer.attributes)
+        if updates:
+            updates["updated_at"] = now
+            work.customer_updates[customer.id].update(updates)
+        for channel, purpose, granted in decision.consents:
+            work.consents.append({"customer_id": customer.id, "channel": channel, "purpose": purpose, "granted": granted})
+        for tag in sorted(decision.add_tags - customer.tags):
+            customer.tags.add(tag)
+            work.new_tags.append({"customer_id": customer.id, "tag": tag})
+
+    async def _flush(self, conn: AsyncConnection, work: _Work) -> None:
+        if work.new_customers:
+            await conn.execute(insert(customers_t), work.new_customers)
+        if work.new_identities:
+            await conn.execute(insert(identities_t), work.new_identities)
+        new_convs = []
+        changed_convs = []
+        for state in work.conversations.values():
+            record = {
+                "status": state.status, "assignee_id": state.assignee_id, "team": state.team, "priority": state.priority,
+                "bot_state": state.bot_state, "thread": state.thread, "updated_at": work.now, "last_message_at": work.now,
+            }
+            if state.is_new:
+                new_convs.append({"id": state.id, "customer_id": state.customer_id, "channel": state.channel,
+                                  "created_at": work.now, "snoozed_until": None, **record})
+            else:
+                changed_convs.append({"b_id": state.id, **record})
+        if new_convs:
+            await conn.execute(insert(conversations_t), new_convs)
+        if changed_convs:
+            stmt = (
+                update(conversations_t)
+                .where(conversations_t.c.id == bindparam("b_id"))
+                .values({k: bindparam(k) for k in changed_convs[0] if k != "b_id"})
+            )
+            await conn.execute(stmt.values(snoozed_until=None), changed_convs)
+        if work.messages:
+            await conn.execute(insert(messages_t), work.messages)
+        for edit in work.edits:
+            meta = dict(edit["meta"] or {})
+            meta.setdefault("edits", []).append({"text": edit["previous"], "replaced_at": work.now.isoformat()})
+            await conn.execute(
+                update(messages_t).where(messages_t.c.id == edit["id"]).values(text=edit["text"], edited_at=work.now, metadata=meta)
+            )
+        if work.outbox:
+            await conn.execute(insert(outbox_t), work.outbox)
+        await self._flush_customer_updates(conn, work)
+        if work.new_tags:
+            await conn.execute(insert(tags_t), work.new_tags)
+        for consent in work.consents:
+            await conn.execute(
+                consents_t.delete().where(
+                    and_(consents_t.c.customer_id == consent["customer_id"], consents_t.c.channel == consent["channel"],
+                         consents_t.c.purpose == consent["purpose"])
+                )
+            )
+            await conn.execute(insert(consents_t).values(id=new_id(), source="bot", updated_at=work.now, **consent))
+
+    async def _flush_customer_updates(self, conn: AsyncConnection, work: _Work) -> None:
+        new_ids = {row["id"] for row in work.new_customers}
+        plain: list[dict[str, Any]] = []
+        for cid, fields in work.customer_updates.items():
+            if not fields:
+                continue
+            if set(fields) == {"last_seen_at"}:
+                if cid not in new_ids:
+                    plain.append({"b_id": cid, "last_seen_at": fields["last_seen_at"]})
+                continue
+            await conn.execute(update(customers_t).where(customers_t.c.id == cid).values(**fields))
+        if plain:
+            await conn.execute(
+                update(customers_t).where(customers_t.c.id == bindparam("b_id")).values(last_seen_at=bindparam("last_seen_at")),
+                plain,
+            )
+
+
+def _profile_dict(msg: InboundMessage) -> dict[str, Any]:
+    profile = msg.profile
+    return {k: v for k, v in {
+        "first_name": profile.first_name, "last_name": profile.last_name, "username": profile.username,
+        "language": profile.language, "email": profile.email, "phone": profile.phone,
+    }.items() if v}

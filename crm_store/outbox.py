@@ -1,0 +1,146 @@
+"""Claiming and settling outbox rows.
+
+A claim moves rows to ``sending`` with a lease and counts the attempt in the
+same statement, so two workers (or two processes) never hold the same row,
+and a worker that dies mid-send leaves rows that come back when their lease
+runs out.  Results are settled in batches, like inbound writes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from sqlalchemy import bindparam, func, or_, select, update
+
+from crm_store.database import Database
+from crm_store.models import ChannelIdentity, Message, OutboxRow
+from crm_store.records import OutboundMessage
+from crm_store.types import utcnow
+
+outbox_t = OutboxRow.__table__
+messages_t = Message.__table__
+
+Outcome = Literal["sent", "retry", "failed", "defer"]
+
+
+@dataclass(slots=True)
+class Settlement:
+    outbox_id: str
+    message_id: str | None
+    outcome: Outcome
+    next_attempt_at: dt.datetime | None = None
+    error: str | None = None
+    external_id: str | None = None
+
+
+class Outbox:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def claim(self, limit: int, lease_seconds: float, channels: Sequence[str] | None = None) -> list[OutboundMessage]:
+        now = utcnow()
+        due = or_(
+            (outbox_t.c.status == "queued") & (outbox_t.c.next_attempt_at <= now),
+            (outbox_t.c.status == "sending") & (outbox_t.c.claimed_until < now),
+        )
+        pick = select(outbox_t.c.id).where(due)
+        if channels is not None:
+            pick = pick.where(outbox_t.c.channel.in_(list(channels)))
+        pick = pick.order_by(outbox_t.c.next_attempt_at).limit(limit).with_for_update(skip_locked=True)
+        async with self.db.write() as conn:
+            ids = [row.id for row in await conn.execute(pick)]
+            if not ids:
+                return []
+            rows = await conn.execute(
+                update(outbox_t)
+                .where(outbox_t.c.id.in_(ids))
+                .values(status="sending", attempts=outbox_t.c.attempts + 1, claimed_until=now + dt.timedelta(seconds=lease_seconds))
+                .returning(outbox_t)
+            )
+            claimed = rows.all()
+        claimed.sort(key=lambda r: r.next_attempt_at)
+        return [
+            OutboundMessage.from_payload(
+                row.channel, row.recipient, row.payload, outbox_id=str(row.id),
+                message_id=str(row.message_id) if row.message_id else None,
+                conversation_id=str(row.conversation_id) if row.conversation_id else None,
+                customer_id=str(row.customer_id) if row.customer_id else None, attempt=row.attempts,
+            )
+            for row in claimed
+        ]
+
+    async def settle(self, results: Sequence[Settlement]) -> list[None]:
+        """Record many send results in one transaction (a group-commit batch)."""
+        now = utcnow()
+        by_outcome: dict[str, list[Settlement]] = {}
+        for result in results:
+            by_outcome.setdefault(result.outcome, []).append(result)
+        async with self.db.write() as conn:
+            if sent := by_outcome.get("sent"):
+                await conn.execute(
+                    update(outbox_t).where(outbox_t.c.id == bindparam("b_id"))
+                    .values(status="sent", sent_at=now, claimed_until=None, external_id=bindparam("b_ext"), last_error=None),
+                    [{"b_id": uuid.UUID(r.outbox_id), "b_ext": r.external_id} for r in sent],
+                )
+            for outcome, status in (("retry", "queued"), ("defer", "queued")):
+                if rows := by_outcome.get(outcome):
+                    values = {"status": status, "claimed_until": None, "next_attempt_at": bindparam("b_next"), "last_error": bindparam("b_err")}
+                    if outcome == "defer":
+                        values["attempts"] = outbox_t.c.attempts - 1
+                    await conn.execute(
+                        update(outbox_t).where(outbox_t.c.id == bindparam("b_id")).values(values),
+                        [{"b_id": uuid.UUID(r.outbox_id), "b_next": r.next_attempt_at or now, "b_err": r.error} for r in rows],
+                    )
+            if failed := by_outcome.get("failed"):
+                await conn.execute(
+                    update(outbox_t).where(outbox_t.c.id == bindparam("b_id"))
+                    .values(status="failed", claimed_until=None, last_error=bindparam("b_err")),
+                    [{"b_id": uuid.UUID(r.outbox_id), "b_err": r.error} for r in failed],
+                )
+            message_updates = [
+                {"b_id": uuid.UUID(r.message_id), "b_status": "sent" if r.outcome == "sent" else "failed", "b_ext": r.external_id}
+                for r in results
+                if r.message_id and r.outcome in ("sent", "failed")
+            ]
+            if message_updates:
+                await conn.execute(
+                    update(messages_t).where(messages_t.c.id == bindparam("b_id"))
+                    .values(status=bindparam("b_status"), external_id=bindparam("b_ext")),
+                    message_updates,
+                )
+        return [None] * len(results)
+
+    async def mark_unreachable(self, channel: str, customer_id: str | None, recipient: str) -> None:
+        """The customer blocked us on ``channel``: stop trying that identity."""
+        identities = ChannelIdentity.__table__
+        async with self.db.write() as conn:
+            stmt = update(identities).where(identities.c.channel == channel)
+            if customer_id:
+                stmt = stmt.where(identities.c.customer_id == uuid.UUID(customer_id))
+            else:
+                stmt = stmt.where(identities.c.external_id == recipient)
+            await conn.execute(stmt.values(reachable=False))
+
+    async def release(self, channel: str, recipient: str) -> int:
+        """Make a recipient's deferred rows due now (the web chat visitor came back)."""
+        async with self.db.write() as conn:
+            result = await conn.execute(
+                update(outbox_t)
+                .where(outbox_t.c.channel == channel, outbox_t.c.recipient == recipient, outbox_t.c.status == "queued")
+                .values(next_attempt_at=utcnow())
+            )
+            return result.rowcount or 0
+
+    async def depth(self) -> dict[str, int]:
+        async with self.db.read() as conn:
+            rows = await conn.execute(
+                select(outbox_t.c.status, func.count()).where(outbox_t.c.status.in_(("queued", "sending"))).group_by(outbox_t.c.status)
+            )
+            return {row[0]: row[1] for row in rows}
+
+
+__all__ = ["Outbox", "Settlement"]
