@@ -4,9 +4,17 @@ Imports none of Dangol's other packages, so the bot can swap it for a Rasa
 server without the rest of the service noticing.
 """
 
-from nlu.training_data import Example, EntityAnnotation, TrainingData, TrainingDataError, load_training_data
+from nlu.classifier import FALLBACK_INTENT, ClassifierConfig
+from nlu.model import Model, ModelError, load_model, train
+from nlu.training_data import EntityAnnotation, Example, TrainingData, TrainingDataError, load_training_data
 
 __all__ = [
+    "FALLBACK_INTENT",
+    "ClassifierConfig",
+    "Model",
+    "ModelError",
+    "load_model",
+    "train",
     "EntityAnnotation",
     "Example",
     "TrainingData",

@@ -1,0 +1,114 @@
+"""The built-in model: Rasa's parse answer shape, persistence, fallback, calibration."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nlu import FALLBACK_INTENT, Model, ModelError, TrainingData, load_model, train
+from nlu.features import Featurizer
+
+GREET = ["hi", "hello", "hey there", "good morning", "hello friend", "hi bot", "hey", "good evening"]
+BYE = ["bye", "goodbye", "see you later", "see you", "bye bye", "good night", "farewell", "talk to you later"]
+ORDER = ["where is my order", "track my order", "my order has not arrived", "order status please",
+         "when will my order arrive", "has my order shipped", "status of order 12345", "where is my package"]
+
+
+@pytest.fixture(scope="module")
+def small_model() -> Model:
+    pairs = [(t, "greet") for t in GREET] + [(t, "goodbye") for t in BYE] + [(t, "order_status") for t in ORDER]
+    return train(TrainingData.from_pairs(pairs))
+
+
+def test_parse_answers_in_rasa_shape(small_model: Model) -> None:
+    answer = small_model.parse("where is my order #12345?")
+    assert answer["text"] == "where is my order #12345?"
+    assert answer["intent"]["name"] == "order_status"
+    assert isinstance(answer["intent"]["confidence"], float)
+    assert [r["name"] for r in answer["intent_ranking"]][0] == "order_status"
+    assert abs(sum(r["confidence"] for r in answer["intent_ranking"]) - 1.0) < 1e-6
+    assert answer["entities"] == [
+        {"entity": "order_number", "start": 19, "end": 24, "value": "12345", "extractor": "BuiltinEntityExtractor"}
+    ]
+    json.dumps(answer)  # JSON-serialisable as is
+
+
+def test_ranking_holds_at_most_ten_intents() -> None:
+    pairs = [(f"topic{i} question number {j}", f"intent_{i}") for i in range(15) for j in range(3)]
+    answer = train(TrainingData.from_pairs(pairs)).parse("topic3 question")
+    assert len(answer["intent_ranking"]) == 10
+
+
+def test_low_confidence_answers_nlu_fallback_with_the_ranking_kept(small_model: Model) -> None:
+    strict = Model(small_model.intent_model, 0.999, small_model.extractor)
+    answer = strict.parse("hello")
+    assert answer["intent"] == {"name": FALLBACK_INTENT, "confidence": 0.999}
+    assert answer["intent_ranking"][1]["name"] == "greet"
+
+
+def test_default_threshold_without_oos_intent_is_point_three(small_model: Model) -> None:
+    assert small_model.threshold == 0.3
+    assert small_model.metadata["threshold_source"] == "default"
+
+
+def test_explicit_threshold_wins() -> None:
+    pairs = [(t, "greet") for t in GREET] + [(t, "goodbye") for t in BYE]
+    assert train(TrainingData.from_pairs(pairs), threshold=0.55).threshold == 0.55
+
+
+def test_saved_model_loads_and_answers_identically(small_model: Model, tmp_path: Path) -> None:
+    small_model.save(tmp_path / "m")
+    loaded = load_model(tmp_path / "m")
+    for text in ["hi", "bye now", "track order A1B2C3", "완전히 다른 말"]:
+        assert loaded.parse(text) == small_model.parse(text)
+
+
+def test_loading_a_folder_that_is_not_a_model_says_so(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="not a Dangol NLU model"):
+        load_model(tmp_path)
+    with pytest.raises(ModelError, match="no such model"):
+        load_model(tmp_path / "missing")
+
+
+def test_a_model_of_another_format_version_is_refused(small_model: Model, tmp_path: Path) -> None:
+    small_model.save(tmp_path / "m")
+    meta = json.loads((tmp_path / "m" / "model.json").read_text())
+    meta["format_version"] = 99
+    (tmp_path / "m" / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match="version 99"):
+        load_model(tmp_path / "m")
+
+
+def test_fast_featurizer_equals_sklearn_transform() -> None:
+    texts = ["Hello WORLD", "ｆｕｌｌ-width Ｔｅｘｔ", "주문했는데 아직 안 왔어요", "a a a b"]
+    f = Featurizer()
+    matrix = f.fit_transform(texts + ["other words here"]).toarray()
+    for i, text in enumerate(texts):
+        idx, vals = f.transform_one(text)
+        row = np.zeros(f.n_features)
+        row[idx] = vals
+        assert np.allclose(row, matrix[i])
+
+
+def test_single_intent_data_still_trains() -> None:
+    model = train(TrainingData.from_pairs([("hi", "greet"), ("hello", "greet")]))
+    assert model.parse("hey")["intent"] == {"name": "greet", "confidence": 1.0}
+
+
+def test_blank_text_is_a_fallback(small_model: Model) -> None:
+    assert small_model.parse("  ")["intent"]["name"] == FALLBACK_INTENT
+
+
+def test_retrieval_intents_fill_the_response_selector() -> None:
+    pairs = [(t, "greet") for t in GREET] + [
+        ("what is your name", "chitchat/ask_name"), ("who are you", "chitchat/ask_name"), ("your name?", "chitchat/ask_name"),
+        ("how is the weather", "chitchat/ask_weather"), ("is it raining", "chitchat/ask_weather"), ("is it sunny", "chitchat/ask_weather"),
+    ]
+    answer = train(TrainingData.from_pairs(pairs)).parse("what's the weather like")
+    assert answer["intent"]["name"] == "chitchat"
+    selected = answer["response_selector"]["chitchat"]["response"]
+    assert selected["intent_response_key"] == "chitchat/ask_weather"
+    assert selected["utter_action"] == "utter_chitchat/ask_weather"
