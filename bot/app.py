@@ -1,0 +1,164 @@
+"""The one aiohttp application: webhooks, widget, API, health and metrics.
+
+Routes are mounted when the app is created; the store, the engine, the
+channels' sessions and the delivery worker start with the event loop and
+stop in reverse order, so a SIGTERM finishes in-flight work before exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from bot.brain import load_bot
+from bot.config import CoreSettings
+from bot.engine import Engine
+from bot.metrics import Metrics
+from channels.base import Channel, HandleResult, InboundMessage
+from channels.delivery import DeliveryWorker
+from channels.http import error_body, json_error
+from channels.registry import enabled_channels
+from crm_store.database import Database, SchemaNotCurrent
+from crm_store.outbox import Outbox
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    """Everything the request handlers reach through ``request.app[SERVICES]``."""
+
+    settings: CoreSettings
+    metrics: Metrics
+    channels: dict[str, Channel]
+    db: Database | None = None
+    engine: Engine | None = None
+    outbox: Outbox | None = None
+    delivery: DeliveryWorker | None = None
+    started_at: float = field(default_factory=time.time)
+
+
+SERVICES: web.AppKey[Services] = web.AppKey("services", Services)
+Extension = Callable[[web.Application], None]
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+    """Every error leaves as the shared JSON body; nothing leaks a traceback."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400 or exc.content_type == "application/json":
+            raise
+        code = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}.get(exc.status, "http_error")
+        message = {404: f"no route for {request.method} {request.path}", 405: f"{request.method} is not allowed on {request.path}",
+                   413: "request body is too large"}.get(exc.status, exc.reason)
+        raise json_error(exc.status, code, message, method=request.method, allowed=getattr(exc, "allowed_methods", ()),
+                         max_size=request.app._client_max_size, actual_size=request.content_length or 0) from None  # noqa: SLF001
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return web.json_response(error_body("internal", "internal error; it has been logged"), status=500)
+
+
+def create_app(settings: CoreSettings, *, extensions: list[Extension] | None = None) -> web.Application:
+    metrics = Metrics()
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[error_middleware])
+    channels = {channel.name: channel for channel in enabled_channels(settings)}
+    services = Services(settings=settings, metrics=metrics, channels=channels)
+    app[SERVICES] = services
+
+    async def handle_inbound(message: InboundMessage) -> HandleResult:
+        if services.engine is None:
+            raise json_error(503, "starting", "the service is starting or stopping")
+        return await services.engine.handle(message)
+
+    for channel in channels.values():
+        channel.setup(app, handle_inbound)
+    from bot import health
+
+    health.setup(app)
+    for extend in extensions or []:
+        extend(app)
+    app.cleanup_ctx.append(_lifecycle)
+    return app
+
+
+async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
+    services = app[SERVICES]
+    settings = services.settings
+    db = Database(settings.database_url, pool_size=settings.db_pool_size, sqlite_synchronous=settings.sqlite_synchronous)
+    services.db = db
+    if db.is_sqlite:
+        await db.upgrade()
+    else:
+        try:
+            await db.check_current()
+        except SchemaNotCurrent as exc:
+            log.error("%s; run `dangol db upgrade`", exc)
+    decide, parser = await load_bot(
+        settings.bot_path, nlu_model=settings.nlu_model, rasa_url=settings.rasa_url, rasa_timeout=settings.rasa_timeout
+    )
+    services.outbox = Outbox(db)
+    if settings.delivery_enabled:
+        services.delivery = build_delivery(services)
+    engine = Engine(
+        db, decide, parser,
+        inline_channels={name for name, ch in services.channels.items() if ch.inline_replies},
+        on_outbox=services.delivery.wake if services.delivery else None,
+        max_batch=settings.group_commit_max,
+        on_handled=lambda msg, result, seconds: _count(services.metrics, msg, result, seconds),
+    )
+    engine.start()
+    for channel in services.channels.values():
+        await channel.start()
+    services.engine = engine
+    if services.delivery:
+        services.delivery.start()
+    log.info("dangol started: channels %s, store %s", ", ".join(sorted(services.channels)) or "none", "sqlite" if db.is_sqlite else "postgresql")
+    try:
+        yield
+    finally:
+        log.info("stopping: finishing in-flight work")
+        services.engine = None
+        await engine.close()
+        if services.delivery:
+            await services.delivery.stop(settings.shutdown_timeout)
+        for channel in services.channels.values():
+            await channel.stop()
+        closer = getattr(parser, "close", None)
+        if closer is not None:
+            await closer()
+        await db.dispose()
+        log.info("stopped cleanly")
+
+
+def build_delivery(services: Services) -> DeliveryWorker:
+    settings = services.settings
+    assert services.outbox is not None
+    metrics = services.metrics
+    return DeliveryWorker(
+        services.outbox,
+        {name: ch for name, ch in services.channels.items() if not ch.inline_replies},
+        batch=settings.delivery_batch,
+        concurrency=settings.delivery_concurrency,
+        max_attempts=settings.delivery_max_attempts,
+        backoff_base=settings.delivery_backoff_base,
+        backoff_cap=settings.delivery_backoff_cap,
+        lease_seconds=settings.delivery_lease_seconds,
+        rate_limits=getattr(settings, "delivery_rate_limits", True),
+        on_result=lambda message, outcome: metrics.messages_out.labels(message.channel, outcome).inc(),
+    )
+
+
+def _count(metrics: Metrics, message: InboundMessage, result: HandleResult, seconds: float) -> None:
+    metrics.messages_in.labels(message.channel, "duplicate" if result.duplicate else "stored").inc()
+    metrics.handling.labels(message.channel).observe(seconds)
+    if result.replies and message.channel == "rest":
+        metrics.messages_out.labels(message.channel, "sent").inc(len(result.replies))

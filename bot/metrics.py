@@ -1,0 +1,27 @@
+"""Prometheus metrics, one registry per app so tests can run many apps at once."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.messages_in = Counter(
+            "dangol_messages_in_total", "Inbound messages by channel and outcome", ["channel", "outcome"], registry=self.registry
+        )
+        self.messages_out = Counter(
+            "dangol_messages_out_total", "Outbound sends by channel and result", ["channel", "result"], registry=self.registry
+        )
+        self.handling = Histogram(
+            "dangol_message_handling_seconds", "Inbound message handling time, store included", ["channel"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0), registry=self.registry,
+        )
+        self.outbox_depth = Gauge("dangol_outbox_depth", "Outbox rows not yet settled", ["status"], registry=self.registry)
+        self.http_requests = Counter(
+            "dangol_http_requests_total", "HTTP requests by route and status", ["route", "status"], registry=self.registry
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,136 @@
+"""Fixtures shared by the whole suite.
+
+Store tests run on SQLite always and on PostgreSQL too: ``db_url`` is
+parametrised over both.  Each test run creates its own PostgreSQL database
+with a random name and drops it at the end; each test starts from empty
+tables.  With ``CI=true`` a missing PostgreSQL or a missing ``../shared``
+fails the run instead of skipping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import shutil
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from bot.config import CoreSettings, load_settings
+from crm_store.database import Database
+from crm_store.models import Base
+
+ROOT = Path(__file__).resolve().parent.parent
+IN_CI = os.environ.get("CI", "").lower() == "true"
+PG_ADMIN_URL = os.environ.get("DANGOL_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def need(reason: str) -> None:
+    """Skip for a developer; fail in CI, where nothing may be silently left out."""
+    if IN_CI:
+        pytest.fail(f"required in CI: {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    path = Path(os.environ.get("DANGOL_SHARED", ROOT.parent / "shared"))
+    if not path.is_dir():
+        need(f"shared fixtures folder {path} is absent (set DANGOL_SHARED)")
+    return path
+
+
+async def _pg_admin(sql: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(PG_ADMIN_URL, timeout=5)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database for this run, dropped at the end."""
+    name = f"dangol_test_{secrets.token_hex(6)}"
+    try:
+        asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:  # noqa: BLE001 - any failure to reach PostgreSQL means the same
+        need(f"PostgreSQL at {PG_ADMIN_URL} is not reachable: {exc}")
+    base = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+    url = f"{base}/{name}"
+
+    async def migrate() -> None:
+        db = Database(url)
+        await db.upgrade()
+        await db.dispose()
+
+    asyncio.run(migrate())
+    yield url
+    asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite file copied for each test: migrating once is much faster."""
+    path = tmp_path_factory.mktemp("template") / "template.db"
+
+    async def migrate() -> None:
+        db = Database(f"sqlite+aiosqlite:///{path}")
+        await db.upgrade()
+        await db.writer.dispose()
+        async with db.writer.connect() as conn:
+            await conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        await db.dispose()
+
+    asyncio.run(migrate())
+    return path
+
+
+async def _truncate(url: str) -> None:
+    db = Database(url)
+    names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    async with db.write() as conn:
+        await conn.execute(text(f"TRUNCATE {names} CASCADE"))
+    await db.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        template: Path = request.getfixturevalue("sqlite_template")
+        path = tmp_path / "dangol.db"
+        shutil.copyfile(template, path)
+        return f"sqlite+aiosqlite:///{path}"
+    url: str = request.getfixturevalue("pg_database")
+    asyncio.run(_truncate(url))
+    return url
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path, sqlite_template: Path) -> str:
+    """For tests about behaviour that does not depend on the database kind."""
+    path = tmp_path / "dangol.db"
+    shutil.copyfile(sqlite_template, path)
+    return f"sqlite+aiosqlite:///{path}"
+
+
+@pytest.fixture
+async def db(db_url: str) -> AsyncIterator[Database]:
+    database = Database(db_url)
+    yield database
+    await database.dispose()
+
+
+@pytest.fixture
+def make_settings(db_url: str) -> Callable[..., CoreSettings]:
+    def build(**overrides: Any) -> CoreSettings:
+        overrides.setdefault("database_url", db_url)
+        return load_settings(**overrides)
+
+    return build
