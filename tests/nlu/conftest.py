@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+
+# tests/conftest.py puts tests/ on sys.path (pytest's prepend import mode), where
+# this very folder looks like a namespace package `nlu` that shadows the real one
+# (the editable install's finder comes after the path finder). Until the suite sets
+# `pythonpath = ["."]` or importlib mode, make the repository root win.
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+_shadow = sys.modules.get("nlu")
+if _shadow is not None and getattr(_shadow, "__file__", None) is None:
+    for _name in [m for m in sys.modules if m == "nlu" or m.startswith("nlu.")]:
+        del sys.modules[_name]
 
 
 def find_shared_dir() -> Path | None:

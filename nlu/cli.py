@@ -1,0 +1,122 @@
+"""`dangol nlu ...`: train, evaluate and try a model from the shell.
+
+Every user error becomes a one-line `click.ClickException` (exit 1) naming
+the file and line, because a traceback hides the one line the user must fix.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Any
+
+import click
+
+from nlu.evaluate import evaluate as evaluate_model
+from nlu.model import Model, ModelError, load_model, train as train_model
+from nlu.training_data import TrainingData, TrainingDataError, load_training_data
+
+
+def _progress(message: str) -> None:
+    click.echo(f"  {message}", err=True)
+
+
+def _read_data(paths: tuple[str, ...]) -> TrainingData:
+    if not paths:
+        raise click.UsageError("give at least one training data file or folder")
+    _progress(f"reading {len(paths)} path(s)")
+    try:
+        data = load_training_data(list(paths))
+    except TrainingDataError as exc:
+        raise click.ClickException(str(exc)) from None
+    if not data.examples_as_written:
+        raise click.ClickException(f"no intent examples found in: {', '.join(paths)}")
+    _progress(
+        f"read {len(data.examples_as_written)} examples ({len(data.examples)} unique), "
+        f"{len(data.intents)} intents, {len(data.synonyms)} synonyms, {len(data.regexes)} regexes, {len(data.lookups)} lookups"
+    )
+    return data
+
+
+def _load(path: str) -> Model:
+    try:
+        return load_model(path)
+    except ModelError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@click.group(name="nlu")
+def nlu() -> None:
+    """Train, evaluate and try the built-in NLU model (Rasa-format data)."""
+
+
+@nlu.command()
+@click.argument("data", nargs=-1, required=True, type=click.Path())
+@click.option("--out", "out", required=True, type=click.Path(), help="Directory to write the model to.")
+@click.option("--threshold", type=click.FloatRange(0.0, 1.0), default=None,
+              help="nlu_fallback threshold; default: chosen on validation when the data has an 'oos' intent, else 0.3.")
+def train(data: tuple[str, ...], out: str, threshold: float | None) -> None:
+    """Train a model on DATA (Rasa YAML/Markdown/JSON or text,intent CSV; files or folders)."""
+    started = time.perf_counter()
+    training_data = _read_data(data)
+    try:
+        model = train_model(training_data, threshold=threshold, progress=_progress)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    try:
+        model.save(out)
+    except (OSError, ModelError) as exc:
+        raise click.ClickException(f"cannot write model to {out}: {exc}") from None
+    info = model.metadata
+    click.echo(
+        f"trained {info['examples']} examples, {info['intents']} intents in {time.perf_counter() - started:.1f} s; "
+        f"threshold {model.threshold:.3f} ({info['threshold_source']}); model written to {out}"
+    )
+
+
+def _print_report(report: dict[str, Any]) -> None:
+    click.echo(f"examples       {report['examples']}")
+    click.echo(f"accuracy       {report['accuracy']:.4f}   (top-1 ignoring fallback {report['top1_accuracy']:.4f})")
+    click.echo(f"macro F1       {report['macro_f1']:.4f}")
+    click.echo(f"fallback rate  {report['fallback_rate']:.4f}")
+    if "oos_recall" in report:
+        in_scope = report["in_scope_accuracy"]
+        click.echo(f"in-scope accuracy    {in_scope:.4f}" if in_scope is not None else "in-scope accuracy    n/a")
+        click.echo(f"out-of-scope recall  {report['oos_recall']:.4f}")
+    click.echo("")
+    width = max(len(name) for name in report["per_intent"])
+    click.echo(f"{'intent':<{width}}  precision  recall  f1      support")
+    for name, s in report["per_intent"].items():
+        click.echo(f"{name:<{width}}  {s['precision']:.3f}      {s['recall']:.3f}   {s['f1']:.3f}   {s['support']}")
+    if report["confused_pairs"]:
+        click.echo("")
+        click.echo("most confused (intent -> predicted: count)")
+        for pair in report["confused_pairs"]:
+            click.echo(f"  {pair['intent']} -> {pair['predicted']}: {pair['count']}")
+
+
+@nlu.command()
+@click.option("--model", "model_path", required=True, type=click.Path(), help="Model directory written by 'nlu train'.")
+@click.argument("data", nargs=-1, required=True, type=click.Path())
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
+def evaluate(model_path: str, data: tuple[str, ...], as_json: bool) -> None:
+    """Score a model on labelled DATA: accuracy, macro F1, per intent, confusions, out-of-scope."""
+    model = _load(model_path)
+    test_data = _read_data(data)
+    report = evaluate_model(model, test_data)
+    if as_json:
+        click.echo(json.dumps(report, ensure_ascii=False))
+    else:
+        _print_report(report)
+
+
+@nlu.command()
+@click.option("--model", "model_path", required=True, type=click.Path(), help="Model directory written by 'nlu train'.")
+@click.argument("text")
+def parse(model_path: str, text: str) -> None:
+    """Print the Rasa-shaped parse of TEXT as JSON."""
+    model = _load(model_path)
+    answer = model.parse(text)
+    sys.stdout.flush()
+    click.echo(json.dumps(answer, ensure_ascii=False, indent=2))

@@ -1,0 +1,121 @@
+"""Parsers the bot calls: the built-in model, or a Rasa server with the built-in model behind it.
+
+Rasa runs as its own process (it cannot share our Python); when it is down,
+slow or answers garbage, the conversation must go on, so every failure falls
+back to the local model, or to an `nlu_fallback` answer the bot knows how to handle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any, Protocol, runtime_checkable
+
+import aiohttp
+
+from nlu.classifier import FALLBACK_INTENT
+from nlu.entities import builtin_entities
+from nlu.model import Model, load_model
+
+log = logging.getLogger(__name__)
+
+
+@runtime_checkable
+class Parser(Protocol):
+    """What the bot needs from NLU: one async call answering Rasa's parse shape."""
+
+    async def parse(self, text: str) -> dict[str, Any]: ...
+
+
+def fallback_answer(text: str) -> dict[str, Any]:
+    """The answer when no model can be asked; built-in entities still work without one."""
+    return {
+        "text": text,
+        "intent": {"name": FALLBACK_INTENT, "confidence": 0.0},
+        "intent_ranking": [],
+        "entities": builtin_entities(text),
+    }
+
+
+class LocalParser:
+    """The built-in model behind the async `Parser` interface (parse takes well under a millisecond)."""
+
+    def __init__(self, model: Model) -> None:
+        self.model = model
+
+    async def parse(self, text: str) -> dict[str, Any]:
+        return self.model.parse(text)
+
+    async def close(self) -> None:
+        return None
+
+
+class RasaBackend:
+    """`POST {url}/model/parse` on a Rasa server, falling back to a local model on any failure."""
+
+    def __init__(
+        self,
+        url: str,
+        timeout: float = 3.0,
+        fallback: Model | None = None,
+        session: aiohttp.ClientSession | None = None,
+        token: str | None = None,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self.timeout = aiohttp.ClientTimeout(total=timeout)
+        self.fallback = fallback
+        self.token = token
+        self._session = session
+        self._owns_session = session is None
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession()
+            self._owns_session = True
+        return self._session
+
+    async def parse(self, text: str) -> dict[str, Any]:
+        try:
+            return await self._ask_rasa(text)
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError) as exc:
+            reason = "timed out" if isinstance(exc, asyncio.TimeoutError) else f"{type(exc).__name__}: {exc}"
+            log.warning("Rasa at %s failed (%s); answering with the %s", self.url, reason,
+                        "local model" if self.fallback else "nlu_fallback intent")
+        if self.fallback is not None:
+            return self.fallback.parse(text)
+        return fallback_answer(text)
+
+    async def _ask_rasa(self, text: str) -> dict[str, Any]:
+        params = {"token": self.token} if self.token else None
+        session = self._get_session()
+        async with session.post(f"{self.url}/model/parse", json={"text": text}, params=params, timeout=self.timeout) as resp:
+            body = await resp.read()
+            if resp.status != 200:
+                raise ValueError(f"HTTP {resp.status}")
+        try:
+            answer = json.loads(body)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise ValueError("answer is not JSON") from None
+        if not isinstance(answer, dict) or not isinstance(answer.get("intent"), dict) or "name" not in answer["intent"]:
+            raise ValueError("answer has no intent")
+        answer.setdefault("entities", [])
+        answer.setdefault("intent_ranking", [])
+        answer.setdefault("text", text)
+        if answer["intent"]["name"] is None:  # Rasa's answer to an empty message
+            answer["intent"] = {"name": FALLBACK_INTENT, "confidence": 0.0}
+        return answer
+
+    async def close(self) -> None:
+        if self._owns_session and self._session is not None and not self._session.closed:
+            await self._session.close()
+
+
+def make_parser(model_path: str | None, rasa_url: str | None, timeout: float = 3.0) -> Parser:
+    """The parser the bot's configuration asks for: Rasa (with the local model as fallback) or local only."""
+    model = load_model(model_path) if model_path else None
+    if rasa_url:
+        return RasaBackend(rasa_url, timeout=timeout, fallback=model)
+    if model is None:
+        raise ValueError("NLU needs a model path or a Rasa URL")
+    return LocalParser(model)
