@@ -31,7 +31,7 @@ class ClassifierConfig:
 
     word_ngrams: tuple[int, int] = (1, 2)
     char_ngrams: tuple[int, int] = (1, 4)
-    C: float = 0.5
+    C: float = 1.0
     holdout_fraction: float = 0.2
     small_data: int = 2000  # below this, calibrate on k-fold out-of-fold scores instead of one holdout
     seed: int = 0
