@@ -1,0 +1,17 @@
+"""The REST API under ``/api/v1``."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from bot.api import conversations, customers, me  # noqa: F401 - modules register their routes
+from bot.api.routing import PREFIX, mount, openapi_document
+
+
+def setup(app: web.Application) -> None:
+    mount(app)
+    app.router.add_get(PREFIX + "/openapi.json", _openapi)
+
+
+async def _openapi(request: web.Request) -> web.Response:
+    return web.json_response(openapi_document())

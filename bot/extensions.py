@@ -1,0 +1,13 @@
+"""What ``dangol serve`` mounts beside the channels: the API (and later the console)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from aiohttp import web
+
+
+def default_extensions() -> list[Callable[[web.Application], None]]:
+    from bot.api import setup as api_setup
+
+    return [api_setup]

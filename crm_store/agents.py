@@ -1,0 +1,94 @@
+"""Agent accounts and their API tokens."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from argon2 import PasswordHasher
+from email_validator import EmailNotValidError, validate_email
+from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
+
+from crm_store.database import Database
+from crm_store.models import ROLES, Agent, ApiToken
+from crm_store.types import new_id, utcnow
+
+agents_t = Agent.__table__
+tokens_t = ApiToken.__table__
+TOKEN_PREFIX = "dgl_"
+_hasher = PasswordHasher()
+
+
+class AgentError(Exception):
+    """Bad agent data; the message names the field."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+@dataclass(frozen=True, slots=True)
+class AgentRecord:
+    id: uuid.UUID
+    email: str
+    name: str
+    role: str
+    active: bool
+    created_at: dt.datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": str(self.id), "email": self.email, "name": self.name, "role": self.role,
+                "active": self.active, "created_at": self.created_at.isoformat()}
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def normalise_email(email: str) -> str:
+    try:
+        return validate_email(email, check_deliverability=False).normalized.lower()
+    except EmailNotValidError as exc:
+        raise AgentError(f"email is not valid: {exc}", "email") from None
+
+
+async def create_agent(db: Database, *, email: str, name: str, role: str, password: str | None = None) -> tuple[AgentRecord, str]:
+    """Create the account and one API token; return the token in clear, once."""
+    email = normalise_email(email)
+    name = name.strip()
+    if not name or len(name) > 200:
+        raise AgentError("name must be 1 to 200 characters", "name")
+    if role not in ROLES:
+        raise AgentError(f"role must be one of {', '.join(ROLES)}", "role")
+    if password is not None and len(password) < 8:
+        raise AgentError("password must be at least 8 characters", "password")
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    now = utcnow()
+    agent_id = new_id()
+    try:
+        async with db.write() as conn:
+            await conn.execute(insert(agents_t).values(
+                id=agent_id, email=email, name=name, role=role, active=True, created_at=now,
+                password_hash=_hasher.hash(password) if password else None,
+            ))
+            await conn.execute(insert(tokens_t).values(id=new_id(), agent_id=agent_id, token_hash=hash_token(token), name="cli", created_at=now))
+    except IntegrityError:
+        raise AgentError(f"an agent with e-mail {email} already exists", "email") from None
+    return AgentRecord(agent_id, email, name, role, True, now), token
+
+
+async def agent_for_token(db: Database, token: str) -> AgentRecord | None:
+    if not token.startswith(TOKEN_PREFIX):
+        return None
+    async with db.read() as conn:
+        row = (await conn.execute(
+            select(agents_t).join(tokens_t, tokens_t.c.agent_id == agents_t.c.id).where(tokens_t.c.token_hash == hash_token(token))
+        )).first()
+    if row is None or not row.active:
+        return None
+    return AgentRecord(row.id, row.email, row.name, row.role, row.active, row.created_at)
