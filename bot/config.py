@@ -118,6 +118,6 @@ def format_validation_error(exc: ValidationError, path: Path | None) -> str:
     for err in exc.errors():
         key = ".".join(str(p) for p in err["loc"]) or "?"
         env = f"DANGOL_{key.upper()}"
-        message = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+        message = "unknown key" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, ")
         parts.append(f"{key} ({env}): {message}")
     return f"invalid configuration{where}: " + "; ".join(parts)

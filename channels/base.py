@@ -17,6 +17,8 @@ from typing import ClassVar
 
 from aiohttp import web
 
+from crm_store.database import Database
+
 from crm_store.records import (
     Attachment,
     Button,
@@ -91,6 +93,8 @@ class Channel:
 
     def __init__(self) -> None:
         self.handle_inbound: InboundHandler | None = None
+        #: Set by the app before :meth:`start`, for channels that read history.
+        self.db: Database | None = None
 
     def setup(self, app: web.Application, handle_inbound: InboundHandler) -> None:
         """Mount webhook routes on ``app``; keep ``handle_inbound`` for later."""

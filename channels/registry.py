@@ -10,7 +10,7 @@ from typing import Any
 #: returning an instance, or None when the channel is off.
 CHANNELS: dict[str, str] = {
     "rest": "channels.rest:RestChannel",
-    # "webchat": "channels.webchat:WebChatChannel",
+    "webchat": "channels.webchat:WebChatChannel",
 }
 
 

@@ -57,7 +57,7 @@ def route(method: str, path: str, *, summary: str, roles: tuple[str, ...] = ALL_
 def validation_error(exc: ValidationError, where: str) -> web.HTTPException:
     err = exc.errors()[0]
     field = ".".join(str(p) for p in err["loc"]) or where
-    message = "unknown field" if err["type"] == "extra_forbidden" else err["msg"]
+    message = "unknown field" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, ")
     return json_error(422 if where == "body" else 400, "invalid_field", f"{field}: {message}", field)
 
 

@@ -1,0 +1,208 @@
+"""The web chat: an embeddable widget talking to Dangol over a websocket.
+
+A visitor is identified by a signed id kept in the browser, so a page
+reload or a new tab is the same customer and nobody can claim another
+visitor's id.  Messages carry a client id; a message re-sent after a
+reconnect is the same (channel, external id) and is stored once.  On every
+(re)connect the visitor gives the last message id it has shown and receives
+everything after it from the store, so a reply written while it was away is
+neither lost nor shown twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import logging
+import secrets
+import uuid
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from channels.base import (
+    Channel,
+    InboundHandler,
+    InboundMessage,
+    OutboundMessage,
+    RecipientOffline,
+    SendResult,
+)
+from channels.http import error_body
+from crm_store.app_settings import get_or_create_secret
+from crm_store.conversations import history_for_identity
+from crm_store.outbox import Outbox
+
+log = logging.getLogger(__name__)
+STATIC = Path(__file__).resolve().parent / "static"
+MAX_FRAME = 64 * 1024
+
+
+class WebChatChannel(Channel):
+    name = "webchat"
+
+    def __init__(self, max_message_chars: int = 4096, secret: str | None = None) -> None:
+        super().__init__()
+        self.max_message_chars = max_message_chars
+        self._secret = secret.encode() if secret else None
+        self.sockets: dict[str, set[web.WebSocketResponse]] = defaultdict(set)
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> WebChatChannel | None:
+        if not settings.webchat_enabled:
+            return None
+        secret = settings.secret_key.get_secret_value() if settings.secret_key else None
+        return cls(settings.max_message_chars, secret)
+
+    def setup(self, app: web.Application, handle_inbound: InboundHandler) -> None:
+        super().setup(app, handle_inbound)
+        app.router.add_get("/webchat", self.page)
+        app.router.add_get("/webchat/widget.js", self.script)
+        app.router.add_get("/webchat/ws", self.websocket)
+
+    async def start(self) -> None:
+        if self._secret is None and self.db is not None:
+            self._secret = (await get_or_create_secret(self.db, "webchat_visitor_key")).encode()
+
+    async def stop(self) -> None:
+        for sockets in list(self.sockets.values()):
+            for ws in list(sockets):
+                await ws.close(code=1001, message=b"server shutting down")
+
+    # -- identity -------------------------------------------------------
+    def sign(self, visitor_id: str) -> str:
+        assert self._secret is not None
+        mac = hmac.new(self._secret, visitor_id.encode(), hashlib.sha256).hexdigest()[:32]
+        return f"{visitor_id}.{mac}"
+
+    def verify(self, token: Any) -> str | None:
+        if not isinstance(token, str) or token.count(".") != 1:
+            return None
+        visitor_id = token.split(".", 1)[0]
+        return visitor_id if hmac.compare_digest(self.sign(visitor_id), token) else None
+
+    # -- HTTP -----------------------------------------------------------
+    async def page(self, request: web.Request) -> web.Response:
+        return web.Response(text=(STATIC / "page.html").read_text(encoding="utf-8"), content_type="text/html", charset="utf-8")
+
+    async def script(self, request: web.Request) -> web.Response:
+        return web.Response(
+            text=(STATIC / "widget.js").read_text(encoding="utf-8"), content_type="application/javascript", charset="utf-8",
+            headers={"Cache-Control": "public, max-age=300", "Access-Control-Allow-Origin": "*"},
+        )
+
+    async def websocket(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(heartbeat=30, max_msg_size=MAX_FRAME)
+        await ws.prepare(request)
+        visitor: str | None = None
+        try:
+            async for frame in ws:
+                if frame.type != WSMsgType.TEXT:
+                    if frame.type == WSMsgType.ERROR:
+                        break
+                    continue
+                try:
+                    data = json.loads(frame.data)
+                    if not isinstance(data, dict):
+                        raise ValueError("frame must be a JSON object")
+                except ValueError as exc:
+                    await self._error(ws, "invalid_json", f"frame is not a JSON object: {exc}")
+                    continue
+                kind = data.get("type")
+                if kind == "hello":
+                    if visitor is not None:
+                        self.sockets[visitor].discard(ws)
+                    visitor = await self._hello(ws, data)
+                elif visitor is None:
+                    await self._error(ws, "hello_first", "send a hello frame before messages", "type")
+                elif kind in ("message", "postback"):
+                    await self._inbound(ws, visitor, data)
+                elif kind == "ping":
+                    await ws.send_json({"type": "pong"})
+                else:
+                    await self._error(ws, "invalid_field", f"unknown frame type {kind!r}", "type")
+        finally:
+            if visitor is not None:
+                self.sockets[visitor].discard(ws)
+                if not self.sockets[visitor]:
+                    self.sockets.pop(visitor, None)
+        return ws
+
+    async def _hello(self, ws: web.WebSocketResponse, data: dict[str, Any]) -> str:
+        visitor = self.verify(data.get("visitor"))
+        if visitor is None:
+            visitor = "v_" + secrets.token_urlsafe(16)
+        await ws.send_json({"type": "welcome", "visitor": self.sign(visitor)})
+        after = None
+        if isinstance(data.get("after"), str):
+            try:
+                after = uuid.UUID(data["after"])
+            except ValueError:
+                after = None
+        assert self.db is not None
+        for message in await history_for_identity(self.db, self.name, visitor, after=after):
+            await ws.send_json(_frame(message["id"], message["direction"], message["text"], message["buttons"],
+                                      message["attachments"], message["created_at"], history=True))
+        self.sockets[visitor].add(ws)
+        await ws.send_json({"type": "ready"})
+        await Outbox(self.db).release(self.name, visitor)
+        return visitor
+
+    async def _inbound(self, ws: web.WebSocketResponse, visitor: str, data: dict[str, Any]) -> None:
+        client_id = data.get("client_id")
+        if not isinstance(client_id, str) or not 1 <= len(client_id) <= 64:
+            await self._error(ws, "invalid_field", "client_id must be a string of 1-64 characters", "client_id")
+            return
+        field = "payload" if data["type"] == "postback" else "text"
+        text = data.get(field)
+        if not isinstance(text, str) or not text.strip():
+            await self._error(ws, "missing_field", f"{field} is required", field, client_id)
+            return
+        if len(text) > self.max_message_chars:
+            await self._error(ws, "field_too_long", f"{field} is longer than {self.max_message_chars} characters", field, client_id)
+            return
+        title = data.get("title") if isinstance(data.get("title"), str) else None
+        inbound = InboundMessage(
+            channel=self.name, sender_id=visitor, thread=visitor, external_id=f"{visitor}:{client_id}",
+            text=title or text if field == "payload" else text, payload=text if field == "payload" else None,
+            kind="postback" if field == "payload" else "message",
+        )
+        assert self.handle_inbound is not None
+        try:
+            result = await self.handle_inbound(inbound)
+        except web.HTTPException as exc:
+            await self._error(ws, "unavailable", exc.reason, None, client_id)
+            return
+        await ws.send_json({"type": "ack", "client_id": client_id, "id": result.message_id, "duplicate": result.duplicate})
+
+    async def _error(self, ws: web.WebSocketResponse, code: str, message: str, field: str | None = None,
+                     client_id: str | None = None) -> None:
+        frame: dict[str, Any] = {"type": "error", **error_body(code, message, field)}
+        if client_id:
+            frame["client_id"] = client_id
+        await ws.send_json(frame)
+
+    # -- delivery -------------------------------------------------------
+    async def send(self, message: OutboundMessage) -> SendResult:
+        sockets = [ws for ws in self.sockets.get(message.recipient, ()) if not ws.closed]
+        if not sockets:
+            raise RecipientOffline(message.recipient)
+        frame = _frame(message.message_id, "out", message.text, [b.to_dict() for b in message.buttons],
+                       [a.to_dict() for a in message.attachments], None)
+        results = await asyncio.gather(*(ws.send_json(frame) for ws in sockets), return_exceptions=True)
+        if all(isinstance(r, BaseException) for r in results):
+            raise RecipientOffline(message.recipient)
+        return SendResult(external_id=message.message_id)
+
+
+def _frame(message_id: str | None, direction: str, text: str | None, buttons: list[dict[str, Any]],
+           attachments: list[dict[str, Any]], created_at: str | None, history: bool = False) -> dict[str, Any]:
+    return {"type": "message", "id": message_id, "direction": direction, "text": text, "buttons": buttons,
+            "attachments": attachments, "created_at": created_at, "history": history}
+
+
+__all__ = ["WebChatChannel"]
