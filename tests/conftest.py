@@ -83,10 +83,7 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     async def migrate() -> None:
         db = Database(f"sqlite+aiosqlite:///{path}")
         await db.upgrade()
-        await db.writer.dispose()
-        async with db.writer.connect() as conn:
-            await conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-        await db.dispose()
+        await db.dispose()  # closing the last connection checkpoints the WAL into the file
 
     asyncio.run(migrate())
     return path
@@ -104,9 +101,7 @@ async def _truncate(url: str) -> None:
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         template: Path = request.getfixturevalue("sqlite_template")
-        path = tmp_path / "dangol.db"
-        shutil.copyfile(template, path)
-        return f"sqlite+aiosqlite:///{path}"
+        return _copy_sqlite(template, tmp_path)
     url: str = request.getfixturevalue("pg_database")
     asyncio.run(_truncate(url))
     return url
@@ -115,8 +110,16 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 @pytest.fixture
 def sqlite_url(tmp_path: Path, sqlite_template: Path) -> str:
     """For tests about behaviour that does not depend on the database kind."""
-    path = tmp_path / "dangol.db"
-    shutil.copyfile(sqlite_template, path)
+    return _copy_sqlite(sqlite_template, tmp_path)
+
+
+def _copy_sqlite(template: Path, folder: Path) -> str:
+    path = folder / "dangol.db"
+    shutil.copyfile(template, path)
+    for suffix in ("-wal", "-shm"):
+        extra = template.with_name(template.name + suffix)
+        if extra.exists():
+            shutil.copyfile(extra, path.with_name(path.name + suffix))
     return f"sqlite+aiosqlite:///{path}"
 
 

@@ -1,0 +1,42 @@
+"""Small helpers the tests share: counting rows, building an engine."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select
+
+from bot.brain import load_bot
+from bot.config import DEFAULT_BOT
+from bot.engine import Engine
+from crm_store.database import Database
+from crm_store.models import Base
+
+
+async def count(db: Database, table: str, **where: Any) -> int:
+    t = Base.metadata.tables[table]
+    stmt = select(func.count()).select_from(t)
+    for key, value in where.items():
+        stmt = stmt.where(t.c[key] == value)
+    async with db.read() as conn:
+        return int((await conn.execute(stmt)).scalar_one())
+
+
+async def rows(db: Database, table: str, **where: Any) -> list[Any]:
+    t = Base.metadata.tables[table]
+    stmt = select(t)
+    for key, value in where.items():
+        stmt = stmt.where(t.c[key] == value)
+    async with db.read() as conn:
+        return list((await conn.execute(stmt)).all())
+
+
+async def total_rows(db: Database) -> int:
+    return sum([await count(db, name) for name in Base.metadata.tables])
+
+
+async def sample_engine(db: Database, inline: set[str] | None = None) -> Engine:
+    decide, parser = await load_bot(DEFAULT_BOT)
+    engine = Engine(db, decide, parser, inline_channels=inline or {"rest"})
+    engine.start()
+    return engine
