@@ -1,0 +1,180 @@
+"""The delivery worker: claim, send, settle, retry with backoff, give up, never double-send."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import Sequence
+
+from sqlalchemy import update
+
+from channels.base import (
+    Channel,
+    OutboundMessage,
+    PermanentSendError,
+    RateLimit,
+    RecipientBlocked,
+    RetryAfter,
+    SendError,
+    SendResult,
+)
+from channels.delivery import DeliveryWorker
+from crm_store.database import Database
+from crm_store.models import OutboxRow
+from crm_store.outbox import Outbox
+from crm_store.records import InboundMessage
+from crm_store.types import utcnow
+from tests.helpers import rows, sample_engine
+
+
+class ScriptedChannel(Channel):
+    """Stands in for a platform API: records sends and fails as told."""
+
+    name = "webchat"
+
+    def __init__(self, failures: Sequence[Exception] = (), limits: Sequence[RateLimit] = ()) -> None:
+        super().__init__()
+        self.failures = list(failures)
+        self.limits = list(limits)
+        self.sent: list[OutboundMessage] = []
+
+    async def send(self, message: OutboundMessage) -> SendResult:
+        if self.failures:
+            raise self.failures.pop(0)
+        self.sent.append(message)
+        return SendResult(external_id=f"ext-{len(self.sent)}")
+
+    def rate_limits(self, message: OutboundMessage) -> Sequence[RateLimit]:
+        return self.limits
+
+
+async def queue_replies(db: Database, n: int = 1) -> None:
+    engine = await sample_engine(db)
+    await asyncio.gather(*(engine.handle(InboundMessage(channel="webchat", sender_id=f"v{i}", text="hello", external_id=f"m{i}"))
+                           for i in range(n)))
+    await engine.close()
+
+
+def worker(db: Database, channel: Channel, **kw: object) -> DeliveryWorker:
+    w = DeliveryWorker(Outbox(db), {"webchat": channel}, backoff_base=2.0, **kw)  # type: ignore[arg-type]
+    w._settler.start()  # noqa: SLF001 - tests drive single rounds with run_once
+    return w
+
+
+async def make_due(db: Database) -> None:
+    async with db.write() as conn:
+        await conn.execute(update(OutboxRow.__table__).where(OutboxRow.__table__.c.status == "queued").values(next_attempt_at=utcnow()))
+
+
+async def test_a_queued_reply_is_sent_once_and_marked_sent(db: Database) -> None:
+    await queue_replies(db)
+    channel = ScriptedChannel()
+    w = worker(db, channel)
+    assert await w.run_once() == 1
+    assert await w.run_once() == 0
+    await w.stop()
+    (row,) = await rows(db, "outbox")
+    assert (row.status, row.attempts, row.external_id) == ("sent", 1, "ext-1")
+    (message,) = await rows(db, "messages", direction="out")
+    assert message.status == "sent"
+    assert len(channel.sent) == 1 and channel.sent[0].text
+
+
+async def test_a_transient_failure_is_retried_later_with_growing_backoff(db: Database) -> None:
+    await queue_replies(db)
+    w = worker(db, ScriptedChannel([SendError("502 bad gateway"), SendError("timeout")]))
+    before = utcnow()
+    await w.run_once()
+    (row,) = await rows(db, "outbox")
+    assert row.status == "queued" and row.attempts == 1 and row.last_error == "502 bad gateway"
+    first_wait = row.next_attempt_at - before
+    assert dt.timedelta(seconds=0.9) <= first_wait <= dt.timedelta(seconds=3)
+    assert await w.run_once() == 0  # not due yet
+    await make_due(db)
+    before = utcnow()
+    await w.run_once()
+    (row,) = await rows(db, "outbox")
+    assert row.attempts == 2 and row.next_attempt_at - before >= dt.timedelta(seconds=1.9)
+    await make_due(db)
+    await w.run_once()
+    await w.stop()
+    (row,) = await rows(db, "outbox")
+    assert row.status == "sent" and row.attempts == 3
+
+
+async def test_a_row_fails_with_its_last_error_after_the_last_attempt(db: Database) -> None:
+    await queue_replies(db)
+    w = worker(db, ScriptedChannel([SendError(f"boom {i}") for i in range(5)]), max_attempts=3)
+    for _ in range(3):
+        await w.run_once()
+        await make_due(db)
+    await w.stop()
+    (row,) = await rows(db, "outbox")
+    assert row.status == "failed" and row.attempts == 3
+    assert "boom 2" in row.last_error
+    (message,) = await rows(db, "messages", direction="out")
+    assert message.status == "failed"
+
+
+async def test_a_platform_retry_after_is_honoured(db: Database) -> None:
+    await queue_replies(db)
+    w = worker(db, ScriptedChannel([RetryAfter(30)]))
+    before = utcnow()
+    await w.run_once()
+    await w.stop()
+    (row,) = await rows(db, "outbox")
+    assert row.status == "queued"
+    assert row.next_attempt_at - before >= dt.timedelta(seconds=29)
+
+
+async def test_a_permanent_refusal_is_not_retried(db: Database) -> None:
+    await queue_replies(db)
+    w = worker(db, ScriptedChannel([PermanentSendError("chat not found")]))
+    await w.run_once()
+    await w.stop()
+    (row,) = await rows(db, "outbox")
+    assert (row.status, row.attempts, row.last_error) == ("failed", 1, "chat not found")
+
+
+async def test_a_customer_who_blocked_us_is_marked_unreachable(db: Database) -> None:
+    await queue_replies(db)
+    w = worker(db, ScriptedChannel([RecipientBlocked("bot was blocked by the user")]))
+    await w.run_once()
+    await w.stop()
+    (row,) = await rows(db, "outbox")
+    assert row.status == "failed"
+    (identity,) = await rows(db, "channel_identities")
+    assert identity.reachable is False
+
+
+async def test_rows_left_sending_by_a_dead_worker_come_back_after_their_lease(db: Database) -> None:
+    await queue_replies(db)
+    outbox = Outbox(db)
+    claimed = await outbox.claim(10, lease_seconds=60)
+    assert len(claimed) == 1
+    assert await outbox.claim(10, lease_seconds=60) == []
+    async with db.write() as conn:
+        await conn.execute(update(OutboxRow.__table__).values(claimed_until=utcnow() - dt.timedelta(seconds=1)))
+    again = await outbox.claim(10, lease_seconds=60)
+    assert [m.outbox_id for m in again] == [claimed[0].outbox_id]
+    assert again[0].attempt == 2
+
+
+async def test_concurrent_claimers_never_take_the_same_row(db: Database) -> None:
+    await queue_replies(db, 60)
+    outboxes = [Outbox(db) for _ in range(4)]
+    batches = await asyncio.gather(*(o.claim(20, lease_seconds=60) for o in outboxes for _ in range(2)))
+    ids = [m.outbox_id for batch in batches for m in batch]
+    assert len(ids) == len(set(ids)) == 60
+
+
+async def test_rate_limits_space_sends_within_their_window(db: Database) -> None:
+    await queue_replies(db, 6)
+    channel = ScriptedChannel(limits=[RateLimit("test:bucket", 20, 1.0)])
+    w = worker(db, channel)
+    started = asyncio.get_running_loop().time()
+    await w.run_once()
+    elapsed = asyncio.get_running_loop().time() - started
+    await w.stop()
+    assert len(channel.sent) == 6
+    assert elapsed >= 5 / 20 * 0.9
