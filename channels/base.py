@@ -31,7 +31,7 @@ from crm_store.records import (
 
 __all__ = [
     "Attachment", "Button", "Channel", "HandleResult", "InboundHandler", "InboundMessage", "MessageKind",
-    "OutboundMessage", "PermanentSendError", "Profile", "RateLimit", "RecipientBlocked", "RecipientOffline",
+    "OutboundMessage", "PermanentSendError", "Profile", "RateLimit", "RecipientBlocked",
     "RetryAfter", "SendError", "SendResult",
 ]
 
@@ -60,10 +60,6 @@ class PermanentSendError(Exception):
 
 class RecipientBlocked(PermanentSendError):
     """The customer blocked the bot or left: mark the identity unreachable."""
-
-
-class RecipientOffline(Exception):
-    """Nobody is connected to take it now (web chat); keep it for replay, no attempt used."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,6 @@ from channels.base import (
     OutboundMessage,
     PermanentSendError,
     RecipientBlocked,
-    RecipientOffline,
     RetryAfter,
     SendError,
 )
@@ -30,10 +29,6 @@ from crm_store.outbox import Outbox, Settlement
 from crm_store.types import utcnow
 
 log = logging.getLogger(__name__)
-
-#: How long a web chat reply waits for its visitor before it is offered again.
-OFFLINE_RECHECK = dt.timedelta(seconds=30)
-
 
 class DeliveryWorker:
     def __init__(
@@ -137,8 +132,6 @@ class DeliveryWorker:
         started = time.monotonic()
         try:
             result = await channel.send(message)
-        except RecipientOffline:
-            return self._settle(message, "defer", next_at=utcnow() + OFFLINE_RECHECK, error="recipient offline")
         except RetryAfter as exc:
             for limit in limits:
                 self.limiter.penalise(limit.key, exc.seconds)

@@ -24,7 +24,7 @@ from crm_store.types import utcnow
 outbox_t = OutboxRow.__table__
 messages_t = Message.__table__
 
-Outcome = Literal["sent", "retry", "failed", "defer"]
+Outcome = Literal["sent", "retry", "failed"]
 
 
 @dataclass(slots=True)
@@ -86,15 +86,12 @@ class Outbox:
                     .values(status="sent", sent_at=now, claimed_until=None, external_id=bindparam("b_ext"), last_error=None),
                     [{"b_id": uuid.UUID(r.outbox_id), "b_ext": r.external_id} for r in sent],
                 )
-            for outcome, status in (("retry", "queued"), ("defer", "queued")):
-                if rows := by_outcome.get(outcome):
-                    values = {"status": status, "claimed_until": None, "next_attempt_at": bindparam("b_next"), "last_error": bindparam("b_err")}
-                    if outcome == "defer":
-                        values["attempts"] = outbox_t.c.attempts - 1
-                    await conn.execute(
-                        update(outbox_t).where(outbox_t.c.id == bindparam("b_id")).values(values),
-                        [{"b_id": uuid.UUID(r.outbox_id), "b_next": r.next_attempt_at or now, "b_err": r.error} for r in rows],
-                    )
+            if retry := by_outcome.get("retry"):
+                await conn.execute(
+                    update(outbox_t).where(outbox_t.c.id == bindparam("b_id"))
+                    .values(status="queued", claimed_until=None, next_attempt_at=bindparam("b_next"), last_error=bindparam("b_err")),
+                    [{"b_id": uuid.UUID(r.outbox_id), "b_next": r.next_attempt_at or now, "b_err": r.error} for r in retry],
+                )
             if failed := by_outcome.get("failed"):
                 await conn.execute(
                     update(outbox_t).where(outbox_t.c.id == bindparam("b_id"))
@@ -124,16 +121,6 @@ class Outbox:
             else:
                 stmt = stmt.where(identities.c.external_id == recipient)
             await conn.execute(stmt.values(reachable=False))
-
-    async def release(self, channel: str, recipient: str) -> int:
-        """Make a recipient's deferred rows due now (the web chat visitor came back)."""
-        async with self.db.write() as conn:
-            result = await conn.execute(
-                update(outbox_t)
-                .where(outbox_t.c.channel == channel, outbox_t.c.recipient == recipient, outbox_t.c.status == "queued")
-                .values(next_attempt_at=utcnow())
-            )
-            return result.rowcount or 0
 
     async def depth(self) -> dict[str, int]:
         async with self.db.read() as conn:

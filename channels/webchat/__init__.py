@@ -2,7 +2,9 @@
 
 A visitor is identified by a signed id kept in the browser, so a page
 reload or a new tab is the same customer and nobody can claim another
-visitor's id.  Messages carry a client id; a message re-sent after a
+visitor's id.  The visitor's mailbox is the stored history: a reply is
+pushed to every open socket of the visitor, and one written while nobody
+was connected is shown from the history at the next connection.  Messages carry a client id; a message re-sent after a
 reconnect is the same (channel, external id) and is stored once.  On every
 (re)connect the visitor gives the last message id it has shown and receives
 everything after it from the store, so a reply written while it was away is
@@ -29,13 +31,11 @@ from channels.base import (
     InboundHandler,
     InboundMessage,
     OutboundMessage,
-    RecipientOffline,
     SendResult,
 )
 from channels.http import error_body
 from crm_store.app_settings import get_or_create_secret
 from crm_store.conversations import history_for_identity
-from crm_store.outbox import Outbox
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).resolve().parent / "static"
@@ -149,7 +149,6 @@ class WebChatChannel(Channel):
                                       message["attachments"], message["created_at"], history=True))
         self.sockets[visitor].add(ws)
         await ws.send_json({"type": "ready"})
-        await Outbox(self.db).release(self.name, visitor)
         return visitor
 
     async def _inbound(self, ws: web.WebSocketResponse, visitor: str, data: dict[str, Any]) -> None:
@@ -189,13 +188,10 @@ class WebChatChannel(Channel):
     # -- delivery -------------------------------------------------------
     async def send(self, message: OutboundMessage) -> SendResult:
         sockets = [ws for ws in self.sockets.get(message.recipient, ()) if not ws.closed]
-        if not sockets:
-            raise RecipientOffline(message.recipient)
         frame = _frame(message.message_id, "out", message.text, [b.to_dict() for b in message.buttons],
                        [a.to_dict() for a in message.attachments], None)
-        results = await asyncio.gather(*(ws.send_json(frame) for ws in sockets), return_exceptions=True)
-        if all(isinstance(r, BaseException) for r in results):
-            raise RecipientOffline(message.recipient)
+        # a socket that fails mid-send is a visitor gone away: the history still holds the reply
+        await asyncio.gather(*(ws.send_json(frame) for ws in sockets), return_exceptions=True)
         return SendResult(external_id=message.message_id)
 
 
