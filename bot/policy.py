@@ -172,9 +172,10 @@ class RuleBot:
         if state.get("lang") != lang:
             step.set("lang", lang)
 
-        if policy.vip_tags and not policy.vip_tags.isdisjoint(turn.customer.tags):
+        if policy.vip_tags and not state.get("vip_routed") and not policy.vip_tags.isdisjoint(turn.customer.tags):
             self._say(step, policy.vip_response)
             self._handoff(step, policy.vip_handoff, "vip customer")
+            step.set("vip_routed", True)  # if a person hands the conversation back, the bot answers
             return step.finish()
 
         form_state = state.get("form")

@@ -126,3 +126,11 @@ def test_the_sample_nlu_understands_both_languages(sample_bot: tuple[Any, Any]) 
     got = {text: asyncio.run(parser.parse(text))["intent"]["name"] for text in expected}
     assert got == expected
     assert asyncio.run(parser.parse("blorp zzzt"))["intent"]["name"] == "nlu_fallback"
+
+
+def test_a_vip_is_routed_once_per_conversation() -> None:
+    vip = CustomerState(id=uuid.uuid4(), tags={"vip"})
+    first = BOT.decide(turn("hello", "greet", customer=vip))
+    assert first.handoff is not None and (first.handoff.team, first.handoff.priority) == ("vip", "high")
+    handed_back = BOT.decide(turn("hello", "greet", customer=vip, state=first.bot_state))
+    assert handed_back.handoff is None and "Dangol assistant" in (handed_back.replies[0].text or "")
