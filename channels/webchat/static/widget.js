@@ -1,9 +1,10 @@
 /* Dangol web chat widget.
  * Paste on any page:
  *   <script src="https://YOUR-DANGOL/webchat/widget.js" data-title="Chat with us" async></script>
- * The visitor's signed id, the last message shown and any unacknowledged
- * messages live in localStorage, so reloads and reconnects lose nothing and
- * repeat nothing (messages are deduplicated by id on both sides).
+ * The visitor's signed id and any unacknowledged messages live in
+ * localStorage, so a reload shows the whole history again and loses nothing;
+ * a reconnect within the page asks only for what came after the last
+ * message shown.  Messages are deduplicated by id on both sides.
  */
 (function () {
   "use strict";
@@ -19,7 +20,7 @@
   };
   var shown = {};
   var pending = store.get("pending", []);
-  var ws = null, ready = false, retry = 0;
+  var ws = null, ready = false, retry = 0, after = null;
 
   var css = ".dgl-launch{position:fixed;right:20px;bottom:20px;width:56px;height:56px;border-radius:50%;border:0;background:#2a6df4;color:#fff;font-size:26px;cursor:pointer;box-shadow:0 4px 12px rgba(0,0,0,.2);z-index:2147483000}" +
     ".dgl-panel{position:fixed;right:20px;bottom:88px;width:340px;max-width:calc(100vw - 40px);height:480px;max-height:calc(100vh - 120px);background:#fff;border-radius:12px;box-shadow:0 8px 28px rgba(0,0,0,.25);display:none;flex-direction:column;font:14px/1.4 system-ui,-apple-system,'Segoe UI','Noto Sans KR',sans-serif;z-index:2147483000;overflow:hidden}" +
@@ -31,7 +32,7 @@
     ".dgl-form{display:flex;border-top:1px solid #e3e5e8}.dgl-form input{flex:1;border:0;padding:12px;font:inherit;outline:none}.dgl-form button{border:0;background:#fff;color:#2a6df4;font-weight:600;padding:0 14px;cursor:pointer}";
   var style = document.createElement("style"); style.textContent = css; document.head.appendChild(style);
 
-  var launch = el("button", "dgl-launch"); launch.type = "button"; launch.setAttribute("aria-label", title); launch.textContent = "\uD83D\uDCAC";
+  var launch = el("button", "dgl-launch"); launch.type = "button"; launch.setAttribute("aria-label", title); launch.innerHTML = '<svg width="26" height="26" viewBox="0 0 24 24" fill="currentColor" aria-hidden="true"><path d="M4 3h16a2 2 0 0 1 2 2v11a2 2 0 0 1-2 2H9l-5 4v-4H4a2 2 0 0 1-2-2V5a2 2 0 0 1 2-2z"/></svg>';
   var panel = el("div", "dgl-panel"); panel.setAttribute("role", "dialog"); panel.setAttribute("aria-label", title);
   var head = el("div", "dgl-head"); var htitle = el("span"); htitle.textContent = title;
   var status = el("span", "dgl-status"); status.textContent = "connecting\u2026";
@@ -67,7 +68,7 @@
       });
       log.appendChild(row);
     }
-    if (m.id && m.created_at !== undefined) store.set("after", m.id);
+    if (m.id && m.created_at !== undefined) after = m.id;
     scroll();
   }
 
@@ -89,7 +90,7 @@
   function connect() {
     status.textContent = "connecting\u2026";
     ws = new WebSocket(wsUrl);
-    ws.onopen = function () { retry = 0; ws.send(JSON.stringify({ type: "hello", visitor: store.get("visitor", null), after: store.get("after", null) })); };
+    ws.onopen = function () { retry = 0; ws.send(JSON.stringify({ type: "hello", visitor: store.get("visitor", null), after: after })); };
     ws.onmessage = function (ev) {
       var f; try { f = JSON.parse(ev.data); } catch (e) { return; }
       if (f.type === "welcome") { store.set("visitor", f.visitor); }
@@ -99,7 +100,7 @@
         pending = pending.filter(function (p) { return p.client_id !== f.client_id; }); store.set("pending", pending);
         var node = log.querySelector('[data-client-id="' + f.client_id + '"]');
         if (node) { node.classList.remove("dgl-pending"); if (f.id) { node.setAttribute("data-id", f.id); shown[f.id] = true; } }
-        if (f.id) store.set("after", f.id);
+        if (f.id) after = f.id;
       } else if (f.type === "error") {
         status.textContent = (f.error && f.error.message) || "error";
         if (f.client_id) { pending = pending.filter(function (p) { return p.client_id !== f.client_id; }); store.set("pending", pending); }
