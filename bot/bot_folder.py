@@ -167,6 +167,8 @@ class BotFolder:
     #: Rules that apply only while a form runs: (form, intent) -> actions.
     form_rules: dict[tuple[str, str], list[Action]] = field(default_factory=dict)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
+    #: ``nlu.TrainingData`` of ``nlu_files`` (None without NLU files).
+    training_data: Any = None
 
     def ask_response(self, form: str, slot: str) -> str:
         specific = f"utter_ask_{form}_{slot}"
@@ -213,7 +215,24 @@ def load_bot_folder(path: str | Path) -> BotFolder:
     nlu_files = sorted(p for p in folder.glob("*.yml") if p.name not in NOT_NLU_FILES)
     nlu_files += sorted((folder / "data").glob("**/*.yml")) if (folder / "data").is_dir() else []
     bot.nlu_files = nlu_files
+    bot.training_data = _training_data(nlu_files)
     return bot
+
+
+def _training_data(files: list[Path]) -> Any:
+    """The NLU files read now, so that ``dangol serve`` reports a bad one before it starts."""
+    if not files:
+        return None
+    try:
+        import nlu
+    except ImportError:  # pragma: no cover - nlu ships with the bot
+        return None
+    try:
+        return nlu.load_training_data([str(p) for p in files])
+    except nlu.TrainingDataError as exc:
+        raise BotFolderError(str(exc)) from None
+    except (OSError, ValueError) as exc:
+        raise BotFolderError(f"{files[0].parent}: cannot read the NLU data: {exc}") from None
 
 
 # --- domain.yml ---------------------------------------------------------------------

@@ -67,13 +67,14 @@ def train_folder_model(folder: BotFolder, *, use_cache: bool = True) -> Any:
     except OSError as exc:
         raise BotFolderError(f"{folder.path}: cannot read NLU data: {exc}") from None
     target = cache_dir() / key
-    if use_cache and (target / "metadata.json").is_file():
+    if use_cache and target.is_dir():
         try:
             return nlu.load_model(target)
         except Exception as exc:  # noqa: BLE001 - a broken cache entry is retrained, never fatal
             log.warning("cached NLU model %s is unusable (%s); retraining", target, exc)
+            shutil.rmtree(target, ignore_errors=True)
     try:
-        data = nlu.load_training_data([str(p) for p in folder.nlu_files])
+        data = folder.training_data or nlu.load_training_data([str(p) for p in folder.nlu_files])
         model = nlu.train(data)
     except nlu.TrainingDataError as exc:
         raise BotFolderError(str(exc)) from None
@@ -94,7 +95,8 @@ def train_folder_model(folder: BotFolder, *, use_cache: bool = True) -> Any:
 
 
 def _has_intents(folder: BotFolder) -> bool:
-    return any(path.read_text(encoding="utf-8").lstrip().find("nlu:") >= 0 for path in folder.nlu_files)
+    data = folder.training_data
+    return bool(data is not None and data.examples)
 
 
 async def build_parser(folder: BotFolder, *, nlu_model: Path | None = None, rasa_url: str | None = None,

@@ -95,3 +95,18 @@ def test_a_missing_folder_or_domain_is_reported(tmp_path: Path) -> None:
         load_bot_folder(tmp_path / "nope")
     with pytest.raises(BotFolderError, match="domain.yml is missing"):
         load_bot_folder(tmp_path)
+
+
+def test_bad_nlu_data_is_reported_when_the_folder_is_read(tmp_path: Path) -> None:
+    bot = make_bot(tmp_path)
+    (bot / "nlu.yml").write_text("nlu:\n  - intent: greet\n    examples: 42\n", encoding="utf-8")
+    with pytest.raises(BotFolderError, match=r"nlu\.yml"):
+        load_bot_folder(bot)
+
+
+async def test_the_keyword_matcher_still_reads_the_sample() -> None:
+    from bot.keywords import KeywordParser
+
+    parser = KeywordParser.from_files(load_bot_folder(SAMPLE_BOT).nlu_files)
+    assert (await parser.parse("where is my order please"))["intent"]["name"] == "order_status"
+    assert (await parser.parse("상담원 연결해 주세요"))["intent"]["name"] == "human_handoff"

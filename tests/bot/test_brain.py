@@ -51,9 +51,11 @@ async def test_a_broken_cache_entry_is_retrained(cache: Path) -> None:
     folder = load_bot_folder(SAMPLE_BOT)
     train_folder_model(folder)
     (entry,) = cache.iterdir()
-    (entry / "metadata.json").write_text("{not json", encoding="utf-8")
+    for file in entry.iterdir():
+        file.write_text("{not json", encoding="utf-8")
     model = train_folder_model(folder)
     assert model.parse("hello")["intent"]["name"] == "greet"
+    assert nlu.load_model(entry).parse("hello")["intent"]["name"] == "greet"  # the entry was replaced
 
 
 async def test_a_saved_model_is_used_instead_of_training(cache: Path, tmp_path: Path) -> None:
