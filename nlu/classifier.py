@@ -1,10 +1,25 @@
-"""Intent classifier: TF-IDF n-grams, a linear SVM, and a softmax temperature.
+"""Intent classifier: TF-IDF n-grams, two linear SVMs with summed scores, and a softmax temperature.
 
 A linear SVM is the fastest accurate choice on a few thousand short texts
 (BANKING77 trains in seconds on 2 cores), but its scores are not
 probabilities. A single temperature fitted on held-out data turns them into
 calibrated confidences without changing the ranking, so `nlu_fallback`
 thresholds mean the same thing from one model to the next.
+
+Two SVMs, one over word 1-2 grams + char_wb 1-4 grams and one over raw char
+2-5 grams (which see across word boundaries), are fitted separately and
+their scores added; as their weights live in disjoint feature columns, the
+sum is one weight matrix and parse costs one sparse product.
+
+Settings chosen by 3 of 5 stratified folds of BANKING77 train.csv only
+(train on 80%, score the other 20%; test.csv never looked at), top-1 accuracy:
+  word 1-2 + char_wb 1-4, LinearSVC C=1 (previous default)  0.9078
+  char_wb 2-5: 0.9072; char_wb 1-5: 0.9078; word 1-3: 0.9087; raw char 2-5 instead of char_wb: 0.9053
+  no sublinear tf: 0.9077; C=0.5: 0.9085; C=2: 0.9060; class_weight=balanced: 0.9075
+  LogisticRegression lbfgs C=30: 0.9073 (28 s per fit); C=100: 0.9067; Crammer-Singer C=0.3: 0.9038; hinge: 0.9062
+  average of calibrated SVM + LR log-probabilities: 0.9090; SVM C=0.5 + C=1: 0.9095
+  one SVM over word 1-2 + char_wb 1-4 + char 2-5 concatenated: 0.9090
+  sum of SVM(word 1-2 + char_wb 1-4) and SVM(char 2-5) scores: 0.9103  <- chosen (folds 0.9070 0.9045 0.9195)
 """
 
 from __future__ import annotations
@@ -31,7 +46,12 @@ class ClassifierConfig:
 
     word_ngrams: tuple[int, int] = (1, 2)
     char_ngrams: tuple[int, int] = (1, 4)
+    char_raw_ngrams: tuple[int, int] | None = (2, 5)  # second SVM over raw char n-grams; None: one SVM
     C: float = 1.0
+    # Without an `oos` intent, the nlu_fallback threshold is the largest that sends at most this
+    # share of the validation examples the model gets right to nlu_fallback (see choose_floor_threshold).
+    fallback_budget: float = 0.001
+    max_floor_threshold: float = 0.3
     holdout_fraction: float = 0.2
     small_data: int = 2000  # below this, calibrate on k-fold out-of-fold scores instead of one holdout
     seed: int = 0
@@ -68,9 +88,26 @@ class LinearIntentModel:
         return np.asarray(X @ self.weights) + self.bias
 
 
+def _svm_columns(X: Any, labels: Sequence[str], classes: list[str], config: ClassifierConfig,
+                 weights: np.ndarray, bias: np.ndarray, cols: tuple[int, int]) -> None:
+    """Fit one LinearSVC on columns `cols` of X; write its weights there and add its intercepts to `bias`."""
+    lo, hi = cols
+    svm = LinearSVC(C=config.C, random_state=config.seed)
+    svm.fit(X[:, lo:hi], list(labels))
+    coef = np.asarray(svm.coef_, dtype=np.float64)
+    intercept = np.asarray(svm.intercept_, dtype=np.float64)
+    if len(svm.classes_) == 2:  # sklearn keeps one column for two classes; make it symmetric
+        coef = np.vstack([-coef[0], coef[0]]) / 2
+        intercept = np.array([-intercept[0], intercept[0]]) / 2
+    for k, name in enumerate(svm.classes_):
+        j = classes.index(str(name))
+        weights[lo:hi, j] = coef[k]
+        bias[j] += intercept[k]
+
+
 def fit_linear(texts: Sequence[str], labels: Sequence[str], classes: list[str], config: ClassifierConfig) -> LinearIntentModel:
-    """Fit featurizer and SVM; classes missing from `labels` get a score no text can reach."""
-    featurizer = Featurizer(config.word_ngrams, config.char_ngrams)
+    """Fit featurizer and SVM(s); classes missing from `labels` get a score no text can reach."""
+    featurizer = Featurizer(config.word_ngrams, config.char_ngrams, config.char_raw_ngrams)
     X = featurizer.fit_transform(texts)
     present = sorted(set(labels), key=classes.index)
     weights = np.zeros((X.shape[1], len(classes)), dtype=np.float32)
@@ -78,17 +115,12 @@ def fit_linear(texts: Sequence[str], labels: Sequence[str], classes: list[str], 
     if len(present) == 1:
         bias[classes.index(present[0])] = 0.0
         return LinearIntentModel(featurizer, classes, weights, bias)
-    svm = LinearSVC(C=config.C, random_state=config.seed)
-    svm.fit(X, list(labels))
-    coef = np.asarray(svm.coef_, dtype=np.float64)
-    intercept = np.asarray(svm.intercept_, dtype=np.float64)
-    if len(present) == 2:  # sklearn keeps one column for two classes; make it symmetric
-        coef = np.vstack([-coef[0], coef[0]]) / 2
-        intercept = np.array([-intercept[0], intercept[0]]) / 2
-    for k, name in enumerate(svm.classes_):
-        j = classes.index(str(name))
-        weights[:, j] = coef[k]
-        bias[j] = intercept[k]
+    for j in (classes.index(p) for p in present):
+        bias[j] = 0.0
+    columns = featurizer.block_columns()
+    groups = [(columns[0][0], columns[1][1])] + [c for c in columns[2:] if c[1] > c[0]]
+    for cols in groups:
+        _svm_columns(X, labels, classes, config, weights, bias, cols)
     return LinearIntentModel(featurizer, classes, weights, bias)
 
 
@@ -187,3 +219,29 @@ def choose_threshold(proba: np.ndarray, gold: np.ndarray, oos_index: int) -> tup
         "oos_recall": float(((pred == oos_index) | ~above)[~in_scope].mean()),
     }
     return float(threshold), stats
+
+
+def choose_floor_threshold(proba: np.ndarray, gold: np.ndarray, budget: float, cap: float) -> tuple[float, dict[str, float]]:
+    """Confidence floor for data without out-of-scope examples, chosen on validation data.
+
+    Without `oos` examples nothing measures what a threshold catches, only what
+    it costs: right answers turned into nlu_fallback. So the rule is the largest
+    threshold that sends at most `budget` of the validation examples the model
+    gets right to nlu_fallback (the `budget`-quantile of their confidences),
+    never above `cap`. With budget 0.001 one right answer in a thousand is
+    given up; texts far from every intent still fall back, because their
+    confidence is spread over the intents.
+    """
+    conf = proba.max(axis=1)
+    right = proba.argmax(axis=1) == gold
+    if not right.any():
+        return 0.0, {}
+    threshold = min(float(np.quantile(conf[right], budget, method="lower")), cap)
+    below = conf < threshold
+    stats = {
+        "budget": budget,
+        "right_fallback_rate": float(below[right].mean()),
+        "fallback_rate": float(below.mean()),
+        "accuracy_as_answered": float((right & ~below).mean()),
+    }
+    return threshold, stats

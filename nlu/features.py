@@ -51,16 +51,29 @@ class _Block:
 
 
 class Featurizer:
-    """Concatenation of a word n-gram block and a char_wb n-gram block, each L2-normalised."""
+    """Concatenation of a word n-gram block, a char_wb n-gram block and optionally a raw char block, each L2-normalised.
 
-    def __init__(self, word_ngrams: tuple[int, int] = (1, 2), char_ngrams: tuple[int, int] = (1, 4)) -> None:
+    The raw `char` block (n-grams across word boundaries) feeds a second linear
+    model whose scores are added to the first's (see nlu.classifier.fit_linear).
+    """
+
+    def __init__(self, word_ngrams: tuple[int, int] = (1, 2), char_ngrams: tuple[int, int] = (1, 4),
+                 char_raw_ngrams: tuple[int, int] | None = None) -> None:
         self.word_ngrams = tuple(word_ngrams)
         self.char_ngrams = tuple(char_ngrams)
+        self.char_raw_ngrams = tuple(char_raw_ngrams) if char_raw_ngrams else None
         self.blocks: list[_Block] = []
         self.n_features = 0
 
     def _specs(self) -> list[tuple[str, tuple[int, int]]]:
-        return [("word", self.word_ngrams), ("char_wb", self.char_ngrams)]  # type: ignore[list-item]
+        specs = [("word", self.word_ngrams), ("char_wb", self.char_ngrams)]
+        if self.char_raw_ngrams:
+            specs.append(("char", self.char_raw_ngrams))
+        return specs  # type: ignore[return-value]
+
+    def block_columns(self) -> list[tuple[int, int]]:
+        """(start, stop) column range of each fitted block, in order."""
+        return [(b.offset, b.offset + len(b.vocabulary)) for b in self.blocks]
 
     def fit_transform(self, texts: Sequence[str]) -> sp.csr_matrix:
         normalized = [normalize_text(t) for t in texts]
@@ -120,6 +133,7 @@ class Featurizer:
         meta = {
             "word_ngrams": list(self.word_ngrams),
             "char_ngrams": list(self.char_ngrams),
+            "char_raw_ngrams": list(self.char_raw_ngrams) if self.char_raw_ngrams else None,
             "blocks": [
                 {"analyzer": b.analyzer_kind, "ngram_range": list(b.ngram_range), "vocabulary": b.vocabulary, "offset": b.offset}
                 for b in self.blocks
@@ -130,7 +144,8 @@ class Featurizer:
 
     @classmethod
     def from_state(cls, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> "Featurizer":
-        f = cls(tuple(meta["word_ngrams"]), tuple(meta["char_ngrams"]))  # type: ignore[arg-type]
+        raw = meta.get("char_raw_ngrams")
+        f = cls(tuple(meta["word_ngrams"]), tuple(meta["char_ngrams"]), tuple(raw) if raw else None)  # type: ignore[arg-type]
         for i, b in enumerate(meta["blocks"]):
             kind, ngrams = b["analyzer"], tuple(b["ngram_range"])
             f.blocks.append(

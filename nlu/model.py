@@ -20,6 +20,7 @@ from nlu.classifier import (
     FALLBACK_INTENT,
     ClassifierConfig,
     LinearIntentModel,
+    choose_floor_threshold,
     choose_threshold,
     expected_calibration_error,
     fit_linear,
@@ -228,8 +229,13 @@ def train(
 ) -> Model:
     """Train on deduplicated examples; pick temperature (and threshold with an `oos` intent) on held-out data.
 
-    threshold: fixed `nlu_fallback` threshold; None means "chosen on validation
-    when the data has `oos_intent`, else DEFAULT_THRESHOLD".
+    threshold: fixed `nlu_fallback` threshold. None means chosen on the validation
+    split of the training data: with an `oos_intent`, the threshold maximising
+    (in-scope accuracy + oos recall) / 2 (`choose_threshold`); without one, the
+    largest threshold that sends at most `config.fallback_budget` (0.1%) of the
+    validation examples the model gets right to nlu_fallback, capped at
+    DEFAULT_THRESHOLD (`choose_floor_threshold`). With no validation split
+    possible (tiny data), DEFAULT_THRESHOLD.
     """
     say = progress or _noop
     config = config or ClassifierConfig()
@@ -264,6 +270,13 @@ def train(
             info["threshold_choice"] = stats
             say(f"threshold {chosen_threshold:.3f} chosen on validation "
                 f"(in-scope accuracy {stats.get('in_scope_accuracy', 0):.3f}, oos recall {stats.get('oos_recall', 0):.3f})")
+        elif threshold is None:
+            chosen_threshold, stats = choose_floor_threshold(proba, validation.gold, config.fallback_budget,
+                                                             config.max_floor_threshold)
+            threshold_source = "validation"
+            info["threshold_choice"] = stats
+            say(f"threshold {chosen_threshold:.3f} chosen on validation (confidence floor: "
+                f"{stats.get('right_fallback_rate', 0):.4f} of right answers fall back)")
     say(f"fitting on all {len(texts)} examples")
     intent_model = fit_linear(texts, labels, classes, config)
     intent_model.temperature = temperature
@@ -271,7 +284,9 @@ def train(
     extractor = DataEntityExtractor.from_data(data, builtins=entity_builtins)
     info.update(
         threshold_source=threshold_source,
-        config={"word_ngrams": list(config.word_ngrams), "char_ngrams": list(config.char_ngrams), "C": config.C},
+        config={"word_ngrams": list(config.word_ngrams), "char_ngrams": list(config.char_ngrams),
+                "char_raw_ngrams": list(config.char_raw_ngrams) if config.char_raw_ngrams else None, "C": config.C,
+                "fallback_budget": config.fallback_budget},
         features=intent_model.featurizer.n_features,
         train_seconds=round(time.perf_counter() - started, 3),
         sklearn_version=sklearn.__version__,

@@ -17,6 +17,10 @@ def test_banking77_accuracy_and_training_time(shared_dir: Path) -> None:
     seconds = time.perf_counter() - started
     report = evaluate(model, load_training_data(folder / "test.csv"))
     assert seconds < 60
-    assert report["top1_accuracy"] >= 0.915
-    assert report["accuracy"] >= 0.90  # as answered, with nlu_fallback below 0.3
+    # The bar of issue 9 is on the accuracy as answered (what `dangol nlu evaluate --json` prints as
+    # "accuracy"): an answer of nlu_fallback below the threshold counts as wrong.
+    assert report["accuracy"] >= 0.915
+    assert report["top1_accuracy"] >= report["accuracy"]
+    assert model.metadata["threshold_source"] == "validation"
+    assert report["fallback_rate"] <= 0.01
     assert report["macro_f1"] >= 0.91

@@ -49,9 +49,28 @@ def test_low_confidence_answers_nlu_fallback_with_the_ranking_kept(small_model: 
     assert answer["intent_ranking"][1]["name"] == "greet"
 
 
-def test_default_threshold_without_oos_intent_is_point_three(small_model: Model) -> None:
-    assert small_model.threshold == 0.3
-    assert small_model.metadata["threshold_source"] == "default"
+def test_threshold_without_oos_intent_is_a_confidence_floor_chosen_on_validation(small_model: Model) -> None:
+    assert small_model.metadata["threshold_source"] == "validation"
+    assert 0.0 <= small_model.threshold <= 0.3
+    choice = small_model.metadata["threshold_choice"]
+    assert choice["right_fallback_rate"] <= choice["budget"]
+
+
+def test_floor_threshold_keeps_all_but_the_budget_of_right_answers() -> None:
+    from nlu.classifier import choose_floor_threshold
+
+    rng = np.random.default_rng(0)
+    scores = rng.normal(size=(2000, 5))
+    gold = scores.argmax(axis=1)
+    gold[:200] = (gold[:200] + 1) % 5  # 10% wrong
+    proba = np.exp(scores) / np.exp(scores).sum(axis=1, keepdims=True)
+    t, stats = choose_floor_threshold(proba, gold, budget=0.01, cap=0.9)
+    right = proba.argmax(axis=1) == gold
+    conf = proba.max(axis=1)
+    assert (conf[right] < t).mean() <= 0.01
+    assert (conf[right] < np.nextafter(t, 1.0) + 1e-9).mean() > 0.005  # the largest such threshold, not zero
+    assert stats["right_fallback_rate"] <= 0.01
+    assert choose_floor_threshold(proba, gold, budget=0.5, cap=0.3)[0] == 0.3  # capped
 
 
 def test_explicit_threshold_wins() -> None:
