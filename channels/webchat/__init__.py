@@ -20,7 +20,7 @@ import json
 import logging
 import secrets
 import uuid
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,7 @@ from crm_store.conversations import history_for_identity
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).resolve().parent / "static"
 MAX_FRAME = 64 * 1024
+PUSHED_MEMORY = 10_000
 
 
 class WebChatChannel(Channel):
@@ -50,6 +51,9 @@ class WebChatChannel(Channel):
         self.max_message_chars = max_message_chars
         self._secret = secret.encode() if secret else None
         self.sockets: dict[str, set[web.WebSocketResponse]] = defaultdict(set)
+        #: Replies already pushed straight after their message was stored
+        #: (bounded: in a multi-process deployment another process settles them).
+        self._pushed: OrderedDict[str, None] = OrderedDict()
 
     @classmethod
     def from_settings(cls, settings: Any) -> WebChatChannel | None:
@@ -177,6 +181,16 @@ class WebChatChannel(Channel):
             await self._error(ws, "unavailable", exc.reason, None, client_id)
             return
         await ws.send_json({"type": "ack", "client_id": client_id, "id": result.message_id, "duplicate": result.duplicate})
+        if not result.duplicate:
+            # Push the replies from the process that holds the socket; the
+            # outbox row still settles through the delivery worker, which
+            # skips what was pushed here (and, in another process, finds no
+            # socket and leaves it to the history).
+            for reply in result.replies:
+                self._pushed[reply.message_id or ""] = None
+                if len(self._pushed) > PUSHED_MEMORY:
+                    self._pushed.popitem(last=False)
+                await self._push(visitor, reply)
 
     async def _error(self, ws: web.WebSocketResponse, code: str, message: str, field: str | None = None,
                      client_id: str | None = None) -> None:
@@ -187,12 +201,18 @@ class WebChatChannel(Channel):
 
     # -- delivery -------------------------------------------------------
     async def send(self, message: OutboundMessage) -> SendResult:
-        sockets = [ws for ws in self.sockets.get(message.recipient, ()) if not ws.closed]
+        if message.message_id in self._pushed:
+            del self._pushed[message.message_id]
+        else:
+            await self._push(message.recipient, message)
+        return SendResult(external_id=message.message_id)
+
+    async def _push(self, visitor: str, message: OutboundMessage) -> None:
+        sockets = [ws for ws in self.sockets.get(visitor, ()) if not ws.closed]
         frame = _frame(message.message_id, "out", message.text, [b.to_dict() for b in message.buttons],
                        [a.to_dict() for a in message.attachments], None)
         # a socket that fails mid-send is a visitor gone away: the history still holds the reply
         await asyncio.gather(*(ws.send_json(frame) for ws in sockets), return_exceptions=True)
-        return SendResult(external_id=message.message_id)
 
 
 def _frame(message_id: str | None, direction: str, text: str | None, buttons: list[dict[str, Any]],
