@@ -55,7 +55,9 @@ def nlu() -> None:
 @click.argument("data", nargs=-1, required=True, type=click.Path())
 @click.option("--out", "out", required=True, type=click.Path(), help="Directory to write the model to.")
 @click.option("--threshold", type=click.FloatRange(0.0, 1.0), default=None,
-              help="nlu_fallback threshold; default: chosen on validation when the data has an 'oos' intent, else 0.3.")
+              help="nlu_fallback threshold; default: chosen on a validation split of the training data "
+                   "(with an 'oos' intent: best in-scope accuracy + oos recall; without: a confidence floor "
+                   "that sends at most 0.1% of right answers to nlu_fallback, at most 0.3).")
 def train(data: tuple[str, ...], out: str, threshold: float | None) -> None:
     """Train a model on DATA (Rasa YAML/Markdown/JSON or text,intent CSV; files or folders)."""
     started = time.perf_counter()
