@@ -59,19 +59,21 @@ def main(ctx: click.Context, config: str | None, log_json: bool) -> None:
 @click.option("--config", "config", type=click.Path(dir_okay=False), help="TOML settings file.")
 @click.option("--host", default=None, help="Address to listen on (DANGOL_HOST).")
 @click.option("--port", type=int, default=None, help="Port to listen on (DANGOL_PORT).")
+@click.option("--workers", type=click.IntRange(1, 64), default=None, help="Processes sharing the port (DANGOL_WORKERS).")
 @click.option("--log-json", is_flag=True, default=False, help="Log one JSON object per line.")
 @click.pass_context
-def serve(ctx: click.Context, config: str | None, host: str | None, port: int | None, log_json: bool) -> None:
+def serve(ctx: click.Context, config: str | None, host: str | None, port: int | None, workers: int | None, log_json: bool) -> None:
     """Run the service: webhooks, web chat, API and the delivery worker."""
     if config:
         ctx.obj["config"] = config
     if log_json:
         ctx.obj["log_json"] = True
-    settings = _settings(ctx, host=host, port=port)
+    settings = _settings(ctx, host=host, port=port, workers=workers)
     from aiohttp import web
 
     from bot.app import create_app
     from bot.extensions import default_extensions
+    from bot.workers import WorkerProcesses, prepare_store
 
     try:
         from bot.bot_folder import BotFolderError, load_bot_folder
@@ -80,9 +82,14 @@ def serve(ctx: click.Context, config: str | None, host: str | None, port: int | 
     except BotFolderError as exc:
         raise click.ClickException(str(exc)) from None
     app = create_app(settings, extensions=default_extensions())
-    log.info("listening on http://%s:%d", settings.host, settings.port)
+    reuse_port = settings.workers > 1 or settings.reuse_port
+    if settings.workers > 1:
+        asyncio.run(prepare_store(settings))
+        WorkerProcesses(settings.workers - 1, sys.argv[1:]).attach(app)
+    log.info("listening on http://%s:%d (%d process%s)", settings.host, settings.port, settings.workers,
+             "es" if settings.workers > 1 else "")
     web.run_app(
-        app, host=settings.host, port=settings.port, print=None, access_log=None,
+        app, host=settings.host, port=settings.port, print=None, access_log=None, reuse_port=reuse_port or None,
         shutdown_timeout=settings.shutdown_timeout, handle_signals=True,
     )
 

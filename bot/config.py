@@ -30,6 +30,9 @@ class CoreSettings(BaseSettings):
     database_url: str = "sqlite+aiosqlite:///./dangol.db"
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
+    #: Processes of ``dangol serve`` sharing the port (SO_REUSEPORT); one core each.
+    workers: int = Field(default=1, ge=1, le=64)
+    reuse_port: bool = False
     bot_path: Path = DEFAULT_BOT
     secret_key: SecretStr | None = None
     log_level: Literal["debug", "info", "warning", "error"] = "info"

@@ -1,0 +1,194 @@
+"""Inbound throughput and latency of the REST channel, end to end.
+
+Drives ``POST /webhooks/rest/webhook`` of a real ``dangol serve`` with wrk
+(32 connections by default), each request a new message from one of many
+senders, so every request is stored, deduplicated, answered by the sample
+bot and committed before its answer.  The ceiling is the plainest aiohttp
+JSON echo measured with the same wrk settings in the same run; figures are
+printed as ratios to it.  Runs on a SQLite file and on PostgreSQL
+(127.0.0.1:5432) unless told otherwise, talks only to 127.0.0.1, and stops
+by itself.
+
+    python bench/inbound.py [--seconds 10] [--connections 32] [--runs 3] [--only sqlite|postgresql]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import secrets
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+PG_ADMIN = os.environ.get("DANGOL_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
+
+LUA = r"""
+local counter = 0
+local thread_id = 0
+local threads = {}
+function setup(thread)
+  thread:set("tid", #threads + 1)
+  table.insert(threads, thread)
+end
+request = function()
+  counter = counter + 1
+  local sender = "bench-" .. tid .. "-" .. (counter % 500)
+  local body = '{"sender":"' .. sender .. '","message":"hello","message_id":"' .. RUN .. "-" .. tid .. "-" .. counter .. '"}'
+  return wrk.format("POST", "/webhooks/rest/webhook", {["Content-Type"] = "application/json"}, body)
+end
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_http(url: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status < 500:
+                    return
+        except urllib.error.HTTPError as exc:
+            if exc.code < 500:
+                return
+            time.sleep(0.2)
+        except OSError:  # not listening yet
+            time.sleep(0.2)
+    raise TimeoutError(url)
+
+
+def parse_wrk(output: str) -> dict[str, float]:
+    def to_ms(value: str) -> float:
+        number, unit = re.match(r"([\d.]+)(\w+)", value).groups()  # type: ignore[union-attr]
+        return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
+
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
+    latency = {p: to_ms(v) for p, v in re.findall(r"^\s+(50|75|90|99)%\s+(\S+)", output, re.M)}
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    socket_errors = re.search(r"Socket errors: (.*)", output)
+    return {"rps": rps, "p50_ms": latency.get("50", 0.0), "p99_ms": latency.get("99", 0.0),
+            "non_2xx": int(errors.group(1)) if errors else 0, "socket_errors": socket_errors.group(1) if socket_errors else ""}
+
+
+def run_wrk(port: int, seconds: int, connections: int, threads: int, lua: Path) -> dict[str, float]:
+    cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(lua), f"http://127.0.0.1:{port}/webhooks/rest/webhook"]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 60, check=True).stdout
+    return parse_wrk(out)
+
+
+def lua_script(folder: Path, run_id: str) -> Path:
+    path = folder / f"bench-{run_id}.lua"
+    path.write_text(f'RUN = "{run_id}"\n' + LUA, encoding="utf-8")
+    return path
+
+
+def measure_echo(seconds: int, connections: int, threads: int, folder: Path) -> dict[str, float]:
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, str(ROOT / "bench" / "echo_server.py"), str(port)])
+    try:
+        wait_http(f"http://127.0.0.1:{port}/", 20)
+        return run_wrk(port, seconds, connections, threads, lua_script(folder, "echo-" + secrets.token_hex(3)))
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+async def _pg(sql: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(PG_ADMIN, timeout=5)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+def measure_dangol(kind: str, seconds: int, connections: int, threads: int, folder: Path, warmup: int, extra_env: dict[str, str]) -> dict[str, Any]:
+    pg_name = None
+    if kind == "sqlite":
+        url = f"sqlite+aiosqlite:///{folder}/bench-{secrets.token_hex(3)}.db"
+    else:
+        pg_name = f"dangol_bench_{secrets.token_hex(4)}"
+        asyncio.run(_pg(f'CREATE DATABASE "{pg_name}"'))
+        url = PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://") + f"/{pg_name}"
+        subprocess.run([sys.executable, "-m", "bot.cli", "db", "upgrade"], env={**os.environ, "DANGOL_DATABASE_URL": url},
+                       check=True, capture_output=True, cwd=folder)
+    port = free_port()
+    env = {**os.environ, "DANGOL_DATABASE_URL": url, "DANGOL_PORT": str(port), "DANGOL_LOG_LEVEL": "warning", **extra_env}
+    proc = subprocess.Popen([sys.executable, "-m", "bot.cli", "serve"], env=env, cwd=folder)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/readyz", 60)
+        time.sleep(4 if extra_env.get("DANGOL_WORKERS", "1") != "1" else 0)  # the other processes start after the first
+        if warmup:
+            run_wrk(port, warmup, connections, threads, lua_script(folder, "warm-" + secrets.token_hex(3)))
+        result: dict[str, Any] = run_wrk(port, seconds, connections, threads, lua_script(folder, "run-" + secrets.token_hex(3)))
+        return result
+    finally:
+        proc.terminate()
+        proc.wait(30)
+        if pg_name:
+            asyncio.run(_pg(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)'))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--only", choices=["sqlite", "postgresql"])
+    parser.add_argument("--sqlite-synchronous", choices=["FULL", "NORMAL"], default="FULL")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="dangol serve processes (default: one per core)")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("bench/inbound.py needs wrk (apt-get install wrk)")
+    kinds = [args.only] if args.only else ["sqlite", "postgresql"]
+    extra_env = {"DANGOL_SQLITE_SYNCHRONOUS": args.sqlite_synchronous, "DANGOL_WORKERS": str(args.workers)}
+    runs: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="dangol-bench-") as tmp:
+        folder = Path(tmp)
+        for run in range(args.runs):
+            echo = measure_echo(args.seconds, args.connections, args.threads, folder)
+            entry: dict[str, Any] = {"run": run + 1, "echo": echo}
+            for kind in kinds:
+                result = measure_dangol(kind, args.seconds, args.connections, args.threads, folder, args.warmup, extra_env)
+                result["ratio_to_echo"] = result["rps"] / echo["rps"]
+                entry[kind] = result
+                print(f"run {run + 1} {kind:10s} {result['rps']:8.0f} msg/s  p50 {result['p50_ms']:6.2f} ms  "
+                      f"p99 {result['p99_ms']:6.2f} ms  ratio {result['ratio_to_echo']:.3f}  (echo {echo['rps']:.0f}/s, "
+                      f"non-2xx {result['non_2xx']})", flush=True)
+            runs.append(entry)
+    summary: dict[str, Any] = {"cores": os.cpu_count(), "connections": args.connections, "seconds": args.seconds,
+                               "sqlite_synchronous": args.sqlite_synchronous, "workers": args.workers, "runs": runs, "median": {}}
+    summary["median"]["echo_rps"] = statistics.median(r["echo"]["rps"] for r in runs)
+    for kind in kinds:
+        summary["median"][kind] = {key: statistics.median(r[kind][key] for r in runs) for key in ("rps", "p50_ms", "p99_ms", "ratio_to_echo")}
+    print(f"\ncores: {summary['cores']}  workers: {args.workers}  connections: {args.connections}  echo ceiling (median): {summary['median']['echo_rps']:.0f} req/s")
+    for kind in kinds:
+        m = summary["median"][kind]
+        print(f"median {kind:10s} {m['rps']:8.0f} msg/s  p50 {m['p50_ms']:.2f} ms  p99 {m['p99_ms']:.2f} ms  ratio to echo {m['ratio_to_echo']:.3f}")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "inbound.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
