@@ -10,19 +10,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import event
-from sqlalchemy.engine import make_url
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -53,9 +55,17 @@ class Database:
             self.reader = create_async_engine(url, pool_size=pool_size, max_overflow=pool_size)
             self._sqlite_pragmas(self.writer, sqlite_synchronous, immediate=True)
             self._sqlite_pragmas(self.reader, sqlite_synchronous, immediate=False)
+            # The message path's batches run as synchronous code on one thread
+            # of their own: one hop per batch instead of several per statement.
+            sync_url = make_url(url).set(drivername="sqlite+pysqlite")
+            self.sync_writer: Engine | None = create_engine(sync_url, pool_size=1, max_overflow=0, pool_timeout=60)
+            self._sqlite_pragmas(self.sync_writer, sqlite_synchronous, immediate=True)
+            self._write_thread: ThreadPoolExecutor | None = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
         else:
             self.writer = create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=False)
             self.reader = self.writer
+            self.sync_writer = None
+            self._write_thread = None
 
     @staticmethod
     def _prepare_sqlite_path(url: str) -> None:
@@ -64,8 +74,10 @@ class Database:
             Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
 
     @staticmethod
-    def _sqlite_pragmas(engine: AsyncEngine, synchronous: str, *, immediate: bool) -> None:
-        @event.listens_for(engine.sync_engine, "connect")
+    def _sqlite_pragmas(engine: AsyncEngine | Engine, synchronous: str, *, immediate: bool) -> None:
+        target = engine.sync_engine if isinstance(engine, AsyncEngine) else engine
+
+        @event.listens_for(target, "connect")
         def _on_connect(dbapi_connection: Any, _record: Any) -> None:
             dbapi_connection.isolation_level = None
             cursor = dbapi_connection.cursor()
@@ -75,7 +87,7 @@ class Database:
             cursor.execute("PRAGMA busy_timeout=30000")
             cursor.close()
 
-        @event.listens_for(engine.sync_engine, "begin")
+        @event.listens_for(target, "begin")
         def _on_begin(conn: Any) -> None:
             conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
@@ -84,6 +96,23 @@ class Database:
         """A transaction that commits on success and rolls back on any error."""
         async with self.writer.begin() as conn:
             yield conn
+
+    async def run_in_transaction(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run synchronous ``fn(connection, *args)`` in one write transaction.
+
+        On SQLite it runs on the writer thread with the plain sqlite3 driver;
+        on PostgreSQL through the async connection's greenlet bridge.
+        """
+        if self.sync_writer is not None and self._write_thread is not None:
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(self._write_thread, self._sync_transaction, fn, args)
+        async with self.writer.begin() as conn:
+            return await conn.run_sync(fn, *args)
+
+    def _sync_transaction(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+        assert self.sync_writer is not None
+        with self.sync_writer.begin() as conn:
+            return fn(conn, *args)
 
     @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
@@ -111,6 +140,9 @@ class Database:
             await conn.exec_driver_sql("SELECT 1")
 
     async def dispose(self) -> None:
+        if self.sync_writer is not None and self._write_thread is not None:
+            await asyncio.get_running_loop().run_in_executor(self._write_thread, self.sync_writer.dispose)
+            self._write_thread.shutdown(wait=True)
         await self.writer.dispose()
         if self.reader is not self.writer:
             await self.reader.dispose()

@@ -22,7 +22,7 @@ from typing import Any
 
 from sqlalchemy import and_, bindparam, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.engine import Connection
 
 from crm_store.database import Database
 from crm_store.models import ChannelIdentity, Consent, Conversation, Customer, CustomerTag, Message, OutboxRow
@@ -41,6 +41,9 @@ consents_t = Consent.__table__
 
 #: Conversation states in which a person, not the bot, answers.
 HUMAN_STATES = frozenset({"pending", "open"})
+#: last_seen_at is written at most this often per customer: a minute is
+#: precise enough for "last seen" and saves a write on most messages.
+LAST_SEEN_RESOLUTION = dt.timedelta(seconds=60)
 CUSTOMER_FIELDS = frozenset({"name", "first_name", "last_name", "email", "phone", "locale", "timezone", "lifecycle_stage"})
 
 
@@ -58,6 +61,7 @@ class CustomerState:
     attributes: dict[str, Any] = field(default_factory=dict)
     tags: set[str] = field(default_factory=set)
     is_new: bool = False
+    last_seen_at: dt.datetime | None = None
 
     def as_fields(self) -> dict[str, Any]:
         """What templates may substitute (``{first_name}``, ``{email}`` ...)."""
@@ -143,6 +147,8 @@ class _Work:
     consents: list[dict[str, Any]] = field(default_factory=list)
     edits: list[dict[str, Any]] = field(default_factory=list)
     conversations: dict[uuid.UUID, ConversationState] = field(default_factory=dict)
+    open_conversations: dict[tuple[uuid.UUID, str], ConversationState] = field(default_factory=dict)
+    unknown_conversations: set[uuid.UUID] = field(default_factory=set)
 
 
 class InboundWriter:
@@ -180,17 +186,21 @@ class InboundWriter:
 
     async def _write_once(self, items: Sequence[InboundItem]) -> list[HandleResult | BaseException]:
         work = _Work(now=utcnow())
-        async with self.db.write() as conn:
-            results = await self._plan(conn, items, work)
-            await self._flush(conn, work)
+        results = await self.db.run_in_transaction(self._plan_and_flush, items, work)
         if work.outbox and self.on_outbox:
             self.on_outbox()
         return results
 
-    async def _plan(
-        self, conn: AsyncConnection, items: Sequence[InboundItem], work: _Work
+    def _plan_and_flush(self, conn: Connection, items: Sequence[InboundItem], work: _Work) -> list[HandleResult | BaseException]:
+        """The whole batch as plain synchronous code: one hop to the writer, not one per statement."""
+        results = self._plan(conn, items, work)
+        self._flush(conn, work)
+        return results
+
+    def _plan(
+        self, conn: Connection, items: Sequence[InboundItem], work: _Work
     ) -> list[HandleResult | BaseException]:
-        existing = await self._existing_inbound(conn, items)
+        existing = self._existing_inbound(conn, items)
         results: list[HandleResult | BaseException | None] = [None] * len(items)
         first_of: dict[tuple[str, str], int] = {}
         fresh: list[int] = []
@@ -208,7 +218,7 @@ class InboundWriter:
 
         edits = [i for i in fresh if items[i].message.kind == "edit" and items[i].message.edit_of]
         if edits:
-            originals = await self._edit_targets(conn, [items[i].message for i in edits])
+            originals = self._edit_targets(conn, [items[i].message for i in edits])
             for index in edits:
                 msg = items[index].message
                 original = originals.get((msg.channel, msg.edit_of or ""))
@@ -217,8 +227,8 @@ class InboundWriter:
                     results[index] = HandleResult(False, str(original["id"]), str(original["conversation_id"]), str(original["customer_id"]))
             fresh = [i for i in fresh if results[i] is None]
 
-        customers = await self._resolve_customers(conn, [items[i].message for i in fresh], work)
-        conversations = await self._open_conversations(conn, [(items[i].message, customers[i_pos]) for i_pos, i in enumerate(fresh)], work)
+        customers = self._resolve_customers(conn, [items[i].message for i in fresh], work)
+        conversations = self._open_conversations(conn, [(items[i].message, customers[i_pos]) for i_pos, i in enumerate(fresh)], work)
         for pos, index in enumerate(fresh):
             item = items[index]
             customer = customers[pos]
@@ -236,14 +246,14 @@ class InboundWriter:
                 final.append(result)
         return final
 
-    async def _existing_inbound(self, conn: AsyncConnection, items: Sequence[InboundItem]) -> dict[tuple[str, str], HandleResult]:
+    def _existing_inbound(self, conn: Connection, items: Sequence[InboundItem]) -> dict[tuple[str, str], HandleResult]:
         by_channel: dict[str, set[str]] = defaultdict(set)
         for item in items:
             if item.message.external_id:
                 by_channel[item.message.channel].add(item.message.external_id)
         found: dict[tuple[str, str], HandleResult] = {}
         for channel, ids in by_channel.items():
-            rows = await conn.execute(
+            rows = conn.execute(
                 select(messages_t.c.id, messages_t.c.external_id, messages_t.c.conversation_id, messages_t.c.customer_id).where(
                     messages_t.c.channel == channel, messages_t.c.direction == "in", messages_t.c.external_id.in_(ids)
                 )
@@ -251,13 +261,13 @@ class InboundWriter:
             for row in rows:
                 found[(channel, row.external_id)] = HandleResult(True, str(row.id), str(row.conversation_id), str(row.customer_id))
         if found:
-            await self._attach_previous_replies(conn, found)
+            self._attach_previous_replies(conn, found)
         return found
 
-    async def _attach_previous_replies(self, conn: AsyncConnection, found: dict[tuple[str, str], HandleResult]) -> None:
+    def _attach_previous_replies(self, conn: Connection, found: dict[tuple[str, str], HandleResult]) -> None:
         """A retried request gets the replies the first one got (the REST channel returns them)."""
         by_id = {uuid.UUID(r.message_id): r for r in found.values() if r.message_id}
-        rows = await conn.execute(
+        rows = conn.execute(
             select(messages_t).where(messages_t.c.in_reply_to.in_(list(by_id))).order_by(messages_t.c.id)
         )
         for row in rows:
@@ -273,11 +283,11 @@ class InboundWriter:
                 )
             )
 
-    async def _edit_targets(self, conn: AsyncConnection, msgs: list[InboundMessage]) -> dict[tuple[str, str], dict[str, Any]]:
+    def _edit_targets(self, conn: Connection, msgs: list[InboundMessage]) -> dict[tuple[str, str], dict[str, Any]]:
         found: dict[tuple[str, str], dict[str, Any]] = {}
         for msg in msgs:
             row = (
-                await conn.execute(
+                conn.execute(
                     select(messages_t.c.id, messages_t.c.text, messages_t.c.metadata.label("meta"), messages_t.c.conversation_id, messages_t.c.customer_id).where(
                         messages_t.c.channel == msg.channel, messages_t.c.direction == "in", messages_t.c.external_id == msg.edit_of
                     )
@@ -287,20 +297,33 @@ class InboundWriter:
                 found[(msg.channel, msg.edit_of or "")] = dict(row._mapping)
         return found
 
-    async def _resolve_customers(self, conn: AsyncConnection, msgs: list[InboundMessage], work: _Work) -> list[CustomerState]:
+    def _resolve_customers(self, conn: Connection, msgs: list[InboundMessage], work: _Work) -> list[CustomerState]:
+        """Identity, customer and open conversation of every sender, in one query per channel."""
         by_channel: dict[str, set[str]] = defaultdict(set)
         for msg in msgs:
             by_channel[msg.channel].add(msg.sender_id)
         identity_customer: dict[tuple[str, str], uuid.UUID] = {}
+        states: dict[uuid.UUID, CustomerState] = {}
+        c, v = customers_t.c, conversations_t.c
         for channel, senders in by_channel.items():
-            rows = await conn.execute(
-                select(identities_t.c.external_id, identities_t.c.customer_id).where(
-                    identities_t.c.channel == channel, identities_t.c.external_id.in_(senders)
-                )
+            stmt = (
+                select(identities_t.c.external_id, c.id, c.name, c.first_name, c.last_name, c.email, c.phone, c.locale,
+                       c.timezone, c.lifecycle_stage, c.attributes, c.last_seen_at, v.id.label("conv_id"), v.status,
+                       v.assignee_id, v.team, v.priority, v.bot_state, v.thread)
+                .join(customers_t, c.id == identities_t.c.customer_id)
+                .outerjoin(conversations_t, and_(v.customer_id == c.id, v.channel == channel, v.status != "resolved"))
+                .where(identities_t.c.channel == channel, identities_t.c.external_id.in_(senders))
             )
-            for row in rows:
-                identity_customer[(channel, row.external_id)] = row.customer_id
-        states = await self._load_customers(conn, set(identity_customer.values()))
+            for row in conn.execute(stmt):
+                identity_customer[(channel, row.external_id)] = row.id
+                if row.id not in states:
+                    states[row.id] = _customer_state(row)
+                if row.conv_id is not None:
+                    work.open_conversations[(row.id, channel)] = ConversationState(
+                        id=row.conv_id, customer_id=row.id, channel=channel, status=row.status, assignee_id=row.assignee_id,
+                        team=row.team, priority=row.priority, bot_state=dict(row.bot_state or {}), thread=row.thread,
+                    )
+        self._load_tags(conn, states)
 
         missing: dict[tuple[str, str], InboundMessage] = {}
         for msg in msgs:
@@ -308,13 +331,14 @@ class InboundWriter:
             if key not in identity_customer and key not in missing:
                 missing[key] = msg
         if missing:
-            verified = await self._customers_by_verified_contact(conn, list(missing.values()))
+            verified = self._customers_by_verified_contact(conn, list(missing.values()))
             for key, msg in missing.items():
                 existing = verified.get(key)
                 if existing is None:
                     state = self._new_customer(msg, work)
                 else:
                     state = existing
+                    work.unknown_conversations.add(state.id)
                 states[state.id] = state
                 identity_customer[key] = state.id
                 work.new_identities.append(
@@ -332,23 +356,20 @@ class InboundWriter:
             work.seen_customers[state.id] = state
         return [states[identity_customer[(m.channel, m.sender_id)]] for m in msgs]
 
-    async def _load_customers(self, conn: AsyncConnection, ids: set[uuid.UUID]) -> dict[uuid.UUID, CustomerState]:
+    def _load_tags(self, conn: Connection, states: dict[uuid.UUID, CustomerState]) -> None:
+        if states:
+            for row in conn.execute(select(tags_t).where(tags_t.c.customer_id.in_(list(states)))):
+                states[row.customer_id].tags.add(row.tag)
+
+    def _load_customers(self, conn: Connection, ids: set[uuid.UUID]) -> dict[uuid.UUID, CustomerState]:
         if not ids:
             return {}
-        states: dict[uuid.UUID, CustomerState] = {}
-        rows = await conn.execute(select(customers_t).where(customers_t.c.id.in_(ids)))
-        for row in rows:
-            states[row.id] = CustomerState(
-                id=row.id, name=row.name, first_name=row.first_name, last_name=row.last_name, email=row.email,
-                phone=row.phone, locale=row.locale, timezone=row.timezone, lifecycle_stage=row.lifecycle_stage,
-                attributes=dict(row.attributes or {}),
-            )
-        for row in await conn.execute(select(tags_t).where(tags_t.c.customer_id.in_(ids))):
-            states[row.customer_id].tags.add(row.tag)
+        states = {row.id: _customer_state(row) for row in conn.execute(select(customers_t).where(customers_t.c.id.in_(ids)))}
+        self._load_tags(conn, states)
         return states
 
-    async def _customers_by_verified_contact(
-        self, conn: AsyncConnection, msgs: list[InboundMessage]
+    def _customers_by_verified_contact(
+        self, conn: Connection, msgs: list[InboundMessage]
     ) -> dict[tuple[str, str], CustomerState]:
         """New identities whose platform vouches for an e-mail or phone join that customer."""
         emails = {m.profile.email.lower() for m in msgs if m.profile.verified and m.profile.email}
@@ -360,7 +381,7 @@ class InboundWriter:
             clauses.append(customers_t.c.email.in_(emails))
         if phones:
             clauses.append(customers_t.c.phone.in_(phones))
-        rows = (await conn.execute(select(customers_t.c.id, customers_t.c.email, customers_t.c.phone).where(or_(*clauses)).order_by(customers_t.c.created_at))).all()
+        rows = (conn.execute(select(customers_t.c.id, customers_t.c.email, customers_t.c.phone).where(or_(*clauses)).order_by(customers_t.c.created_at))).all()
         by_email = {}
         by_phone = {}
         for row in rows:
@@ -368,7 +389,7 @@ class InboundWriter:
                 by_email.setdefault(row.email.lower(), row.id)
             if row.phone:
                 by_phone.setdefault(row.phone, row.id)
-        states = await self._load_customers(conn, set(by_email.values()) | set(by_phone.values()))
+        states = self._load_customers(conn, set(by_email.values()) | set(by_phone.values()))
         matched: dict[tuple[str, str], CustomerState] = {}
         for msg in msgs:
             if not msg.profile.verified:
@@ -392,6 +413,7 @@ class InboundWriter:
             timezone=profile.timezone,
             attributes={k: v for k, v in {"username": profile.username}.items() if v},
             is_new=True,
+            last_seen_at=work.now,
         )
         work.new_customers.append(
             {
@@ -403,24 +425,20 @@ class InboundWriter:
         )
         return state
 
-    async def _open_conversations(
-        self, conn: AsyncConnection, pairs: list[tuple[InboundMessage, CustomerState]], work: _Work
+    def _open_conversations(
+        self, conn: Connection, pairs: list[tuple[InboundMessage, CustomerState]], work: _Work
     ) -> dict[tuple[uuid.UUID, str], ConversationState]:
-        wanted = {(c.id, m.channel) for m, c in pairs}
-        found: dict[tuple[uuid.UUID, str], ConversationState] = {}
-        existing_ids = {cid for cid, _ in wanted if not work.seen_customers[cid].is_new}
-        if existing_ids:
-            rows = await conn.execute(
-                select(conversations_t).where(conversations_t.c.customer_id.in_(existing_ids), conversations_t.c.status != "resolved")
-            )
+        """The unresolved conversation of each (customer, channel), new where there is none."""
+        found = work.open_conversations
+        if work.unknown_conversations:
+            rows = conn.execute(select(conversations_t).where(
+                conversations_t.c.customer_id.in_(list(work.unknown_conversations)), conversations_t.c.status != "resolved"))
             for row in rows:
-                key = (row.customer_id, row.channel)
-                if key in wanted:
-                    found[key] = ConversationState(
-                        id=row.id, customer_id=row.customer_id, channel=row.channel, status=row.status,
-                        assignee_id=row.assignee_id, team=row.team, priority=row.priority,
-                        bot_state=dict(row.bot_state or {}), thread=row.thread,
-                    )
+                found.setdefault((row.customer_id, row.channel), ConversationState(
+                    id=row.id, customer_id=row.customer_id, channel=row.channel, status=row.status,
+                    assignee_id=row.assignee_id, team=row.team, priority=row.priority,
+                    bot_state=dict(row.bot_state or {}), thread=row.thread,
+                ))
         for msg, customer in pairs:
             key = (customer.id, msg.channel)
             if key not in found:
@@ -455,7 +473,9 @@ class InboundWriter:
         )
         conv.thread = msg.thread or msg.sender_id
         work.conversations[conv.id] = conv
-        work.customer_updates[customer.id]["last_seen_at"] = now
+        if customer.last_seen_at is None or now - customer.last_seen_at > LAST_SEEN_RESOLUTION:
+            work.customer_updates[customer.id]["last_seen_at"] = now
+            customer.last_seen_at = now
         if conv.status == "snoozed":
             conv.status = "open" if conv.assignee_id else "pending"
 
@@ -544,11 +564,11 @@ class InboundWriter:
             customer.tags.add(tag)
             work.new_tags.append({"customer_id": customer.id, "tag": tag})
 
-    async def _flush(self, conn: AsyncConnection, work: _Work) -> None:
+    def _flush(self, conn: Connection, work: _Work) -> None:
         if work.new_customers:
-            await conn.execute(insert(customers_t), work.new_customers)
+            conn.execute(insert(customers_t), work.new_customers)
         if work.new_identities:
-            await conn.execute(insert(identities_t), work.new_identities)
+            conn.execute(insert(identities_t), work.new_identities)
         new_convs = []
         changed_convs = []
         for state in work.conversations.values():
@@ -562,37 +582,37 @@ class InboundWriter:
             else:
                 changed_convs.append({"b_id": state.id, **record})
         if new_convs:
-            await conn.execute(insert(conversations_t), new_convs)
+            conn.execute(insert(conversations_t), new_convs)
         if changed_convs:
             stmt = (
                 update(conversations_t)
                 .where(conversations_t.c.id == bindparam("b_id"))
                 .values({k: bindparam(k) for k in changed_convs[0] if k != "b_id"})
             )
-            await conn.execute(stmt.values(snoozed_until=None), changed_convs)
+            conn.execute(stmt.values(snoozed_until=None), changed_convs)
         if work.messages:
-            await conn.execute(insert(messages_t), work.messages)
+            conn.execute(insert(messages_t), work.messages)
         for edit in work.edits:
             meta = dict(edit["meta"] or {})
             meta.setdefault("edits", []).append({"text": edit["previous"], "replaced_at": work.now.isoformat()})
-            await conn.execute(
+            conn.execute(
                 update(messages_t).where(messages_t.c.id == edit["id"]).values(text=edit["text"], edited_at=work.now, metadata=meta)
             )
         if work.outbox:
-            await conn.execute(insert(outbox_t), work.outbox)
-        await self._flush_customer_updates(conn, work)
+            conn.execute(insert(outbox_t), work.outbox)
+        self._flush_customer_updates(conn, work)
         if work.new_tags:
-            await conn.execute(insert(tags_t), work.new_tags)
+            conn.execute(insert(tags_t), work.new_tags)
         for consent in work.consents:
-            await conn.execute(
+            conn.execute(
                 consents_t.delete().where(
                     and_(consents_t.c.customer_id == consent["customer_id"], consents_t.c.channel == consent["channel"],
                          consents_t.c.purpose == consent["purpose"])
                 )
             )
-            await conn.execute(insert(consents_t).values(id=new_id(), source="bot", updated_at=work.now, **consent))
+            conn.execute(insert(consents_t).values(id=new_id(), source="bot", updated_at=work.now, **consent))
 
-    async def _flush_customer_updates(self, conn: AsyncConnection, work: _Work) -> None:
+    def _flush_customer_updates(self, conn: Connection, work: _Work) -> None:
         new_ids = {row["id"] for row in work.new_customers}
         plain: list[dict[str, Any]] = []
         for cid, fields in work.customer_updates.items():
@@ -602,12 +622,20 @@ class InboundWriter:
                 if cid not in new_ids:
                     plain.append({"b_id": cid, "last_seen_at": fields["last_seen_at"]})
                 continue
-            await conn.execute(update(customers_t).where(customers_t.c.id == cid).values(**fields))
+            conn.execute(update(customers_t).where(customers_t.c.id == cid).values(**fields))
         if plain:
-            await conn.execute(
+            conn.execute(
                 update(customers_t).where(customers_t.c.id == bindparam("b_id")).values(last_seen_at=bindparam("last_seen_at")),
                 plain,
             )
+
+
+def _customer_state(row: Any) -> CustomerState:
+    return CustomerState(
+        id=row.id, name=row.name, first_name=row.first_name, last_name=row.last_name, email=row.email, phone=row.phone,
+        locale=row.locale, timezone=row.timezone, lifecycle_stage=row.lifecycle_stage,
+        attributes=dict(row.attributes or {}), last_seen_at=row.last_seen_at,
+    )
 
 
 def _profile_dict(msg: InboundMessage) -> dict[str, Any]:
