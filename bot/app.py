@@ -101,7 +101,13 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         try:
             await db.check_current()
         except SchemaNotCurrent as exc:
-            log.error("%s; run `dangol db upgrade`", exc)
+            # Stay up but not ready: /readyz says why, webhooks answer 503.
+            log.error("%s; run `dangol db upgrade` and restart", exc)
+            try:
+                yield
+            finally:
+                await db.dispose()
+            return
     decide, parser = await load_bot(
         settings.bot_path, nlu_model=settings.nlu_model, rasa_url=settings.rasa_url, rasa_timeout=settings.rasa_timeout
     )

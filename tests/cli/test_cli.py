@@ -103,3 +103,31 @@ def test_logs_never_carry_tokens_or_configured_secrets() -> None:
     assert "dgl_abc" not in line and "AAHdq" not in line and "s3cr3t" not in line
     assert line.count("[redacted]") == 3
 
+
+
+def test_the_worker_alone_drains_the_outbox(sqlite_url: str) -> None:
+    import asyncio
+
+    from crm_store.database import Database
+    from crm_store.records import InboundMessage
+    from tests.helpers import count, sample_engine
+
+    async def queue() -> None:
+        db = Database(sqlite_url)
+        engine = await sample_engine(db)
+        for i in range(3):
+            await engine.handle(InboundMessage(channel="webchat", sender_id=f"v{i}", text="hello", external_id=f"m{i}"))
+        await engine.close()
+        await db.dispose()
+
+    async def sent() -> int:
+        db = Database(sqlite_url)
+        try:
+            return await count(db, "outbox", status="sent")
+        finally:
+            await db.dispose()
+
+    asyncio.run(queue())
+    code, out = run("worker", "--once", env={"DANGOL_DATABASE_URL": sqlite_url})
+    assert code == 0 and "processed 3 outbox rows" in out
+    assert asyncio.run(sent()) == 3
