@@ -131,3 +131,21 @@ def test_retrieval_intents_fill_the_response_selector() -> None:
     selected = answer["response_selector"]["chitchat"]["response"]
     assert selected["intent_response_key"] == "chitchat/ask_weather"
     assert selected["utter_action"] == "utter_chitchat/ask_weather"
+
+
+def test_featurizer_state_without_raw_char_block_still_loads() -> None:
+    f = Featurizer((1, 2), (1, 4))
+    f.fit_transform(["hello there", "good bye"])
+    meta, arrays = f.to_state()
+    meta.pop("char_raw_ngrams")  # as written before the raw char block existed
+    g = Featurizer.from_state(meta, arrays)
+    assert g.char_raw_ngrams is None and len(g.blocks) == 2
+    assert np.allclose(g.transform_one("hello")[1], f.transform_one("hello")[1])
+
+
+def test_two_svms_fill_disjoint_columns(small_model: Model) -> None:
+    m = small_model.intent_model
+    assert [b.analyzer_kind for b in m.featurizer.blocks] == ["word", "char_wb", "char"]
+    (w_lo, _), (_, cwb_hi), (c_lo, c_hi) = m.featurizer.block_columns()
+    assert cwb_hi == c_lo and c_hi == m.weights.shape[0]
+    assert np.abs(m.weights[w_lo:cwb_hi]).sum() > 0 and np.abs(m.weights[c_lo:c_hi]).sum() > 0
