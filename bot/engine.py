@@ -41,11 +41,10 @@ class Engine:
         self.db = db
         self.parser = parser
         self.writer = InboundWriter(db, decide, inline_channels=inline_channels, on_outbox=on_outbox)
-        writers = 1 if db.is_sqlite else 4
-        self.committer: GroupCommitter[InboundItem, HandleResult] = GroupCommitter(
-            self.writer.write_batch, max_batch=max_batch, writers=writers,
-            key=lambda item: (item.message.channel, item.message.sender_id),
-        )
+        # One writer per process: a second one halves the batches and doubles
+        # the cost per message (measured: 1,618 msg/s with one on PostgreSQL,
+        # 799 with four).  More throughput comes from more processes.
+        self.committer: GroupCommitter[InboundItem, HandleResult] = GroupCommitter(self.writer.write_batch, max_batch=max_batch)
         self.on_handled = on_handled
 
     def start(self) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Hashable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -36,49 +36,34 @@ BatchFn = Callable[[Sequence[T]], Awaitable[Sequence[R | BaseException]]]
 
 
 class GroupCommitter(Generic[T, R]):
-    """Runs ``process(batch)`` on up to ``max_batch`` items at a time.
+    """Runs ``process(batch)`` on up to ``max_batch`` items at a time, in arrival order."""
 
-    With several ``writers`` (PostgreSQL), items are partitioned by
-    ``key(item)`` so that one customer's messages are always written in order
-    by the same writer while other customers' go in parallel.
-    """
-
-    def __init__(
-        self,
-        process: BatchFn[T, R],
-        *,
-        max_batch: int = 128,
-        writers: int = 1,
-        key: Callable[[T], Hashable] | None = None,
-    ) -> None:
+    def __init__(self, process: BatchFn[T, R], *, max_batch: int = 128) -> None:
         self._process = process
         self._max_batch = max_batch
-        self._key = key
-        self._queues: list[asyncio.Queue[Pending[T, R]]] = [asyncio.Queue() for _ in range(writers)]
-        self._tasks: list[asyncio.Task[None]] = []
+        self._queue: asyncio.Queue[Pending[T, R]] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
         self._closed = False
         self.batches = 0
         self.items = 0
 
     def start(self) -> None:
-        self._tasks = [asyncio.create_task(self._run(q), name=f"group-commit-{i}") for i, q in enumerate(self._queues)]
+        self._task = asyncio.create_task(self._run(self._queue), name="group-commit")
 
     async def submit(self, item: T) -> R:
         if self._closed:
             raise Closed("shutting down")
-        index = hash(self._key(item)) % len(self._queues) if self._key and len(self._queues) > 1 else 0
         pending: Pending[T, R] = Pending(item)
-        self._queues[index].put_nowait(pending)
+        self._queue.put_nowait(pending)
         return await pending.future
 
     async def close(self) -> None:
-        """Stop taking work, finish what is queued, then stop the writers."""
+        """Stop taking work, finish what is queued, then stop the writer."""
         self._closed = True
-        for queue in self._queues:
-            await queue.join()
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._queue.join()
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
 
     async def _run(self, queue: asyncio.Queue[Pending[T, R]]) -> None:
         while True:

@@ -269,3 +269,122 @@ class AppSetting(Base):
 
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(Text, nullable=False)
+
+
+# -- agents' console: routing, SLAs, audit, sessions (migration 0002) --------
+
+AGENT_PRESENCE = ("online", "away", "offline")
+
+
+class AgentSettings(Base):
+    """Routing settings of an agent, kept apart so the accounts table stays as it was."""
+
+    __tablename__ = "agent_settings"
+
+    agent_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"), primary_key=True)
+    presence: Mapped[str] = mapped_column(String(16), default="offline", nullable=False)
+    max_chats: Mapped[int] = mapped_column(Integer, default=5, nullable=False)
+    updated_at: Mapped[dt.datetime] = _created()
+
+
+class Team(Base):
+    __tablename__ = "teams"
+
+    id: Mapped[uuid.UUID] = _id()
+    name: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+    created_at: Mapped[dt.datetime] = _created()
+
+
+class TeamMember(Base):
+    """``last_assigned_at`` is the round-robin pointer: the longest-waiting member goes next."""
+
+    __tablename__ = "team_members"
+
+    team_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("teams.id", ondelete="CASCADE"), primary_key=True)
+    agent_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"), primary_key=True)
+    last_assigned_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (Index("ix_team_members_agent_id", "agent_id"),)
+
+
+class SlaPolicy(Base):
+    """Targets in seconds; a policy with no team applies to every team without its own."""
+
+    __tablename__ = "sla_policies"
+
+    id: Mapped[uuid.UUID] = _id()
+    team: Mapped[str | None] = mapped_column(String(64))
+    priority: Mapped[str] = mapped_column(String(16), nullable=False)
+    first_response_seconds: Mapped[int | None] = mapped_column(Integer)
+    resolution_seconds: Mapped[int | None] = mapped_column(Integer)
+
+    __table_args__ = (UniqueConstraint("team", "priority"),)
+
+
+class ConversationSla(Base):
+    """When a conversation reached people, and by when it must be answered and resolved."""
+
+    __tablename__ = "conversation_sla"
+
+    conversation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"), primary_key=True)
+    handed_off_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
+    first_response_due_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    resolution_due_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class ConversationLabel(Base):
+    __tablename__ = "conversation_labels"
+
+    conversation_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"), primary_key=True)
+    label: Mapped[str] = mapped_column(String(64), primary_key=True)
+
+    __table_args__ = (Index("ix_conversation_labels_label", "label"),)
+
+
+class CannedResponse(Base):
+    __tablename__ = "canned_responses"
+
+    id: Mapped[uuid.UUID] = _id()
+    shortcut: Mapped[str] = mapped_column(String(64), nullable=False, unique=True)
+    text: Mapped[str] = mapped_column(Text, nullable=False)
+    created_at: Mapped[dt.datetime] = _created()
+
+
+class AuditEvent(Base):
+    """Who changed what and when; ``agent_id`` is null when routing did it."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[uuid.UUID] = _id()
+    conversation_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
+    agent_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"))
+    action: Mapped[str] = mapped_column(String(32), nullable=False)
+    details: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict, nullable=False)
+    created_at: Mapped[dt.datetime] = _created()
+
+    __table_args__ = (Index("ix_audit_events_conversation_id", "conversation_id", "id"),)
+
+
+class ConsoleSession(Base):
+    """A console login; only a SHA-256 of the cookie is kept, like API tokens."""
+
+    __tablename__ = "console_sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    agent_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("agents.id", ondelete="CASCADE"), nullable=False, index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64), nullable=False)
+    created_at: Mapped[dt.datetime] = _created()
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
+
+
+class LoginFailure(Base):
+    """Failed logins, counted per e-mail and per address for rate limiting across processes."""
+
+    __tablename__ = "login_failures"
+
+    id: Mapped[uuid.UUID] = _id()
+    email: Mapped[str] = mapped_column(String(320), nullable=False)
+    address: Mapped[str] = mapped_column(String(64), nullable=False)
+    created_at: Mapped[dt.datetime] = _created()
+
+    __table_args__ = (Index("ix_login_failures_email", "email", "created_at"), Index("ix_login_failures_address", "address", "created_at"))
