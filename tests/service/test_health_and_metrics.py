@@ -38,6 +38,16 @@ async def test_readiness_fails_on_a_database_behind_the_code(aiohttp_client: Any
         await _pg_admin(f'DROP DATABASE IF EXISTS "{empty}" WITH (FORCE)')
 
 
+async def webchat_message(client: TestClient, text: str) -> None:
+    """Send one web chat message and wait until it is stored."""
+    ws = await client.ws_connect("/webchat/ws")
+    await ws.send_json({"type": "hello"})
+    await ws.send_json({"type": "message", "client_id": "c1", "text": text})
+    while (await ws.receive_json())["type"] != "ack":
+        pass
+    await ws.close()
+
+
 def metric(text: str, name: str, **labels: str) -> float:
     selector = ",".join(f'{k}="{v}"' for k, v in labels.items())
     pattern = rf"^{re.escape(name)}{{{re.escape(selector)}}} ([0-9.e+-]+)$" if labels else rf"^{re.escape(name)} ([0-9.e+-]+)$"
@@ -49,12 +59,7 @@ def metric(text: str, name: str, **labels: str) -> float:
 async def test_metrics_count_messages_by_channel_and_time_their_handling(client: TestClient) -> None:
     for i in range(3):
         await client.post("/webhooks/rest/webhook", json={"sender": "m", "message": "hello", "message_id": f"x{i % 2}"})
-    ws = await client.ws_connect("/webchat/ws")
-    await ws.send_json({"type": "hello"})
-    await ws.send_json({"type": "message", "client_id": "c1", "text": "hello"})
-    while (await ws.receive_json())["type"] != "ack":
-        pass
-    await ws.close()
+    await webchat_message(client, "hello")
     text = await (await client.get("/metrics")).text()
     assert metric(text, "dangol_messages_in_total", channel="rest", outcome="stored") == 2
     assert metric(text, "dangol_messages_in_total", channel="rest", outcome="duplicate") == 1
@@ -66,11 +71,6 @@ async def test_metrics_count_messages_by_channel_and_time_their_handling(client:
 
 async def test_the_outbox_depth_is_reported(aiohttp_client: Any, make_settings: Callable[..., CoreSettings]) -> None:
     client = await aiohttp_client(create_app(make_settings(delivery_enabled=False), extensions=default_extensions()))
-    ws = await client.ws_connect("/webchat/ws")
-    await ws.send_json({"type": "hello"})
-    await ws.send_json({"type": "message", "client_id": "c1", "text": "hello"})
-    while (await ws.receive_json())["type"] != "ack":
-        pass
-    await ws.close()
+    await webchat_message(client, "hello")
     text = await (await client.get("/metrics")).text()
     assert metric(text, "dangol_outbox_depth", status="queued") >= 1
