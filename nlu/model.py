@@ -22,6 +22,7 @@ from nlu.classifier import (
     LinearIntentModel,
     choose_floor_threshold,
     choose_threshold,
+    effective_config,
     expected_calibration_error,
     fit_linear,
     fit_temperature,
@@ -247,6 +248,7 @@ def train(
     labels = [e.intent for e in examples]
     classes = sorted(set(labels))
     say(f"training on {len(texts)} unique examples of {len(classes)} intents")
+    config = effective_config(config, len(texts), len(classes))
     validation = validation_scores(texts, labels, classes, config, say)
     temperature = 1.0
     info: dict[str, Any] = {"examples": len(texts), "examples_as_written": len(data.examples_as_written), "intents": len(classes)}

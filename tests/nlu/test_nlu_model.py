@@ -149,3 +149,12 @@ def test_two_svms_fill_disjoint_columns(small_model: Model) -> None:
     (w_lo, _), (_, cwb_hi), (c_lo, c_hi) = m.featurizer.block_columns()
     assert cwb_hi == c_lo and c_hi == m.weights.shape[0]
     assert np.abs(m.weights[w_lo:cwb_hi]).sum() > 0 and np.abs(m.weights[c_lo:c_hi]).sum() > 0
+
+
+def test_second_svm_is_left_out_on_large_data() -> None:
+    from nlu.classifier import ClassifierConfig, effective_config
+
+    config = ClassifierConfig()
+    assert effective_config(config, 10_000, 77).char_raw_ngrams == (2, 5)  # BANKING77
+    assert effective_config(config, 15_000, 151).char_raw_ngrams is None  # CLINC150 with oos
+    assert config.char_raw_ngrams == (2, 5)  # not modified in place
