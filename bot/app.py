@@ -24,6 +24,7 @@ from channels.delivery import DeliveryWorker
 from channels.http import error_body, json_error
 from channels.registry import enabled_channels
 from crm_store.database import Database, SchemaNotCurrent
+from crm_store.live import LiveHub
 from crm_store.outbox import Outbox
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,8 @@ class Services:
     engine: Engine | None = None
     outbox: Outbox | None = None
     delivery: DeliveryWorker | None = None
+    #: Live events for the console (new messages, assignments, status changes).
+    live: LiveHub | None = None
     started_at: float = field(default_factory=time.time)
 
 
@@ -112,6 +115,9 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         settings.bot_path, nlu_model=settings.nlu_model, rasa_url=settings.rasa_url, rasa_timeout=settings.rasa_timeout
     )
     services.outbox = Outbox(db)
+    live = LiveHub(settings.database_url)
+    await live.start()
+    services.live = live
     if settings.delivery_enabled:
         services.delivery = build_delivery(services)
     engine = Engine(
@@ -119,7 +125,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         inline_channels={name for name, ch in services.channels.items() if ch.inline_replies},
         on_outbox=services.delivery.wake if services.delivery else None,
         max_batch=settings.group_commit_max,
-        on_handled=lambda msg, result, seconds: _count(services.metrics, msg, result, seconds),
+        on_handled=lambda msg, result, seconds: _handled(services, msg, result, seconds),
     )
     engine.start()
     for channel in services.channels.values():
@@ -142,6 +148,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         closer = getattr(parser, "close", None)
         if closer is not None:
             await closer()
+        await live.close()
         await db.dispose()
         log.info("stopped cleanly")
 
@@ -162,6 +169,13 @@ def build_delivery(services: Services) -> DeliveryWorker:
         rate_limits=getattr(settings, "delivery_rate_limits", True),
         on_result=lambda message, outcome: metrics.messages_out.labels(message.channel, outcome).inc(),
     )
+
+
+def _handled(services: Services, message: InboundMessage, result: HandleResult, seconds: float) -> None:
+    _count(services.metrics, message, result, seconds)
+    if services.live is not None and not result.duplicate and result.conversation_id:
+        services.live.publish({"type": "message", "conversation_id": result.conversation_id,
+                               "customer_id": result.customer_id, "message_id": result.message_id, "channel": message.channel})
 
 
 def _count(metrics: Metrics, message: InboundMessage, result: HandleResult, seconds: float) -> None:

@@ -184,28 +184,42 @@ def agent() -> None:
 @click.option("--role", type=click.Choice(["admin", "agent", "marketer"]), required=True)
 @click.option("--password", default=None, help="Console password (prompted for with --password-prompt).")
 @click.option("--password-prompt", is_flag=True, help="Ask for a console password.")
+@click.option("--team", "teams", multiple=True, help="A team to join (repeatable); created if new.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.pass_context
-def agent_create(ctx: click.Context, email: str, name: str, role: str, password: str | None, password_prompt: bool, as_json: bool) -> None:
+def agent_create(ctx: click.Context, email: str, name: str, role: str, password: str | None, password_prompt: bool, as_json: bool,
+                 teams: tuple[str, ...] = ()) -> None:
     """Create an account and print its API token (shown once)."""
     settings = _settings(ctx)
     if password_prompt:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     from crm_store import agents
     from crm_store.database import Database
+    from crm_store.teams import check_name
+
+    try:
+        for team in teams:  # checked before anything is written
+            check_name(team, "--team")
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
 
     async def run() -> tuple[agents.AgentRecord, str]:
         database = Database(settings.database_url)
         try:
             if database.is_sqlite:
                 await database.upgrade()
-            return await agents.create_agent(database, email=email, name=name, role=role, password=password)
+            created = await agents.create_agent(database, email=email, name=name, role=role, password=password)
+            if teams:
+                from crm_store.teams import add_agent_to_teams
+
+                await add_agent_to_teams(database, created[0].id, list(teams))
+            return created
         finally:
             await database.dispose()
 
     try:
         record, token = asyncio.run(run())
-    except agents.AgentError as exc:
+    except (agents.AgentError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
     if as_json:
         click.echo(json.dumps({**record.to_dict(), "token": token}, ensure_ascii=False))

@@ -92,3 +92,71 @@ async def agent_for_token(db: Database, token: str) -> AgentRecord | None:
     if row is None or not row.active:
         return None
     return AgentRecord(row.id, row.email, row.name, row.role, row.active, row.created_at)
+
+
+# -- console logins and account management (issue 5) --------------------------
+#: Verified against when the e-mail is unknown, so a wrong e-mail costs as long as a wrong password.
+_DUMMY_HASH = _hasher.hash("dangol-not-a-password")
+
+
+def _record(row: Any) -> AgentRecord:
+    return AgentRecord(row.id, row.email, row.name, row.role, row.active, row.created_at)
+
+
+async def agent_for_password(db: Database, email: str, password: str) -> AgentRecord | None:
+    """The active account with this e-mail and password, or None (without saying which was wrong)."""
+    from argon2.exceptions import InvalidHashError, VerificationError
+
+    try:
+        email = normalise_email(email)
+    except AgentError:
+        email = email.strip().lower()
+    async with db.read() as conn:
+        row = (await conn.execute(select(agents_t).where(agents_t.c.email == email))).first()
+    try:
+        _hasher.verify(row.password_hash if row is not None and row.password_hash else _DUMMY_HASH, password)
+    except (VerificationError, InvalidHashError):
+        return None
+    if row is None or not row.password_hash or not row.active:
+        return None
+    return _record(row)
+
+
+async def get_agent(db: Database, agent_id: uuid.UUID) -> AgentRecord | None:
+    async with db.read() as conn:
+        row = (await conn.execute(select(agents_t).where(agents_t.c.id == agent_id))).first()
+    return _record(row) if row is not None else None
+
+
+async def list_agents(db: Database) -> list[AgentRecord]:
+    async with db.read() as conn:
+        rows = (await conn.execute(select(agents_t).order_by(agents_t.c.name, agents_t.c.id))).all()
+    return [_record(r) for r in rows]
+
+
+async def update_agent(db: Database, agent_id: uuid.UUID, *, name: str | None = None, role: str | None = None,
+                       active: bool | None = None, password: str | None = None) -> AgentRecord:
+    from sqlalchemy import update
+
+    values: dict[str, Any] = {}
+    if name is not None:
+        if not name.strip() or len(name) > 200:
+            raise AgentError("name must be 1 to 200 characters", "name")
+        values["name"] = name.strip()
+    if role is not None:
+        if role not in ROLES:
+            raise AgentError(f"role must be one of {', '.join(ROLES)}", "role")
+        values["role"] = role
+    if active is not None:
+        values["active"] = active
+    if password is not None:
+        if len(password) < 8:
+            raise AgentError("password must be at least 8 characters", "password")
+        values["password_hash"] = _hasher.hash(password)
+    async with db.write() as conn:
+        if values:
+            await conn.execute(update(agents_t).where(agents_t.c.id == agent_id).values(**values))
+        row = (await conn.execute(select(agents_t).where(agents_t.c.id == agent_id))).first()
+    if row is None:
+        raise AgentError(f"agent {agent_id} does not exist", "agent_id")
+    return _record(row)

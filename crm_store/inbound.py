@@ -149,6 +149,8 @@ class _Work:
     conversations: dict[uuid.UUID, ConversationState] = field(default_factory=dict)
     open_conversations: dict[tuple[uuid.UUID, str], ConversationState] = field(default_factory=dict)
     unknown_conversations: set[uuid.UUID] = field(default_factory=set)
+    #: Conversations this batch handed to people; routed in the same transaction.
+    handoffs: list[uuid.UUID] = field(default_factory=list)
 
 
 class InboundWriter:
@@ -195,6 +197,10 @@ class InboundWriter:
         """The whole batch as plain synchronous code: one hop to the writer, not one per statement."""
         results = self._plan(conn, items, work)
         self._flush(conn, work)
+        if work.handoffs:
+            from crm_store.routing import route_handoffs
+
+            route_handoffs(conn, list(dict.fromkeys(work.handoffs)), work.now)
         return results
 
     def _plan(
@@ -538,6 +544,7 @@ class InboundWriter:
             conv.status = "pending"
             conv.team = decision.handoff.team
             conv.priority = decision.handoff.priority
+            work.handoffs.append(conv.id)
             work.messages.append(
                 {
                     "id": new_id(), "conversation_id": conv.id, "customer_id": customer.id, "channel": msg.channel,

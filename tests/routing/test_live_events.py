@@ -1,0 +1,42 @@
+"""Live events reach every process: in-process on SQLite, through LISTEN/NOTIFY on PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from crm_store.live import LiveHub
+
+
+async def test_an_event_reaches_every_subscriber_of_the_process() -> None:
+    hub = LiveHub("sqlite+aiosqlite:///unused.db")
+    await hub.start()
+    first, second = hub.subscribe(), hub.subscribe()
+    hub.publish({"type": "message", "conversation_id": "c1"})
+    assert (await asyncio.wait_for(first.get(), 1))["conversation_id"] == "c1"
+    assert (await asyncio.wait_for(second.get(), 1))["conversation_id"] == "c1"
+    assert not hub.cross_process
+    await hub.close()
+
+
+async def test_an_event_published_in_one_process_reaches_another_within_a_second(pg_database: str) -> None:
+    here, there = LiveHub(pg_database), LiveHub(pg_database)  # two hubs, two PostgreSQL sessions: two processes' worth
+    await here.start()
+    await there.start()
+    try:
+        inbox = there.subscribe()
+        await asyncio.sleep(0.3)  # both LISTEN connections are up
+        started = time.perf_counter()
+        here.publish(*({"type": "message", "conversation_id": f"c{i}", "text": "안녕 " * 50} for i in range(200)))
+        got = [await asyncio.wait_for(inbox.get(), 1) for _ in range(200)]
+        assert time.perf_counter() - started < 1
+        assert [e["conversation_id"] for e in got] == [f"c{i}" for i in range(200)]
+        local = here.subscribe()
+        here.publish({"type": "conversation", "conversation_id": "x"})
+        assert (await asyncio.wait_for(local.get(), 1))["conversation_id"] == "x"
+        await asyncio.sleep(0.2)
+        assert local.empty()  # its own NOTIFY is not delivered twice
+    finally:
+        await here.close()
+        await there.close()
+
