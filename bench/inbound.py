@@ -38,7 +38,6 @@ PG_ADMIN = os.environ.get("DANGOL_BENCH_PG", "postgresql://postgres@127.0.0.1:54
 
 LUA = r"""
 local counter = 0
-local thread_id = 0
 local threads = {}
 function setup(thread)
   thread:set("tid", #threads + 1)
@@ -47,10 +46,31 @@ end
 request = function()
   counter = counter + 1
   local sender = "bench-" .. tid .. "-" .. (counter % 500)
-  local body = '{"sender":"' .. sender .. '","message":"hello","message_id":"' .. RUN .. "-" .. tid .. "-" .. counter .. '"}'
+  local text = TEXTS[(counter % #TEXTS) + 1]
+  local body = '{"sender":"' .. sender .. '","message":' .. text .. ',"message_id":"' .. RUN .. "-" .. tid .. "-" .. counter .. '"}'
   return wrk.format("POST", "/webhooks/rest/webhook", {["Content-Type"] = "application/json"}, body)
 end
 """
+
+
+def bench_texts() -> list[str]:
+    """What customers write: the sample bot's own examples, plus real banking
+    questions (BANKING77's test texts) when the shared data sets are present,
+    so the classifier and the bot work as hard as they would in service."""
+    import yaml
+
+    texts: list[str] = []
+    nlu = yaml.safe_load((ROOT / "examples" / "support-bot" / "nlu.yml").read_text(encoding="utf-8"))
+    for item in nlu.get("nlu", []):
+        if isinstance(item.get("examples"), str):
+            texts += [line.strip()[1:].strip() for line in item["examples"].splitlines() if line.strip().startswith("-")]
+    shared = Path(os.environ.get("DANGOL_SHARED", ROOT.parent / "shared")) / "datasets" / "banking77" / "test.csv"
+    if shared.is_file():
+        import csv
+
+        with shared.open(encoding="utf-8") as fh:
+            texts += [row["text"] for row in csv.DictReader(fh)][:2000]
+    return [t for t in texts if t]
 
 
 def free_port() -> int:
@@ -96,7 +116,9 @@ def run_wrk(port: int, seconds: int, connections: int, threads: int, lua: Path) 
 
 def lua_script(folder: Path, run_id: str) -> Path:
     path = folder / f"bench-{run_id}.lua"
-    path.write_text(f'RUN = "{run_id}"\n' + LUA, encoding="utf-8")
+    # each text as a JSON string literal inside a Lua long string
+    texts = ",\n".join("[==[" + json.dumps(t, ensure_ascii=False) + "]==]" for t in bench_texts())
+    path.write_text(f'RUN = "{run_id}"\nTEXTS = {{\n{texts}\n}}\n' + LUA, encoding="utf-8")
     return path
 
 
@@ -178,7 +200,8 @@ def main() -> None:
                       f"non-2xx {result['non_2xx']})", flush=True)
             runs.append(entry)
     summary: dict[str, Any] = {"cores": os.cpu_count(), "connections": args.connections, "seconds": args.seconds,
-                               "sqlite_synchronous": args.sqlite_synchronous, "workers": args.workers, "runs": runs, "median": {}}
+                               "sqlite_synchronous": args.sqlite_synchronous, "workers": args.workers,
+                               "distinct_texts": len(bench_texts()), "runs": runs, "median": {}}
     summary["median"]["echo_rps"] = statistics.median(r["echo"]["rps"] for r in runs)
     for kind in kinds:
         summary["median"][kind] = {key: statistics.median(r[kind][key] for r in runs) for key in ("rps", "p50_ms", "p99_ms", "ratio_to_echo")}

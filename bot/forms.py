@@ -12,6 +12,8 @@ from typing import Any
 
 from bot.bot_folder import SlotSpec
 
+from nlu.entities import normalize_phone
+
 EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
 _EMAIL_IN_TEXT = re.compile(r"(?<![\w.+-])" + EMAIL.pattern + r"(?![\w-])")
 _PHONE_IN_TEXT = re.compile(r"\+?[\d(][\d\s().-]{5,}\d")
@@ -53,23 +55,6 @@ def _email(raw: str) -> str | None:
         return text.lower()
     found = _EMAIL_IN_TEXT.findall(raw)
     return found[0].lower() if len(found) == 1 else None
-
-
-def normalize_phone(raw: str, regions: tuple[str, ...]) -> str | None:
-    import phonenumbers
-
-    digits = re.sub(r"\D", "", raw)
-    if not 7 <= len(digits) <= 15:
-        return None
-    tries: tuple[str | None, ...] = (None,) if raw.strip().startswith("+") else regions
-    for region in tries:
-        try:
-            number = phonenumbers.parse(raw, region)
-        except phonenumbers.NumberParseException:
-            continue
-        if phonenumbers.is_valid_number(number):
-            return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-    return None
 
 
 def _phone(raw: str, regions: tuple[str, ...]) -> str | None:

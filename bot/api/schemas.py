@@ -6,9 +6,10 @@ import re
 import zoneinfo
 from typing import Any, Literal
 
-import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from nlu.entities import normalize_phone
 
 Lifecycle = Literal["lead", "prospect", "customer", "churned"]
 Status = Literal["bot", "pending", "open", "snoozed", "resolved"]
@@ -33,13 +34,10 @@ def check_phone(value: str | None) -> str | None:
     """E.164 only: a number without its country is ambiguous across channels."""
     if value is None:
         return None
-    try:
-        number = phonenumbers.parse(value, None)
-    except phonenumbers.NumberParseException:
-        raise ValueError("must be an international number such as +821012345678") from None
-    if not phonenumbers.is_valid_number(number):
-        raise ValueError("is not a valid phone number")
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    normalised = normalize_phone(value, regions=()) if value.strip().startswith("+") else None
+    if normalised is None:
+        raise ValueError("must be a valid international number such as +821012345678")
+    return normalised
 
 
 def check_timezone(value: str | None) -> str | None:
