@@ -154,11 +154,13 @@ def measure_dangol(kind: str, seconds: int, connections: int, threads: int, fold
         subprocess.run([sys.executable, "-m", "bot.cli", "db", "upgrade"], env={**os.environ, "DANGOL_DATABASE_URL": url},
                        check=True, capture_output=True, cwd=folder)
     port = free_port()
-    env = {**os.environ, "DANGOL_DATABASE_URL": url, "DANGOL_PORT": str(port), "DANGOL_LOG_LEVEL": "warning", **extra_env}
+    workers = "1" if kind == "sqlite" else str(extra_env.get("workers", 1))
+    env = {**os.environ, "DANGOL_DATABASE_URL": url, "DANGOL_PORT": str(port), "DANGOL_LOG_LEVEL": "warning",
+           "DANGOL_WORKERS": workers, **{k: v for k, v in extra_env.items() if k.startswith("DANGOL_")}}
     proc = subprocess.Popen([sys.executable, "-m", "bot.cli", "serve"], env=env, cwd=folder)
     try:
         wait_http(f"http://127.0.0.1:{port}/readyz", 60)
-        time.sleep(4 if extra_env.get("DANGOL_WORKERS", "1") != "1" else 0)  # the other processes start after the first
+        time.sleep(4 if workers != "1" else 0)  # the other processes start after the first
         if warmup:
             run_wrk(port, warmup, connections, threads, lua_script(folder, "warm-" + secrets.token_hex(3)))
         result: dict[str, Any] = run_wrk(port, seconds, connections, threads, lua_script(folder, "run-" + secrets.token_hex(3)))
@@ -179,12 +181,13 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--only", choices=["sqlite", "postgresql"])
     parser.add_argument("--sqlite-synchronous", choices=["FULL", "NORMAL"], default="FULL")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="dangol serve processes (default: one per core)")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                        help="dangol serve processes on PostgreSQL (default: one per core); SQLite always runs one")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("bench/inbound.py needs wrk (apt-get install wrk)")
     kinds = [args.only] if args.only else ["sqlite", "postgresql"]
-    extra_env = {"DANGOL_SQLITE_SYNCHRONOUS": args.sqlite_synchronous, "DANGOL_WORKERS": str(args.workers)}
+    extra_env = {"DANGOL_SQLITE_SYNCHRONOUS": args.sqlite_synchronous, "workers": str(args.workers)}
     runs: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="dangol-bench-") as tmp:
         folder = Path(tmp)

@@ -12,7 +12,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 from channels.registry import channel_setting_problems, settings_mixins
@@ -69,6 +69,12 @@ class CoreSettings(BaseSettings):
             value = "postgresql+asyncpg://" + value.split("://", 1)[1]
         return value
 
+    @model_validator(mode="after")
+    def _one_sqlite_writer(self) -> CoreSettings:
+        if self.workers > 1 and self.database_url.startswith("sqlite"):
+            raise ValueError("workers > 1 needs PostgreSQL: SQLite has a single writer, and processes would queue on its lock")
+        return self
+
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
@@ -119,8 +125,7 @@ def format_validation_error(exc: ValidationError, path: Path | None) -> str:
     where = f" in {path} or the environment" if path else ""
     parts = []
     for err in exc.errors():
-        key = ".".join(str(p) for p in err["loc"]) or "?"
-        env = f"DANGOL_{key.upper()}"
+        key = ".".join(str(p) for p in err["loc"])
         message = "unknown key" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, ")
-        parts.append(f"{key} ({env}): {message}")
+        parts.append(f"{key} (DANGOL_{key.upper()}): {message}" if key else message)
     return f"invalid configuration{where}: " + "; ".join(parts)
