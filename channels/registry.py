@@ -11,6 +11,7 @@ from typing import Any
 CHANNELS: dict[str, str] = {
     "rest": "channels.rest:RestChannel",
     "webchat": "channels.webchat:WebChatChannel",
+    "telegram": "channels.telegram:TelegramChannel",
 }
 
 
