@@ -1,4 +1,4 @@
-"""What ``dangol serve`` mounts beside the channels: the API (and later the console)."""
+"""What ``dangol serve`` mounts beside the channels: the API and the console."""
 
 from __future__ import annotations
 
@@ -9,5 +9,6 @@ from aiohttp import web
 
 def default_extensions() -> list[Callable[[web.Application], None]]:
     from bot.api import setup as api_setup
+    from console import setup as console_setup
 
-    return [api_setup]
+    return [api_setup, console_setup]

@@ -1,1 +1,28 @@
-"""console."""
+"""The web console for agents, marketers and admins, mounted at ``/console``."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from console import pages
+from console.live_socket import live
+from console.render import STATIC
+
+
+def setup(app: web.Application) -> None:
+    r = app.router
+    r.add_get("/console", pages.home)
+    r.add_get("/console/", pages.home)
+    r.add_get("/console/login", pages.login_form)
+    r.add_post("/console/login", pages.login_submit)
+    r.add_post("/console/logout", pages.logout)
+    r.add_get("/console/inbox", pages.inbox_page)
+    r.add_post("/console/presence", pages.presence)
+    r.add_get("/console/conversations/{conversation_id}", pages.conversation_page)
+    r.add_post("/console/conversations/{conversation_id}", pages.conversation_action)
+    r.add_get("/console/customers", pages.customers_page)
+    r.add_get("/console/customers/{customer_id}", pages.customer_page)
+    r.add_get("/console/admin", pages.admin_page)
+    r.add_post("/console/admin/{what}", pages.admin_action)
+    r.add_get("/console/live", live)
+    r.add_static("/console/static", STATIC)

@@ -35,9 +35,9 @@ MakePerson = Callable[..., Awaitable[Person]]
 def person(store: Database) -> MakePerson:
     """An account of ``role``, in ``team`` (if given), ``presence`` and ``max_chats``."""
     async def make(role: str = "agent", *, team: str | None = None, presence: str = "offline", max_chats: int = 5,
-                   password: str | None = None) -> Person:
+                   password: str | None = None, name: str | None = None) -> Person:
         record, token = await agents.create_agent(store, email=f"{role}-{uuid.uuid4().hex[:8]}@example.com",
-                                                  name=f"{role.title()} {uuid.uuid4().hex[:4]}", role=role, password=password)
+                                                  name=name or f"{role.title()} {uuid.uuid4().hex[:4]}", role=role, password=password)
         if team:
             await teams.add_agent_to_teams(store, record.id, [team])
         await teams.set_presence(store, record.id, presence, max_chats)
