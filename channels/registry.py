@@ -12,6 +12,7 @@ CHANNELS: dict[str, str] = {
     "rest": "channels.rest:RestChannel",
     "webchat": "channels.webchat:WebChatChannel",
     "telegram": "channels.telegram:TelegramChannel",
+    "slack": "channels.slack:SlackChannel",
 }
 
 
