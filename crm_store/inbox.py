@@ -14,7 +14,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import delete, insert, or_, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Connection
 
 from crm_store.conversations import conversation_dict, message_dict
@@ -344,11 +344,3 @@ async def sla_report(db: Database, *, since: dt.datetime, until: dt.datetime, te
     items.sort(key=lambda g: (g["team"] or "", g["priority"]))
     return {"since": since.isoformat(), "until": until.isoformat(), "groups": items, "breaches": breaches}
 
-
-async def customer_ids_matching(db: Database, q: str, limit: int = 50) -> list[uuid.UUID]:
-    like = f"%{q.lower()}%"
-    async with db.read() as conn:
-        rows = await conn.execute(select(customers_t.c.id).where(or_(
-            customers_t.c.name.ilike(like), customers_t.c.email.ilike(like), customers_t.c.phone.ilike(like)
-        )).order_by(customers_t.c.id.desc()).limit(limit))
-        return [r.id for r in rows]
