@@ -53,8 +53,9 @@ class SlackChannel(Channel):
     Settings = SlackSettings
 
     def __init__(self, bot_token: str, signing_secret: str | None, *, app_token: str | None = None,
-                 api_url: str = DEFAULT_API_URL) -> None:
+                 api_url: str = DEFAULT_API_URL, timeout: float = 10.0) -> None:
         super().__init__()
+        self.timeout = timeout
         self.bot_token = bot_token
         self.signing_secret = signing_secret
         self.app_token = app_token
@@ -104,10 +105,13 @@ class SlackChannel(Channel):
 
     def make_client(self, session: aiohttp.ClientSession) -> AsyncWebClient:
         # retry_handlers=[]: the delivery worker owns retries (and Retry-After).
-        return AsyncWebClient(token=self.bot_token, base_url=self.api_url, session=session, timeout=10, retry_handlers=[])
+        return AsyncWebClient(token=self.bot_token, base_url=self.api_url, session=session, timeout=int(self.timeout) or 1, retry_handlers=[])
 
     async def start(self) -> None:
-        self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256))
+        # slack-sdk applies its own timeout only to sessions it creates; on a
+        # shared session the session's timeout is the one that holds.
+        self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256),
+                                             timeout=aiohttp.ClientTimeout(total=self.timeout, sock_connect=5))
         self.client = self.make_client(self.session)
         self.bolt = self.build_bolt(self.client)
         if self.app_token:

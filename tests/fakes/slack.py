@@ -42,6 +42,7 @@ class FakeSlack(FakeServer):
     def build(self) -> web.Application:
         app = web.Application()
         app.router.add_post("/api/{method}", self.handle)
+        app.router.add_get("/api/{method}", self.handle)
         app.router.add_get("/socket", self.socket)
         return app
 
