@@ -251,3 +251,12 @@ async def test_several_agents_get_the_same_event(client: TestClient, person: Mak
     assert {json.loads(m.data)["conversation_id"] for m in got} == {conversation["id"]}
     for ws in sockets:
         await ws.close()
+
+
+async def test_an_agent_cannot_use_the_admin_forms(client: TestClient, person: MakePerson, store: Database) -> None:
+    me = await person("agent", password=PASSWORD)
+    csrf = await log_in(client, await email_of(store, me.id))
+    before = await total_rows(store)
+    response = await client.post("/console/admin/agents", data={"csrf": csrf, "email": "x@example.com", "name": "X", "role": "admin"})
+    assert response.status == 403
+    assert await total_rows(store) == before

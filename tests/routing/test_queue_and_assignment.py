@@ -116,3 +116,27 @@ async def test_after_a_hand_back_the_bot_answers_again(client: TestClient, hando
     await client.post(f"{base}/hand-back", headers=me.headers)
     answered = await (await client.post("/webhooks/rest/webhook", json={"sender": "c1", "message": "hello"})).json()
     assert answered and answered[0]["text"]
+
+
+async def test_a_snooze_that_ran_out_brings_the_conversation_back(
+    client: TestClient, handoff: Handoff, person: MakePerson, store: Database
+) -> None:
+    import datetime as dt
+    import uuid
+
+    from sqlalchemy import update
+
+    from crm_store.models import Conversation
+    from crm_store.types import utcnow
+
+    me = await person("agent")
+    conversation = await handoff("c1")
+    base = f"{API}/conversations/{conversation['id']}"
+    await client.post(f"{base}/claim", headers=me.headers)
+    await client.post(f"{base}/snooze", json={"until": "2099-01-01T00:00:00Z"}, headers=me.headers)
+    table = Conversation.__table__
+    async with store.write() as conn:  # the snooze ends a minute ago
+        await conn.execute(update(table).where(table.c.id == uuid.UUID(conversation["id"]))
+                           .values(snoozed_until=utcnow() - dt.timedelta(minutes=1)))
+    mine = (await (await client.get(f"{API}/inbox?view=mine", headers=me.headers)).json())["items"]
+    assert [(c["id"], c["status"], c["snoozed_until"]) for c in mine] == [(conversation["id"], "open", None)]
