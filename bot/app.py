@@ -46,6 +46,9 @@ class Services:
     started_at: float = field(default_factory=time.time)
 
 
+#: How often snoozes that ran out are woken.
+SNOOZE_CHECK_SECONDS = 15.0
+
 SERVICES: web.AppKey[Services] = web.AppKey("services", Services)
 Extension = Callable[[web.Application], None]
 
@@ -134,12 +137,15 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     services.engine = engine
     if services.delivery:
         services.delivery.start()
+    waker = asyncio.create_task(_wake_snoozed_forever(db, live), name="snooze-waker")
     log.info("dangol started: channels %s, store %s", ", ".join(sorted(services.channels)) or "none", "sqlite" if db.is_sqlite else "postgresql")
     try:
         yield
     finally:
         log.info("stopping: finishing in-flight work")
         services.engine = None
+        waker.cancel()
+        await asyncio.gather(waker, return_exceptions=True)
         await engine.close()
         if services.delivery:
             await services.delivery.stop(settings.shutdown_timeout)
@@ -151,6 +157,22 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         await live.close()
         await db.dispose()
         log.info("stopped cleanly")
+
+
+async def _wake_snoozed_forever(db: Database, live: LiveHub, every: float = SNOOZE_CHECK_SECONDS) -> None:
+    """Snoozed conversations come back to the inbox when their time is up, not only when someone looks."""
+    from crm_store import routing
+    from crm_store.types import utcnow
+
+    while True:
+        await asyncio.sleep(every)
+        try:
+            changes = await db.run_in_transaction(routing.wake_snoozed, utcnow())
+        except Exception:  # noqa: BLE001 - a busy or briefly absent database is tried again next round
+            log.exception("waking snoozed conversations failed")
+            continue
+        if changes:
+            live.publish(*[change.event() for change in changes])
 
 
 def build_delivery(services: Services) -> DeliveryWorker:
