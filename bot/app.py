@@ -133,6 +133,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     engine.start()
     for channel in services.channels.values():
         channel.db = db
+        channel.live = live
         await channel.start()
     services.engine = engine
     if services.delivery:

@@ -18,6 +18,7 @@ from typing import ClassVar
 from aiohttp import web
 
 from crm_store.database import Database
+from crm_store.live import LiveHub
 
 from crm_store.records import (
     Attachment,
@@ -91,6 +92,8 @@ class Channel:
         self.handle_inbound: InboundHandler | None = None
         #: Set by the app before :meth:`start`, for channels that read history.
         self.db: Database | None = None
+        #: Set by the app before :meth:`start`: events shared by every serving process.
+        self.live: LiveHub | None = None
 
     def setup(self, app: web.Application, handle_inbound: InboundHandler) -> None:
         """Mount webhook routes on ``app``; keep ``handle_inbound`` for later."""

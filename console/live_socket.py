@@ -39,6 +39,8 @@ async def live(request: web.Request) -> web.StreamResponse:
     async def forward() -> None:
         while True:
             event = await queue.get()
+            if str(event.get("type", "")).startswith("webchat."):
+                continue  # the web chat's own relay between processes, not console news
             await ws.send_str(json.dumps(event, ensure_ascii=False, default=str))
 
     sender = asyncio.create_task(forward())

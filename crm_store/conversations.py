@@ -84,6 +84,12 @@ async def list_messages(db: Database, conversation_id: uuid.UUID, *, limit: int 
     return Page([message_dict(r) for r in rows], encode_cursor(rows[-1].id) if more and rows else None)
 
 
+async def get_message(db: Database, message_id: uuid.UUID) -> dict[str, Any] | None:
+    async with db.read() as conn:
+        row = (await conn.execute(select(messages_t).where(messages_t.c.id == message_id))).first()
+    return message_dict(row) if row is not None else None
+
+
 async def history_for_identity(db: Database, channel: str, external_id: str, *, after: uuid.UUID | None = None,
                                limit: int = 500) -> list[dict[str, Any]]:
     """What a returning visitor should see: their messages and the replies, after ``after``."""

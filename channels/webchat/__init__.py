@@ -3,8 +3,10 @@
 A visitor is identified by a signed id kept in the browser, so a page
 reload or a new tab is the same customer and nobody can claim another
 visitor's id.  The visitor's mailbox is the stored history: a reply is
-pushed to every open socket of the visitor, and one written while nobody
-was connected is shown from the history at the next connection.  Messages carry a client id; a message re-sent after a
+pushed to every open socket of the visitor (through the live-event hub when
+the socket is held by another ``dangol serve`` process), and one written
+while nobody was connected is shown from the history at the next
+connection.  Messages carry a client id; a message re-sent after a
 reconnect is the same (channel, external id) and is stored once.  On every
 (re)connect the visitor gives the last message id it has shown and receives
 everything after it from the store, so a reply written while it was away is
@@ -35,12 +37,14 @@ from channels.base import (
 )
 from channels.http import error_body
 from crm_store.app_settings import get_or_create_secret
-from crm_store.conversations import history_for_identity
+from crm_store.conversations import get_message, history_for_identity
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).resolve().parent / "static"
 MAX_FRAME = 64 * 1024
 PUSHED_MEMORY = 10_000
+#: Live-event type asking the process that holds a visitor's socket to push a reply.
+RELAY = "webchat.relay"
 
 
 class WebChatChannel(Channel):
@@ -54,6 +58,8 @@ class WebChatChannel(Channel):
         #: Replies already pushed straight after their message was stored
         #: (bounded: in a multi-process deployment another process settles them).
         self._pushed: OrderedDict[str, None] = OrderedDict()
+        self._events: asyncio.Queue[dict[str, Any]] | None = None
+        self._relay: asyncio.Task[None] | None = None
 
     @classmethod
     def from_settings(cls, settings: Any) -> WebChatChannel | None:
@@ -71,8 +77,33 @@ class WebChatChannel(Channel):
     async def start(self) -> None:
         if self._secret is None and self.db is not None:
             self._secret = (await get_or_create_secret(self.db, "webchat_visitor_key")).encode()
+        if self.live is not None and self.live.cross_process:
+            self._events = self.live.subscribe()
+            self._relay = asyncio.create_task(self._relay_pushes(self._events), name="webchat-relay")
+
+    async def _relay_pushes(self, events: asyncio.Queue[dict[str, Any]]) -> None:
+        """Push replies that another process's delivery worker sent to visitors connected here."""
+        while True:
+            event = await events.get()
+            if event.get("type") != RELAY or event.get("visitor") not in self.sockets or self.db is None:
+                continue
+            try:
+                message = await get_message(self.db, uuid.UUID(str(event["message_id"])))
+            except (ValueError, KeyError):
+                continue
+            except Exception:  # noqa: BLE001 - the history still has it; keep relaying others
+                log.exception("web chat relay failed")
+                continue
+            if message is not None:
+                await self._send_frame(event["visitor"], _frame(message["id"], "out", message["text"], message["buttons"],
+                                                                message["attachments"], message["created_at"]))
 
     async def stop(self) -> None:
+        if self._relay is not None:
+            self._relay.cancel()
+            await asyncio.gather(self._relay, return_exceptions=True)
+        if self.live is not None and self._events is not None:
+            self.live.unsubscribe(self._events)
         for sockets in list(self.sockets.values()):
             for ws in list(sockets):
                 await ws.close(code=1001, message=b"server shutting down")
@@ -208,9 +239,15 @@ class WebChatChannel(Channel):
         return SendResult(external_id=message.message_id)
 
     async def _push(self, visitor: str, message: OutboundMessage) -> None:
-        sockets = [ws for ws in self.sockets.get(visitor, ()) if not ws.closed]
+        if visitor not in self.sockets and self.live is not None and self.live.cross_process and message.message_id:
+            self.live.publish({"type": RELAY, "visitor": visitor, "message_id": message.message_id})
+            return
         frame = _frame(message.message_id, "out", message.text, [b.to_dict() for b in message.buttons],
                        [a.to_dict() for a in message.attachments], None)
+        await self._send_frame(visitor, frame)
+
+    async def _send_frame(self, visitor: str, frame: dict[str, Any]) -> None:
+        sockets = [ws for ws in self.sockets.get(visitor, ()) if not ws.closed]
         # a socket that fails mid-send is a visitor gone away: the history still holds the reply
         await asyncio.gather(*(ws.send_json(frame) for ws in sockets), return_exceptions=True)
 
