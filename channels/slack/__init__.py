@@ -22,6 +22,7 @@ from aiohttp import web
 from pydantic import BaseModel, SecretStr
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.authorization import AuthorizeResult
 from slack_sdk.web.async_client import AsyncWebClient
 
 from channels.base import Channel, InboundHandler, InboundMessage, OutboundMessage, Profile, RateLimit, SendResult
@@ -36,6 +37,10 @@ EVENTS_PATH = "/webhooks/slack/events"
 INTERACTIONS_PATH = "/webhooks/slack/interactions"
 #: A failed users.info is not asked again for this long (missing scope, deleted user).
 PROFILE_RETRY_SECONDS = 600.0
+
+
+class SlackUnavailable(Exception):
+    """Slack could not confirm who we are; the request is refused so Slack retries it."""
 
 
 class SlackSettings(BaseModel):
@@ -65,6 +70,7 @@ class SlackChannel(Channel):
         self.bolt: AsyncApp | None = None
         self._socket: Any = None
         self._profiles: dict[str, tuple[float, Profile]] = {}
+        self._auth: AuthorizeResult | None = None
 
     # -- configuration ----------------------------------------------------
 
@@ -129,8 +135,15 @@ class SlackChannel(Channel):
             self.session = None
 
     def build_bolt(self, client: AsyncWebClient) -> AsyncApp:
+        # bolt's own single-team authorization answers 200 without calling the
+        # listener when auth.test fails (429, 5xx): Slack would not retry and
+        # the message would be lost.  Our authorize raises instead, so bolt
+        # answers 500 and Slack redelivers.  bolt refuses a token next to
+        # authorize, so its client is a token-less twin on the same session.
+        bolt_client = AsyncWebClient(base_url=self.api_url, session=client.session, timeout=client.timeout, retry_handlers=[])
         bolt = AsyncApp(
-            client=client,
+            client=bolt_client,
+            authorize=self._bolt_authorize(),
             signing_secret=self.signing_secret or "",
             # Socket Mode requests are not signed; HTTP ones always are.
             request_verification_enabled=True,
@@ -146,6 +159,23 @@ class SlackChannel(Channel):
         bolt.shortcut(re.compile(".*"))(_ack)
         bolt.options(re.compile(".*"))(_ack)
         return bolt
+
+    def _bolt_authorize(self) -> Any:
+        """bolt calls authorize with keyword arguments named after its parameters."""
+        async def authorize(enterprise_id: str | None, team_id: str | None, user_id: str | None) -> AuthorizeResult:
+            return await self._authorize()
+        return authorize
+
+    async def _authorize(self) -> AuthorizeResult:
+        """Our bot's identity (auth.test once), or an error that makes bolt answer 500."""
+        if self._auth is None:
+            assert self.client is not None
+            try:
+                response = await self.client.auth_test()
+            except Exception as exc:  # noqa: BLE001 - any failure: refuse, Slack retries
+                raise SlackUnavailable(f"auth.test failed: {exc}") from None
+            self._auth = AuthorizeResult.from_auth_test_response(auth_test_response=response, bot_token=self.bot_token)
+        return self._auth
 
     # -- inbound ----------------------------------------------------------
 

@@ -26,7 +26,7 @@ class AiohttpRequest(BaseRequest):
     never closes a session it was given.
     """
 
-    __slots__ = ("_connect_timeout", "_owned", "_read_timeout", "_session", "_write_timeout")
+    __slots__ = ("_connect_timeout", "_owned", "_read_timeout", "_session", "_timeouts", "_write_timeout")
 
     def __init__(
         self,
@@ -41,6 +41,8 @@ class AiohttpRequest(BaseRequest):
         self._connect_timeout = connect_timeout
         self._read_timeout = read_timeout
         self._write_timeout = write_timeout
+        #: ClientTimeout objects are costly to build per request; there are only a few combinations.
+        self._timeouts: dict[tuple[float | None, float | None], aiohttp.ClientTimeout] = {}
 
     @property
     def read_timeout(self) -> float | None:
@@ -70,7 +72,9 @@ class AiohttpRequest(BaseRequest):
         read = self._read_timeout if isinstance(read_timeout, _DEFAULT) else read_timeout
         connect = self._connect_timeout if isinstance(connect_timeout, _DEFAULT) else connect_timeout
         # aiohttp has no separate write timeout; a slow upload is bounded by the total.
-        timeout = aiohttp.ClientTimeout(sock_connect=connect, sock_read=read)
+        timeout = self._timeouts.get((connect, read))
+        if timeout is None:
+            timeout = self._timeouts[(connect, read)] = aiohttp.ClientTimeout(sock_connect=connect, sock_read=read)
         data: Any = None
         if request_data is not None:
             if request_data.contains_files:

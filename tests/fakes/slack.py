@@ -44,6 +44,7 @@ class FakeSlack(FakeServer):
         app.router.add_post("/api/{method}", self.handle)
         app.router.add_get("/api/{method}", self.handle)
         app.router.add_get("/socket", self.socket)
+        app.router.add_get("/_fake/stats", self.stats)
         return app
 
     def method_error(self, method: str, error: str, *, times: int = 1) -> None:
@@ -64,6 +65,11 @@ class FakeSlack(FakeServer):
         if answer is None:
             return web.json_response({"ok": False, "error": "unknown_method"})
         return web.json_response({"ok": True, **await answer(params, request)})
+
+    async def stats(self, request: web.Request) -> web.Response:
+        if request.query.get("reset"):
+            self.sent = 0
+        return web.json_response({"sent": self.sent})
 
     async def _auth_test(self, params: dict[str, Any], request: web.Request) -> dict[str, Any]:
         return {"url": "https://dangol.slack.com/", "team": "Dangol", "user": "dangol", "team_id": "T111",

@@ -42,6 +42,8 @@ class FakeTelegram(FakeServer):
         self._message_id = 1000
         self._updates: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self._update_id = 500
+        #: Arrival time of every accepted send, kept even with ``record=False`` (for the window check).
+        self.send_times: list[float] = []
 
     @property
     def api_url(self) -> str:
@@ -51,7 +53,15 @@ class FakeTelegram(FakeServer):
         app = web.Application()
         app.router.add_post("/bot{token}/{method}", self.handle)
         app.router.add_get("/bot{token}/{method}", self.handle)
+        app.router.add_get("/_fake/stats", self.stats)
         return app
+
+    async def stats(self, request: web.Request) -> web.Response:
+        """What a benchmark in another process needs to know about the run."""
+        if request.query.get("reset"):
+            self.sent, self.rejected_429, self.send_times = 0, 0, []
+            self._window.clear()
+        return web.json_response({"sent": self.sent, "rejected_429": self.rejected_429, "max_in_1s": self.max_in_window(1.0)})
 
     def push_update(self, update: dict[str, Any]) -> None:
         """Queue an update for getUpdates (polling tests)."""
@@ -60,7 +70,7 @@ class FakeTelegram(FakeServer):
 
     def max_in_window(self, seconds: float = 1.0) -> int:
         """Most sends seen in any window of ``seconds`` (sliding over the calls)."""
-        times = sorted(c.at for c in self.calls if c.method in SEND_METHODS)
+        times = sorted(self.send_times)
         best, start = 0, 0
         for end, t in enumerate(times):
             while t - times[start] >= seconds:
@@ -98,6 +108,7 @@ class FakeTelegram(FakeServer):
     def _message(self, params: dict[str, Any], **content: Any) -> dict[str, Any]:
         self._message_id += 1
         self.sent += 1
+        self.send_times.append(time.monotonic())
         chat_id = int(params["chat_id"])
         chat = {"id": chat_id, "type": "private" if chat_id > 0 else "supergroup"}
         if chat_id < 0:

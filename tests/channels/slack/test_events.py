@@ -177,3 +177,15 @@ async def test_a_modal_submission_is_acknowledged_and_ignored(client: TestClient
     before = await total_rows(store_of(client))
     assert (await send_interaction(slack_fixture("interactivity_view_submission.json"))).status == 200
     assert await total_rows(store_of(client)) == before
+
+
+async def test_while_slack_cannot_confirm_our_identity_events_are_refused_so_slack_retries(
+    client: TestClient, send_event: Send, slack_fixture: Any, fake_slack: FakeSlack
+) -> None:
+    fake_slack.fail("auth.test", 429, {"ok": False, "error": "ratelimited"}, headers={"Retry-After": "1"})
+    body = slack_fixture("event_message_im.json")
+    first = await send_event(body)
+    assert first.status >= 500
+    assert await inbound(client) == []
+    assert (await send_event(body, **{"X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_error"})).status == 200
+    assert len(await inbound(client)) == 1

@@ -147,5 +147,5 @@ async def test_a_refused_token_is_retryable_so_rows_wait_for_the_fix(fake_telegr
 
 def test_rate_limits_follow_telegrams_published_limits() -> None:
     channel = TelegramChannel(TOKEN, SECRET)
-    assert channel.rate_limits(out("424242")) == [RateLimit("telegram:bot", 30, 1.0), RateLimit("telegram:chat:424242", 1, 1.0)]
+    assert channel.rate_limits(out("424242")) == [RateLimit("telegram:bot", 30, 1.1), RateLimit("telegram:chat:424242", 1, 1.0)]
     assert RateLimit("telegram:group:-100123", 20, 60.0) in channel.rate_limits(out("-100123"))
