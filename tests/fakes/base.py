@@ -15,6 +15,8 @@ from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from collections.abc import Awaitable, Callable
+
 from aiohttp import web
 
 
@@ -110,3 +112,17 @@ async def read_params(request: web.Request) -> dict[str, Any]:
             except ValueError:
                 pass
     return params
+
+
+async def eventually(check: Callable[[], Awaitable[bool] | bool], timeout: float = 5.0) -> None:
+    """Wait for background work (the app's delivery worker, a poller) to do what ``check`` looks for."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        result = check()
+        if not isinstance(result, bool):
+            result = await result
+        if result:
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.02)

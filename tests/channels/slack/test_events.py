@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 
 from tests.channels.slack.conftest import make_senders, store_of
-from tests.channels.telegram.conftest import eventually
+from tests.fakes.base import eventually
 from tests.fakes.slack import BOT_USER_ID, FakeSlack
 from tests.helpers import count, rows, total_rows
 

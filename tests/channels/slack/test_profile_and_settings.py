@@ -12,7 +12,7 @@ from bot.app import create_app
 from bot.config import ConfigError, load_settings
 from channels.registry import enabled_channels
 from tests.channels.slack.conftest import BOT_TOKEN, SIGNING_SECRET, store_of
-from tests.channels.telegram.conftest import eventually
+from tests.fakes.base import eventually
 from tests.fakes.slack import FakeSlack
 from tests.helpers import rows
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -14,6 +13,7 @@ from aiohttp.test_utils import TestClient
 from bot.app import SERVICES, create_app
 from bot.config import load_settings
 from crm_store.database import Database
+from tests.fakes.base import eventually  # noqa: F401 - re-exported for the Telegram tests
 from tests.fakes.telegram import FakeTelegram
 
 TOKEN = "123456:TEST-token"
@@ -78,17 +78,3 @@ def make_poster(client: TestClient) -> Callable[..., Awaitable[Any]]:
         headers = {"X-Telegram-Bot-Api-Secret-Token": secret} if secret is not None else {}
         return await client.post("/webhooks/telegram", json=update, headers=headers)
     return post
-
-
-async def eventually(check: Callable[[], Awaitable[bool] | bool], timeout: float = 5.0) -> None:
-    """Wait for the background delivery worker to do what ``check`` looks for."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        result = check()
-        if not isinstance(result, bool):
-            result = await result
-        if result:
-            return
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
