@@ -272,5 +272,30 @@ async def _merge_open_conversations(conn: AsyncConnection, keep_id: uuid.UUID, m
         await conn.execute(delete(conversations_t).where(conversations_t.c.id == r.id))
 
 
+async def join_verified_contact(db: Database, customer_id: uuid.UUID, email: str | None, phone: str | None) -> uuid.UUID:
+    """A platform vouched for this customer's e-mail or phone: one person, one record.
+
+    If another customer already has that e-mail or phone, this customer is
+    merged into that one (the record the business already knew), and its id
+    is returned; otherwise the contact fills this customer's empty fields.
+    """
+    email = email.lower() if email else None
+    async with db.read() as conn:
+        clauses = [customers_t.c[field] == value for field, value in (("email", email), ("phone", phone)) if value]
+        other = (await conn.execute(
+            select(customers_t.c.id).where(or_(*clauses), customers_t.c.id != customer_id).order_by(customers_t.c.created_at).limit(1)
+        )).scalar() if clauses else None
+        current = (await conn.execute(select(customers_t.c.email, customers_t.c.phone).where(customers_t.c.id == customer_id))).first()
+    if other is not None:
+        await merge_customers(db, other, customer_id)
+        return other
+    if current is not None:
+        fill = {k: v for k, v in (("email", email), ("phone", phone)) if v and getattr(current, k) is None}
+        if fill:
+            async with db.write() as conn:
+                await conn.execute(update(customers_t).where(customers_t.c.id == customer_id).values(updated_at=utcnow(), **fill))
+    return customer_id
+
+
 async def customer_exists(conn: AsyncConnection, customer_id: uuid.UUID) -> bool:
     return (await conn.execute(select(customers_t.c.id).where(customers_t.c.id == customer_id))).first() is not None

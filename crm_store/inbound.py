@@ -148,6 +148,8 @@ class _Work:
     edits: list[dict[str, Any]] = field(default_factory=list)
     conversations: dict[uuid.UUID, ConversationState] = field(default_factory=dict)
     open_conversations: dict[tuple[uuid.UUID, str], ConversationState] = field(default_factory=dict)
+    contact_joins: list[tuple[uuid.UUID, str | None, str | None]] = field(default_factory=list)
+    reachable_again: list[tuple[str, str]] = field(default_factory=list)
     unknown_conversations: set[uuid.UUID] = field(default_factory=set)
     #: Conversations this batch handed to people; routed in the same transaction.
     handoffs: list[uuid.UUID] = field(default_factory=list)
@@ -189,9 +191,22 @@ class InboundWriter:
     async def _write_once(self, items: Sequence[InboundItem]) -> list[HandleResult | BaseException]:
         work = _Work(now=utcnow())
         results = await self.db.run_in_transaction(self._plan_and_flush, items, work)
+        if work.contact_joins:
+            await self._join_contacts(work, results)
         if work.outbox and self.on_outbox:
             self.on_outbox()
         return results
+
+    async def _join_contacts(self, work: _Work, results: list[HandleResult | BaseException]) -> None:
+        """Rare: a platform vouched for a contact the customer record lacks; join or fill (after the commit)."""
+        from crm_store.customers import join_verified_contact
+
+        for customer_id, email, phone in work.contact_joins:
+            survivor = await join_verified_contact(self.db, customer_id, email, phone)
+            if survivor != customer_id:
+                for result in results:
+                    if isinstance(result, HandleResult) and result.customer_id == str(customer_id):
+                        result.customer_id = str(survivor)
 
     def _plan_and_flush(self, conn: Connection, items: Sequence[InboundItem], work: _Work) -> list[HandleResult | BaseException]:
         """The whole batch as plain synchronous code: one hop to the writer, not one per statement."""
@@ -313,7 +328,7 @@ class InboundWriter:
         c, v = customers_t.c, conversations_t.c
         for channel, senders in by_channel.items():
             stmt = (
-                select(identities_t.c.external_id, c.id, c.name, c.first_name, c.last_name, c.email, c.phone, c.locale,
+                select(identities_t.c.external_id, identities_t.c.reachable, c.id, c.name, c.first_name, c.last_name, c.email, c.phone, c.locale,
                        c.timezone, c.lifecycle_stage, c.attributes, c.last_seen_at, v.id.label("conv_id"), v.status,
                        v.assignee_id, v.team, v.priority, v.bot_state, v.thread)
                 .join(customers_t, c.id == identities_t.c.customer_id)
@@ -322,6 +337,9 @@ class InboundWriter:
             )
             for row in conn.execute(stmt):
                 identity_customer[(channel, row.external_id)] = row.id
+                if not row.reachable:
+                    # writing to us again means the block was lifted
+                    work.reachable_again.append((channel, row.external_id))
                 if row.id not in states:
                     states[row.id] = _customer_state(row)
                 if row.conv_id is not None:
@@ -417,7 +435,7 @@ class InboundWriter:
             phone=profile.phone if profile.phone and profile.verified else None,
             locale=profile.language,
             timezone=profile.timezone,
-            attributes={k: v for k, v in {"username": profile.username}.items() if v},
+            attributes={k: v for k, v in {"username": profile.username, "start_param": msg.metadata.get("start_param")}.items() if v},
             is_new=True,
             last_seen_at=work.now,
         )
@@ -479,6 +497,17 @@ class InboundWriter:
         )
         conv.thread = msg.thread or msg.sender_id
         work.conversations[conv.id] = conv
+        profile = msg.profile
+        if profile.verified and not customer.is_new and (
+            (profile.email and profile.email.lower() != customer.email) or (profile.phone and profile.phone != customer.phone)
+        ):
+            work.contact_joins.append((customer.id, profile.email, profile.phone))
+        start_param = msg.metadata.get("start_param")
+        if start_param and not customer.is_new and customer.attributes.get("last_start_param") != start_param:
+            # a campaign or referral link the customer came back through
+            customer.attributes["last_start_param"] = start_param
+            customer.attributes.setdefault("start_param", start_param)
+            work.customer_updates[customer.id]["attributes"] = dict(customer.attributes)
         if customer.last_seen_at is None or now - customer.last_seen_at > LAST_SEEN_RESOLUTION:
             work.customer_updates[customer.id]["last_seen_at"] = now
             customer.last_seen_at = now
@@ -599,6 +628,9 @@ class InboundWriter:
             conn.execute(stmt.values(snoozed_until=None), changed_convs)
         if work.messages:
             conn.execute(insert(messages_t), work.messages)
+        for channel, external_id in work.reachable_again:
+            conn.execute(update(identities_t).where(identities_t.c.channel == channel, identities_t.c.external_id == external_id)
+                         .values(reachable=True))
         for edit in work.edits:
             meta = dict(edit["meta"] or {})
             meta.setdefault("edits", []).append({"text": edit["previous"], "replaced_at": work.now.isoformat()})

@@ -62,8 +62,6 @@ async def test_telegram_then_slack_by_the_same_verified_contact_is_one_customer_
     assert {m.channel for m in await rows(db, "messages", customer_id=customer.id, direction="in")} == {"telegram", "slack"}
 
 
-@pytest.mark.xfail(strict=True, reason="needs the engine to merge existing customers on a later verified contact "
-                                       "(crm_store.customers.merge_customers); see the channel report")
 async def test_a_telegram_customer_who_shares_their_contact_later_joins_the_known_customer(both: TestClient) -> None:
     db = both.app[SERVICES].db
     assert db is not None

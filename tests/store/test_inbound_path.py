@@ -142,3 +142,26 @@ async def test_the_profile_fills_a_new_customer_record(db: Database) -> None:
     assert (customer.first_name, customer.last_name, customer.locale) == ("민수", "김", "ko")
     assert customer.attributes["username"] == "minsu"
     assert result.replies[0].text and "안녕하세요" in result.replies[0].text
+
+
+async def test_a_customer_who_writes_again_after_blocking_us_is_reachable_again(db: Database) -> None:
+    from crm_store.models import ChannelIdentity
+
+    engine = await sample_engine(db)
+    await engine.handle(msg("hello", ext="1"))
+    async with db.write() as conn:
+        await conn.execute(update(ChannelIdentity.__table__).values(reachable=False))
+    await engine.handle(msg("hello again", ext="2"))
+    await engine.close()
+    (identity,) = await rows(db, "channel_identities")
+    assert identity.reachable is True
+
+
+async def test_a_deep_link_start_parameter_is_kept_on_the_customer(db: Database) -> None:
+    engine = await sample_engine(db)
+    await engine.handle(msg("/start", ext="1", metadata={"start_param": "spring-sale"}))
+    await engine.handle(msg("/start", ext="2", metadata={"start_param": "friend-42"}))
+    await engine.close()
+    (customer,) = await rows(db, "customers")
+    assert customer.attributes["start_param"] == "spring-sale"
+    assert customer.attributes["last_start_param"] == "friend-42"
