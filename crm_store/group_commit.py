@@ -38,9 +38,11 @@ BatchFn = Callable[[Sequence[T]], Awaitable[Sequence[R | BaseException]]]
 class GroupCommitter(Generic[T, R]):
     """Runs ``process(batch)`` on up to ``max_batch`` items at a time, in arrival order."""
 
-    def __init__(self, process: BatchFn[T, R], *, max_batch: int = 128) -> None:
+    def __init__(self, process: BatchFn[T, R], *, max_batch: int = 128, linger: float = 0.0) -> None:
         self._process = process
         self._max_batch = max_batch
+        #: Seconds to wait for company after the first item (for callers nobody waits on).
+        self._linger = linger
         self._queue: asyncio.Queue[Pending[T, R]] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._closed = False
@@ -68,6 +70,8 @@ class GroupCommitter(Generic[T, R]):
     async def _run(self, queue: asyncio.Queue[Pending[T, R]]) -> None:
         while True:
             batch = [await queue.get()]
+            if self._linger and queue.qsize() < self._max_batch - 1:
+                await asyncio.sleep(self._linger)
             while len(batch) < self._max_batch and not queue.empty():
                 batch.append(queue.get_nowait())
             try:

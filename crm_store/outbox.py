@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from sqlalchemy import bindparam, func, or_, select, update
+from sqlalchemy.engine import Connection
 
 from crm_store.database import Database
 from crm_store.models import ChannelIdentity, Message, OutboxRow
@@ -42,73 +43,12 @@ class Outbox:
         self.db = db
 
     async def claim(self, limit: int, lease_seconds: float, channels: Sequence[str] | None = None) -> list[OutboundMessage]:
-        now = utcnow()
-        due = or_(
-            (outbox_t.c.status == "queued") & (outbox_t.c.next_attempt_at <= now),
-            (outbox_t.c.status == "sending") & (outbox_t.c.claimed_until < now),
-        )
-        pick = select(outbox_t.c.id).where(due)
-        if channels is not None:
-            pick = pick.where(outbox_t.c.channel.in_(list(channels)))
-        pick = pick.order_by(outbox_t.c.next_attempt_at).limit(limit).with_for_update(skip_locked=True)
-        async with self.db.write() as conn:
-            ids = [row.id for row in await conn.execute(pick)]
-            if not ids:
-                return []
-            rows = await conn.execute(
-                update(outbox_t)
-                .where(outbox_t.c.id.in_(ids))
-                .values(status="sending", attempts=outbox_t.c.attempts + 1, claimed_until=now + dt.timedelta(seconds=lease_seconds))
-                .returning(outbox_t)
-            )
-            claimed = rows.all()
-        claimed.sort(key=lambda r: r.next_attempt_at)
-        return [
-            OutboundMessage.from_payload(
-                row.channel, row.recipient, row.payload, outbox_id=str(row.id),
-                message_id=str(row.message_id) if row.message_id else None,
-                conversation_id=str(row.conversation_id) if row.conversation_id else None,
-                customer_id=str(row.customer_id) if row.customer_id else None, attempt=row.attempts,
-            )
-            for row in claimed
-        ]
+        """Take up to ``limit`` due rows (on the store's writer, like every message-path write)."""
+        return await self.db.run_in_transaction(_claim, limit, lease_seconds, channels)
 
     async def settle(self, results: Sequence[Settlement]) -> list[None]:
         """Record many send results in one transaction (a group-commit batch)."""
-        now = utcnow()
-        by_outcome: dict[str, list[Settlement]] = {}
-        for result in results:
-            by_outcome.setdefault(result.outcome, []).append(result)
-        async with self.db.write() as conn:
-            if sent := by_outcome.get("sent"):
-                await conn.execute(
-                    update(outbox_t).where(outbox_t.c.id == bindparam("b_id"))
-                    .values(status="sent", sent_at=now, claimed_until=None, external_id=bindparam("b_ext"), last_error=None),
-                    [{"b_id": uuid.UUID(r.outbox_id), "b_ext": r.external_id} for r in sent],
-                )
-            if retry := by_outcome.get("retry"):
-                await conn.execute(
-                    update(outbox_t).where(outbox_t.c.id == bindparam("b_id"))
-                    .values(status="queued", claimed_until=None, next_attempt_at=bindparam("b_next"), last_error=bindparam("b_err")),
-                    [{"b_id": uuid.UUID(r.outbox_id), "b_next": r.next_attempt_at or now, "b_err": r.error} for r in retry],
-                )
-            if failed := by_outcome.get("failed"):
-                await conn.execute(
-                    update(outbox_t).where(outbox_t.c.id == bindparam("b_id"))
-                    .values(status="failed", claimed_until=None, last_error=bindparam("b_err")),
-                    [{"b_id": uuid.UUID(r.outbox_id), "b_err": r.error} for r in failed],
-                )
-            message_updates = [
-                {"b_id": uuid.UUID(r.message_id), "b_status": "sent" if r.outcome == "sent" else "failed", "b_ext": r.external_id}
-                for r in results
-                if r.message_id and r.outcome in ("sent", "failed")
-            ]
-            if message_updates:
-                await conn.execute(
-                    update(messages_t).where(messages_t.c.id == bindparam("b_id"))
-                    .values(status=bindparam("b_status"), external_id=bindparam("b_ext")),
-                    message_updates,
-                )
+        await self.db.run_in_transaction(_settle, results)
         return [None] * len(results)
 
     async def mark_unreachable(self, channel: str, customer_id: str | None, recipient: str) -> None:
@@ -131,3 +71,73 @@ class Outbox:
 
 
 __all__ = ["Outbox", "Settlement"]
+
+
+def _claim(conn: Connection, limit: int, lease_seconds: float, channels: Sequence[str] | None) -> list[OutboundMessage]:
+    """Due rows move to ``sending`` with a lease and a counted attempt, in one statement each."""
+    now = utcnow()
+    due = or_(
+        (outbox_t.c.status == "queued") & (outbox_t.c.next_attempt_at <= now),
+        (outbox_t.c.status == "sending") & (outbox_t.c.claimed_until < now),
+    )
+    pick = select(outbox_t.c.id).where(due)
+    if channels is not None:
+        pick = pick.where(outbox_t.c.channel.in_(list(channels)))
+    pick = pick.order_by(outbox_t.c.next_attempt_at).limit(limit).with_for_update(skip_locked=True)
+    ids = [row.id for row in conn.execute(pick)]
+    if not ids:
+        return []
+    rows = conn.execute(
+        update(outbox_t)
+        .where(outbox_t.c.id.in_(ids))
+        .values(status="sending", attempts=outbox_t.c.attempts + 1, claimed_until=now + dt.timedelta(seconds=lease_seconds))
+        .returning(outbox_t)
+    )
+    claimed = rows.all()
+    claimed.sort(key=lambda r: r.next_attempt_at)
+    return [
+        OutboundMessage.from_payload(
+            row.channel, row.recipient, row.payload, outbox_id=str(row.id),
+            message_id=str(row.message_id) if row.message_id else None,
+            conversation_id=str(row.conversation_id) if row.conversation_id else None,
+            customer_id=str(row.customer_id) if row.customer_id else None, attempt=row.attempts,
+        )
+        for row in claimed
+    ]
+
+
+def _settle(conn: Connection, results: Sequence[Settlement]) -> None:
+    """One executemany per outcome, and the messages' delivery status beside."""
+    now = utcnow()
+    by_outcome: dict[str, list[Settlement]] = {}
+    for result in results:
+        by_outcome.setdefault(result.outcome, []).append(result)
+    if sent := by_outcome.get("sent"):
+        conn.execute(
+            update(outbox_t).where(outbox_t.c.id == bindparam("b_id"))
+            .values(status="sent", sent_at=now, claimed_until=None, external_id=bindparam("b_ext"), last_error=None),
+            [{"b_id": uuid.UUID(r.outbox_id), "b_ext": r.external_id} for r in sent],
+        )
+    if retry := by_outcome.get("retry"):
+        conn.execute(
+            update(outbox_t).where(outbox_t.c.id == bindparam("b_id"))
+            .values(status="queued", claimed_until=None, next_attempt_at=bindparam("b_next"), last_error=bindparam("b_err")),
+            [{"b_id": uuid.UUID(r.outbox_id), "b_next": r.next_attempt_at or now, "b_err": r.error} for r in retry],
+        )
+    if failed := by_outcome.get("failed"):
+        conn.execute(
+            update(outbox_t).where(outbox_t.c.id == bindparam("b_id"))
+            .values(status="failed", claimed_until=None, last_error=bindparam("b_err")),
+            [{"b_id": uuid.UUID(r.outbox_id), "b_err": r.error} for r in failed],
+        )
+    message_updates = [
+        {"b_id": uuid.UUID(r.message_id), "b_status": "sent" if r.outcome == "sent" else "failed", "b_ext": r.external_id}
+        for r in results
+        if r.message_id and r.outcome in ("sent", "failed")
+    ]
+    if message_updates:
+        conn.execute(
+            update(messages_t).where(messages_t.c.id == bindparam("b_id"))
+            .values(status=bindparam("b_status"), external_id=bindparam("b_ext")),
+            message_updates,
+        )
