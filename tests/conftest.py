@@ -36,6 +36,27 @@ def need(reason: str) -> None:
     pytest.skip(reason)
 
 
+CHROMIUM = os.environ.get("DANGOL_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+#: Screenshots the browser tests leave for a person to look at.
+ARTIFACTS = ROOT / "test-artifacts"
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Any]:
+    """Debian's chromium, headless, through Playwright (never a downloaded browser)."""
+    if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
+        need(f"chromium not found at {CHROMIUM} (apt-get install chromium)")
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as playwright:
+        instance = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield instance
+        finally:
+            await instance.close()
+
+
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
     path = Path(os.environ.get("DANGOL_SHARED", ROOT.parent / "shared"))

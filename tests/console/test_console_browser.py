@@ -10,11 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import os
 import uuid
-import shutil
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,31 +22,14 @@ from crm_store import agents
 from crm_store.database import Database
 from crm_store.models import ConversationSla
 from crm_store.types import utcnow
-from tests.conftest import ROOT, need
+from tests.conftest import ARTIFACTS
 from tests.console.conftest import PASSWORD, Handoff, MakePerson
 
 pytestmark = [pytest.mark.browser, pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)]
 
-CHROMIUM = os.environ.get("DANGOL_CHROMIUM", "/usr/bin/chromium")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-ARTIFACTS = ROOT / "test-artifacts"
 WAIT = 10_000
 #: Messages of any alert() that ran: an escaping failure would show up here.
 DIALOGS: list[str] = []
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Any]:
-    if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
-        need(f"chromium not found at {CHROMIUM} (apt-get install chromium)")
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as playwright:
-        instance = await playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        try:
-            yield instance
-        finally:
-            await instance.close()
 
 
 async def open_console(browser: Any, client: TestClient, email: str) -> Any:
