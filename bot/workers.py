@@ -3,8 +3,9 @@
 Python runs one core per process; on a machine with more cores the service
 takes more messages by running more processes behind one listening port
 (SO_REUSEPORT lets the kernel spread connections).  Each process has its
-own engine, group committer and delivery worker; the database keeps them
-consistent (unique keys, leases on outbox rows).  The first process starts
+own engine and group committer; the database keeps them consistent (unique
+keys, leases on outbox rows).  The first process alone runs the delivery
+worker, so a platform's rate limit is counted in one place.  The first process starts
 the others, migrates the store once before they start, forwards SIGTERM to
 them and waits for them to finish.
 """
@@ -47,7 +48,10 @@ class WorkerProcesses:
         app.on_shutdown.append(self._stop)
 
     async def _start(self, app: web.Application) -> None:
-        env = {**os.environ, "DANGOL_WORKERS": "1", "DANGOL_REUSE_PORT": "true"}
+        # Only this process runs the delivery worker, so each platform's rate
+        # limit is kept by one limiter; the others hand web chat pushes over
+        # through the live-event hub.
+        env = {**os.environ, "DANGOL_WORKERS": "1", "DANGOL_REUSE_PORT": "true", "DANGOL_DELIVERY_ENABLED": "false"}
         for _ in range(self.count):
             self.children.append(subprocess.Popen([sys.executable, "-m", "bot.cli", *self.argv], env=env))
         log.info("started %d more serve processes", self.count)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import random
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import and_, bindparam, insert, or_, select, update
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.engine import Connection
 
 from crm_store.database import Database
@@ -172,17 +173,24 @@ class InboundWriter:
         self.on_outbox = on_outbox
 
     async def write_batch(self, items: Sequence[InboundItem]) -> list[HandleResult | BaseException]:
-        """Write ``items``; on a conflict with another process, retry, then go one by one."""
+        """Write ``items``, retrying when another process got in the way.
+
+        Two processes may create the same identity or conversation at once
+        (a unique-key conflict or, on PostgreSQL, a deadlock): the retry reads
+        what the other committed.  A batch that still fails because of one bad
+        item is written item by item, so the others are not lost with it.
+        """
+        last: DBAPIError | None = None
         for attempt in range(3):
             try:
                 return await self._write_once(items)
-            except (IntegrityError, OperationalError) as exc:
-                if attempt == 2 or len(items) == 1:
-                    if len(items) == 1:
-                        return [exc]
-                    break
-                log.info("batch of %d conflicted (%s); retrying", len(items), type(exc).__name__)
-                await asyncio.sleep(0.01 * (attempt + 1))
+            except DBAPIError as exc:
+                last = exc
+                log.info("batch of %d conflicted (%s); retrying", len(items), type(exc.orig).__name__ if exc.orig else exc)
+                await asyncio.sleep(0.01 * (attempt + 1) * (1 + random.random()))
+        assert last is not None
+        if len(items) == 1 or not isinstance(last, IntegrityError):
+            return [last] * len(items)
         results: list[HandleResult | BaseException] = []
         for item in items:
             results.extend(await self.write_batch([item]))
@@ -604,6 +612,8 @@ class InboundWriter:
         if work.new_customers:
             conn.execute(insert(customers_t), work.new_customers)
         if work.new_identities:
+            # one order everywhere, so two processes inserting the same keys wait instead of deadlocking
+            work.new_identities.sort(key=lambda r: (r["channel"], r["external_id"]))
             conn.execute(insert(identities_t), work.new_identities)
         new_convs = []
         changed_convs = []
@@ -627,6 +637,7 @@ class InboundWriter:
             )
             conn.execute(stmt.values(snoozed_until=None), changed_convs)
         if work.messages:
+            work.messages.sort(key=lambda r: (r["channel"], r["external_id"] or ""))
             conn.execute(insert(messages_t), work.messages)
         for channel, external_id in work.reachable_again:
             conn.execute(update(identities_t).where(identities_t.c.channel == channel, identities_t.c.external_id == external_id)

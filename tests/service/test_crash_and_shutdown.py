@@ -110,3 +110,25 @@ async def test_sigterm_finishes_in_flight_requests_and_exits_cleanly(sqlite_url:
     finally:
         await db.dispose()
     assert stored >= sum(s == 200 for s in answered)
+
+
+async def test_several_processes_share_the_port_and_stop_together(pg_database: str, tmp_path: Path) -> None:
+    from tests.conftest import _truncate
+
+    await _truncate(pg_database)
+    server = ServeProcess(pg_database, tmp_path, extra_env={"DANGOL_WORKERS": "2"})
+    await server.wait_ready()
+    for _ in range(300):  # the second process starts after the first is ready
+        if server.log().count("dangol started") == 2:
+            break
+        await asyncio.sleep(0.1)
+    assert server.log().count("dangol started") == 2
+    statuses = await post_messages(server.url, 60, "multi")
+    assert statuses == [200] * 60
+    assert server.terminate() == 0
+    assert server.log().count("stopped cleanly") == 2
+    db = Database(pg_database)
+    try:
+        assert await count(db, "messages", direction="in") == 60
+    finally:
+        await db.dispose()
