@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 from aiohttp import web
+from sqlalchemy.exc import DBAPIError
 
 from bot.brain import load_bot
 from bot.config import CoreSettings
@@ -68,6 +69,11 @@ async def error_middleware(request: web.Request, handler: Callable[[web.Request]
                          max_size=request.app._client_max_size, actual_size=request.content_length or 0) from None  # noqa: SLF001
     except asyncio.CancelledError:
         raise
+    except (DBAPIError, OSError) as exc:
+        # Nothing was acknowledged: the platform (or client) should try again.
+        log.error("store unavailable on %s %s: %s", request.method, request.path, type(exc).__name__)
+        return web.json_response(error_body("store_unavailable", "the message store is unavailable; retry later"), status=503,
+                                 headers={"Retry-After": "5"})
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return web.json_response(error_body("internal", "internal error; it has been logged"), status=500)

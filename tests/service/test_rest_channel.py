@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from aiohttp import web
 from aiohttp.test_utils import TestClient
+from sqlalchemy.exc import OperationalError
+
+from bot.app import error_middleware
 
 from crm_store.database import Database
 from tests.helpers import count, total_rows
@@ -88,3 +94,17 @@ async def test_an_unknown_route_is_a_json_404(client: TestClient, store: Databas
 
 async def test_a_wrong_method_is_a_json_405(client: TestClient, store: Database) -> None:
     await _refused(client, store, 405, "method_not_allowed", method="GET", path=WEBHOOK)
+
+
+
+async def test_an_unreachable_store_is_a_503_to_retry_not_a_500(aiohttp_client: Any) -> None:
+    async def store_down(request: web.Request) -> web.Response:
+        raise OperationalError("INSERT ...", {}, ConnectionRefusedError("database is down"))
+
+    app = web.Application(middlewares=[error_middleware])
+    app.router.add_post(WEBHOOK, store_down)
+    client = await aiohttp_client(app)
+    response = await client.post(WEBHOOK, json={"sender": "u1", "message": "hello"})
+    assert response.status == 503
+    assert response.headers["Retry-After"]
+    assert (await response.json())["error"]["code"] == "store_unavailable"
