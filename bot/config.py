@@ -47,7 +47,7 @@ class CoreSettings(BaseSettings):
     #: SQLite ``synchronous``: FULL survives power loss, NORMAL only a process crash.
     sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
     delivery_enabled: bool = True
-    delivery_batch: int = Field(default=64, ge=1, le=1000)
+    delivery_batch: int = Field(default=256, ge=1, le=1000)
     delivery_concurrency: int = Field(default=32, ge=1, le=1000)
     delivery_max_attempts: int = Field(default=8, ge=1, le=100)
     delivery_backoff_base: float = Field(default=2.0, gt=0)

@@ -36,7 +36,7 @@ class DeliveryWorker:
         outbox: Outbox,
         channels: Mapping[str, Channel],
         *,
-        batch: int = 64,
+        batch: int = 256,
         concurrency: int = 32,
         max_attempts: int = 8,
         backoff_base: float = 2.0,
