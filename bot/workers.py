@@ -13,6 +13,8 @@ them and waits for them to finish.
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import ctypes.util
 import logging
 import os
 import signal
@@ -25,6 +27,7 @@ from bot.config import CoreSettings
 from crm_store.database import Database
 
 log = logging.getLogger(__name__)
+PR_SET_PDEATHSIG = 1
 
 
 async def prepare_store(settings: CoreSettings) -> None:
@@ -53,7 +56,8 @@ class WorkerProcesses:
         # through the live-event hub.
         env = {**os.environ, "DANGOL_WORKERS": "1", "DANGOL_REUSE_PORT": "true", "DANGOL_DELIVERY_ENABLED": "false"}
         for _ in range(self.count):
-            self.children.append(subprocess.Popen([sys.executable, "-m", "bot.cli", *self.argv], env=env))
+            self.children.append(subprocess.Popen([sys.executable, "-m", "bot.cli", *self.argv], env=env,
+                                                  preexec_fn=_stop_with_parent))
         log.info("started %d more serve processes", self.count)
 
     async def _stop(self, app: web.Application) -> None:
@@ -64,6 +68,19 @@ class WorkerProcesses:
             code = await asyncio.to_thread(child.wait)
             if code != 0:
                 log.warning("serve process %d exited with %d", child.pid, code)
+
+
+def _stop_with_parent() -> None:
+    """In the child before exec: ask Linux to send SIGTERM when the first process dies.
+
+    Without it a first process killed with SIGKILL would leave the others
+    serving on the port with nobody to stop them.  Elsewhere it does nothing.
+    """
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM))
+    except (OSError, AttributeError):
+        pass
 
 
 def _without_option(argv: list[str], name: str) -> list[str]:

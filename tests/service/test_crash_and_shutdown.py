@@ -132,3 +132,38 @@ async def test_several_processes_share_the_port_and_stop_together(pg_database: s
         assert await count(db, "messages", direction="in") == 60
     finally:
         await db.dispose()
+
+
+async def test_the_other_processes_stop_when_the_first_is_killed(pg_database: str, tmp_path: Path) -> None:
+    from tests.conftest import _truncate
+
+    await _truncate(pg_database)
+    server = ServeProcess(pg_database, tmp_path, extra_env={"DANGOL_WORKERS": "2"})
+    await server.wait_ready()
+    children = _children(server.proc.pid)
+    assert len(children) == 1
+    server.kill()
+    for _ in range(150):
+        if not Path(f"/proc/{children[0]}").exists() or _is_zombie(children[0]):
+            break
+        await asyncio.sleep(0.1)
+    assert not Path(f"/proc/{children[0]}").exists() or _is_zombie(children[0])
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
