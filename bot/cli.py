@@ -228,19 +228,12 @@ def agent_create(ctx: click.Context, email: str, name: str, role: str, password:
         click.echo(f"API token (shown once): {token}")
 
 
-def _attach_optional_groups() -> None:
-    """Commands owned by other packages join here when present."""
-    for module, attr in (("nlu.cli", "nlu"), ("channels.telegram.cli", "telegram")):
-        try:
-            mod = __import__(module, fromlist=[attr])
-        except ImportError:
-            continue
-        command = getattr(mod, attr, None)
-        if command is not None:
-            main.add_command(command)
+# Command groups owned by other packages (imported here so a broken one fails loudly).
+from channels.telegram.cli import telegram as _telegram  # noqa: E402
+from nlu.cli import nlu as _nlu  # noqa: E402
 
-
-_attach_optional_groups()
+main.add_command(_nlu)
+main.add_command(_telegram)
 
 
 if __name__ == "__main__":  # pragma: no cover

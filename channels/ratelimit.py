@@ -15,7 +15,7 @@ from channels.base import RateLimit
 
 
 class RateLimiter:
-    def __init__(self, clock: type[time.monotonic] | None = None) -> None:  # type: ignore[valid-type]
+    def __init__(self) -> None:
         self._next: dict[str, float] = {}
         self._clock = time.monotonic
         self.enabled = True

@@ -296,6 +296,3 @@ async def join_verified_contact(db: Database, customer_id: uuid.UUID, email: str
                 await conn.execute(update(customers_t).where(customers_t.c.id == customer_id).values(updated_at=utcnow(), **fill))
     return customer_id
 
-
-async def customer_exists(conn: AsyncConnection, customer_id: uuid.UUID) -> bool:
-    return (await conn.execute(select(customers_t.c.id).where(customers_t.c.id == customer_id))).first() is not None

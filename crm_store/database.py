@@ -152,8 +152,3 @@ def _run_upgrade(sync_connection: Any, revision: str) -> None:
     config = alembic_config()
     config.attributes["connection"] = sync_connection
     command.upgrade(config, revision)
-
-
-def run_sync(coro: Any) -> Any:
-    """Run a coroutine from synchronous CLI code."""
-    return asyncio.run(coro)
