@@ -8,8 +8,11 @@ n-gram. Both paths produce the same vector (a test checks it).
 
 from __future__ import annotations
 
+import functools
 import math
+import re
 import unicodedata
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -18,6 +21,9 @@ import scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 TOKEN_PATTERN = r"(?u)\b\w+\b"  # keeps one-character words: Korean and Chinese have many
+#: Distinct words whose char_wb columns are remembered per block (a few MB at most).
+WORD_CACHE_SIZE = 50_000
+_WHITE_SPACES = re.compile(r"\s\s+")  # as scikit-learn's char analyzers collapse whitespace
 
 
 def normalize_text(text: str) -> str:
@@ -49,6 +55,34 @@ class _Block:
     offset: int
     analyze: Callable[[str], list[str]]
 
+    def __post_init__(self) -> None:
+        #: n-gram -> column of the whole feature vector (the block's offset applied once, here)
+        self._columns = {gram: j + self.offset for gram, j in self.vocabulary.items()}
+        # char_wb n-grams never cross a word, so each word's columns are worked
+        # out once and reused: words repeat far more than texts do.
+        self._word_columns = functools.lru_cache(maxsize=WORD_CACHE_SIZE)(self._columns_of_word)
+
+    def columns(self, normalized: str) -> list[int]:
+        """Feature-vector columns of every n-gram of ``normalized`` the block knows, repeats kept (they are the counts)."""
+        vocab = self._columns
+        if self.analyzer_kind == "char_wb":
+            cols: list[int] = []
+            for word in normalized.split():
+                cols += self._word_columns(word)
+            return cols
+        if self.analyzer_kind == "char":
+            # scikit-learn's _char_ngrams: runs of whitespace become one space, then every window
+            text = _WHITE_SPACES.sub(" ", normalized)
+            size = len(text)
+            lo, hi = self.ngram_range
+            grams: list[str] = [text[i:i + n] for n in range(lo, min(hi, size) + 1) for i in range(size - n + 1)]
+        else:
+            grams = self.analyze(normalized)
+        return [j for j in map(vocab.get, grams) if j is not None]
+
+    def _columns_of_word(self, word: str) -> list[int]:
+        return [j for j in map(self._columns.get, self.analyze(word)) if j is not None]
+
 
 class Featurizer:
     """Concatenation of a word n-gram block, a char_wb n-gram block and optionally a raw char block, each L2-normalised.
@@ -79,6 +113,7 @@ class Featurizer:
         normalized = [normalize_text(t) for t in texts]
         parts = []
         self.blocks = []
+        self.__dict__.pop("_idf", None)  # refit: the cached idf belongs to the old blocks
         offset = 0
         for kind, ngrams in self._specs():
             vec = _vectorizer(kind, ngrams)
@@ -105,28 +140,34 @@ class Featurizer:
         return sp.csr_matrix((vals, (rows, cols)), shape=(len(texts), self.n_features))
 
     def transform_one(self, text: str) -> tuple[np.ndarray, np.ndarray]:
-        """Column indices and values of one text's feature vector (the fast path of parse)."""
+        """Column indices and values of one text's feature vector (the fast path of parse).
+
+        Sublinear tf (1 + log count) times idf, L2-normalised per block, as
+        scikit-learn's TfidfVectorizer; a handful of numpy calls for the whole
+        vector rather than a handful per block, because at this size each call's
+        overhead is the cost.
+        """
         normalized = normalize_text(text)
-        all_idx: list[int] = []
-        all_val: list[float] = []
+        counts: Counter[int] = Counter()
+        ends: list[int] = []
         for block in self.blocks:
-            counts: dict[int, int] = {}
-            vocab = block.vocabulary
-            for gram in block.analyze(normalized):
-                j = vocab.get(gram)
-                if j is not None:
-                    counts[j] = counts.get(j, 0) + 1
-            if not counts:
-                continue
-            ids = list(counts)
-            weights = [(1.0 + math.log(c)) for c in counts.values()]
-            w = np.asarray(weights) * block.idf[ids]
-            norm = math.sqrt(float(w @ w))
-            if norm > 0:
-                w /= norm
-            all_idx.extend(j + block.offset for j in ids)
-            all_val.extend(w.tolist())
-        return np.asarray(all_idx, dtype=np.intp), np.asarray(all_val, dtype=np.float64)
+            counts.update(block.columns(normalized))
+            ends.append(len(counts))
+        n = len(counts)
+        if not n:
+            return np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.float64)
+        ids = np.fromiter(counts.keys(), dtype=np.intp, count=n)
+        w = (1.0 + np.log(np.fromiter(counts.values(), dtype=np.float64, count=n))) * self._idf[ids]
+        # each block's squared norm from a running sum, spread back over its columns
+        running = np.concatenate(([0.0], np.cumsum(w * w)))
+        bounds = np.asarray([0, *ends])
+        norms = np.sqrt(running[bounds[1:]] - running[bounds[:-1]])
+        norms[norms == 0] = 1.0
+        return ids, w / np.repeat(norms, np.diff(bounds))
+
+    @functools.cached_property
+    def _idf(self) -> np.ndarray:
+        return np.concatenate([b.idf for b in self.blocks]) if self.blocks else np.zeros(0)
 
     def to_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         """JSON-able description plus arrays, so a model loads without unpickling code."""

@@ -7,9 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from nlu import FALLBACK_INTENT, Model, ModelError, TrainingData, load_model, train
-from nlu.features import Featurizer
+import scipy.sparse as sp
+
+from nlu.features import Featurizer, _vectorizer, normalize_text
 
 GREET = ["hi", "hello", "hey there", "good morning", "hello friend", "hi bot", "hey", "good evening"]
 BYE = ["bye", "goodbye", "see you later", "see you", "bye bye", "good night", "farewell", "talk to you later"]
@@ -101,15 +105,31 @@ def test_a_model_of_another_format_version_is_refused(small_model: Model, tmp_pa
         load_model(tmp_path / "m")
 
 
-def test_fast_featurizer_equals_sklearn_transform() -> None:
-    texts = ["Hello WORLD", "ｆｕｌｌ-width Ｔｅｘｔ", "주문했는데 아직 안 왔어요", "a a a b"]
-    f = Featurizer()
-    matrix = f.fit_transform(texts + ["other words here"]).toarray()
+FIT_TEXTS = ["Hello WORLD", "ｆｕｌｌ-width Ｔｅｘｔ", "주문했는데 아직 안 왔어요", "a a a b", "other words here",
+             "where is my card?", "I  lost\tmy\n card", "카드를 잃어버렸어요"]
+
+
+def _assert_same_as_sklearn(fit_texts: list[str], texts: list[str]) -> None:
+    """transform_one against scikit-learn's own TfidfVectorizers fitted on the same texts."""
+    f = Featurizer(char_raw_ngrams=(2, 5))
+    f.fit_transform(fit_texts)
+    fitted = [_vectorizer(kind, ngrams).fit([normalize_text(t) for t in fit_texts]) for kind, ngrams in f._specs()]
+    matrix = sp.hstack([v.transform([normalize_text(t) for t in texts]) for v in fitted]).toarray()
     for i, text in enumerate(texts):
         idx, vals = f.transform_one(text)
         row = np.zeros(f.n_features)
         row[idx] = vals
-        assert np.allclose(row, matrix[i])
+        assert np.allclose(row, matrix[i]), text
+
+
+def test_fast_featurizer_equals_sklearn_transform() -> None:
+    _assert_same_as_sklearn(FIT_TEXTS, FIT_TEXTS + ["", "  ", "?", "x", "card card  card", "lost 카드"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.text(alphabet=st.sampled_from(list("abcd 카드\t\n-?Ａ")), max_size=30), min_size=1, max_size=5))
+def test_fast_featurizer_equals_sklearn_on_any_text(texts: list[str]) -> None:
+    _assert_same_as_sklearn(FIT_TEXTS + ["abcd 카드 a-b ab? Ａ"], texts)
 
 
 def test_single_intent_data_still_trains() -> None:
