@@ -1,10 +1,12 @@
-"""The ceiling: the plainest aiohttp JSON echo, one process, nothing else."""
+"""The ceiling: the plainest aiohttp JSON echo, one process, nothing else (on the service's event loop)."""
 
 from __future__ import annotations
 
 import sys
 
 from aiohttp import web
+
+from bot.event_loop import new_event_loop
 
 
 async def echo(request: web.Request) -> web.Response:
@@ -15,4 +17,5 @@ async def echo(request: web.Request) -> web.Response:
 if __name__ == "__main__":
     app = web.Application()
     app.router.add_post("/webhooks/rest/webhook", echo)
-    web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None)
+    # the same loop as the service, so the ratio compares like with like
+    web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), print=None, access_log=None, loop=new_event_loop())

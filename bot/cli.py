@@ -72,6 +72,7 @@ def serve(ctx: click.Context, config: str | None, host: str | None, port: int | 
     from aiohttp import web
 
     from bot.app import create_app
+    from bot.event_loop import new_event_loop
     from bot.extensions import default_extensions
     from bot.workers import WorkerProcesses, prepare_store
 
@@ -90,7 +91,7 @@ def serve(ctx: click.Context, config: str | None, host: str | None, port: int | 
              "es" if settings.workers > 1 else "")
     web.run_app(
         app, host=settings.host, port=settings.port, print=None, access_log=None, reuse_port=reuse_port or None,
-        shutdown_timeout=settings.shutdown_timeout, handle_signals=True,
+        shutdown_timeout=settings.shutdown_timeout, handle_signals=True, loop=new_event_loop(settings.event_loop),
     )
 
 

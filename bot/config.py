@@ -46,6 +46,8 @@ class CoreSettings(BaseSettings):
     group_commit_max: int = Field(default=128, ge=1, le=10_000)
     #: SQLite ``synchronous``: FULL survives power loss, NORMAL only a process crash.
     sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
+    #: uvloop where it is installed (not on Windows); "asyncio" forces the standard loop.
+    event_loop: Literal["auto", "uvloop", "asyncio"] = "auto"
     delivery_enabled: bool = True
     delivery_batch: int = Field(default=256, ge=1, le=1000)
     delivery_concurrency: int = Field(default=32, ge=1, le=1000)

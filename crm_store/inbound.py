@@ -40,6 +40,37 @@ conversations_t = Conversation.__table__
 tags_t = CustomerTag.__table__
 consents_t = Consent.__table__
 
+# The message path's statements, built once.  A statement object remembers
+# its cache key, so reusing one skips building the expression and hashing it
+# on every batch (measured: a third of the writer's time went there).
+_c, _v, _i, _m = customers_t.c, conversations_t.c, identities_t.c, messages_t.c
+EXISTING_INBOUND = select(_m.id, _m.external_id, _m.conversation_id, _m.customer_id).where(
+    _m.channel == bindparam("channel"), _m.direction == "in", _m.external_id.in_(bindparam("ids", expanding=True)))
+PREVIOUS_REPLIES = select(messages_t).where(_m.in_reply_to.in_(bindparam("ids", expanding=True))).order_by(_m.id)
+#: Identity, customer and unresolved conversation on that channel of each sender, in one query.
+SENDERS = (
+    select(_i.external_id, _i.reachable, _c.id, _c.name, _c.first_name, _c.last_name, _c.email, _c.phone, _c.locale,
+           _c.timezone, _c.lifecycle_stage, _c.attributes, _c.last_seen_at, _v.id.label("conv_id"), _v.status,
+           _v.assignee_id, _v.team, _v.priority, _v.bot_state, _v.thread)
+    .join(customers_t, _c.id == _i.customer_id)
+    .outerjoin(conversations_t, and_(_v.customer_id == _c.id, _v.channel == bindparam("channel"), _v.status != "resolved"))
+    .where(_i.channel == bindparam("channel"), _i.external_id.in_(bindparam("senders", expanding=True)))
+)
+TAGS = select(tags_t.c.customer_id, tags_t.c.tag).where(tags_t.c.customer_id.in_(bindparam("ids", expanding=True)))
+INSERT_MESSAGES = insert(messages_t)
+INSERT_OUTBOX = insert(outbox_t)
+INSERT_CONVERSATIONS = insert(conversations_t)
+INSERT_CUSTOMERS = insert(customers_t)
+INSERT_IDENTITIES = insert(identities_t)
+INSERT_TAGS = insert(tags_t)
+UPDATE_CONVERSATIONS = (
+    update(conversations_t).where(_v.id == bindparam("b_id"))
+    .values({k: bindparam(k) for k in ("status", "assignee_id", "team", "priority", "bot_state", "thread", "updated_at",
+                                       "last_message_at")})
+    .values(snoozed_until=None)
+)
+UPDATE_LAST_SEEN = update(customers_t).where(_c.id == bindparam("b_id")).values(last_seen_at=bindparam("last_seen_at"))
+
 #: Conversation states in which a person, not the bot, answers.
 HUMAN_STATES = frozenset({"pending", "open"})
 #: last_seen_at is written at most this often per customer: a minute is
@@ -282,12 +313,7 @@ class InboundWriter:
                 by_channel[item.message.channel].add(item.message.external_id)
         found: dict[tuple[str, str], HandleResult] = {}
         for channel, ids in by_channel.items():
-            rows = conn.execute(
-                select(messages_t.c.id, messages_t.c.external_id, messages_t.c.conversation_id, messages_t.c.customer_id).where(
-                    messages_t.c.channel == channel, messages_t.c.direction == "in", messages_t.c.external_id.in_(ids)
-                )
-            )
-            for row in rows:
+            for row in conn.execute(EXISTING_INBOUND, {"channel": channel, "ids": list(ids)}):
                 found[(channel, row.external_id)] = HandleResult(True, str(row.id), str(row.conversation_id), str(row.customer_id))
         if found:
             self._attach_previous_replies(conn, found)
@@ -296,10 +322,7 @@ class InboundWriter:
     def _attach_previous_replies(self, conn: Connection, found: dict[tuple[str, str], HandleResult]) -> None:
         """A retried request gets the replies the first one got (the REST channel returns them)."""
         by_id = {uuid.UUID(r.message_id): r for r in found.values() if r.message_id}
-        rows = conn.execute(
-            select(messages_t).where(messages_t.c.in_reply_to.in_(list(by_id))).order_by(messages_t.c.id)
-        )
-        for row in rows:
+        for row in conn.execute(PREVIOUS_REPLIES, {"ids": list(by_id)}):
             result = by_id[row.in_reply_to]
             result.replies.append(
                 OutboundMessage.from_payload(
@@ -333,17 +356,8 @@ class InboundWriter:
             by_channel[msg.channel].add(msg.sender_id)
         identity_customer: dict[tuple[str, str], uuid.UUID] = {}
         states: dict[uuid.UUID, CustomerState] = {}
-        c, v = customers_t.c, conversations_t.c
         for channel, senders in by_channel.items():
-            stmt = (
-                select(identities_t.c.external_id, identities_t.c.reachable, c.id, c.name, c.first_name, c.last_name, c.email, c.phone, c.locale,
-                       c.timezone, c.lifecycle_stage, c.attributes, c.last_seen_at, v.id.label("conv_id"), v.status,
-                       v.assignee_id, v.team, v.priority, v.bot_state, v.thread)
-                .join(customers_t, c.id == identities_t.c.customer_id)
-                .outerjoin(conversations_t, and_(v.customer_id == c.id, v.channel == channel, v.status != "resolved"))
-                .where(identities_t.c.channel == channel, identities_t.c.external_id.in_(senders))
-            )
-            for row in conn.execute(stmt):
+            for row in conn.execute(SENDERS, {"channel": channel, "senders": list(senders)}):
                 identity_customer[(channel, row.external_id)] = row.id
                 if not row.reachable:
                     # writing to us again means the block was lifted
@@ -390,7 +404,7 @@ class InboundWriter:
 
     def _load_tags(self, conn: Connection, states: dict[uuid.UUID, CustomerState]) -> None:
         if states:
-            for row in conn.execute(select(tags_t).where(tags_t.c.customer_id.in_(list(states)))):
+            for row in conn.execute(TAGS, {"ids": list(states)}):
                 states[row.customer_id].tags.add(row.tag)
 
     def _load_customers(self, conn: Connection, ids: set[uuid.UUID]) -> dict[uuid.UUID, CustomerState]:
@@ -610,11 +624,11 @@ class InboundWriter:
 
     def _flush(self, conn: Connection, work: _Work) -> None:
         if work.new_customers:
-            conn.execute(insert(customers_t), work.new_customers)
+            conn.execute(INSERT_CUSTOMERS, work.new_customers)
         if work.new_identities:
             # one order everywhere, so two processes inserting the same keys wait instead of deadlocking
             work.new_identities.sort(key=lambda r: (r["channel"], r["external_id"]))
-            conn.execute(insert(identities_t), work.new_identities)
+            conn.execute(INSERT_IDENTITIES, work.new_identities)
         new_convs = []
         changed_convs = []
         for state in work.conversations.values():
@@ -628,17 +642,12 @@ class InboundWriter:
             else:
                 changed_convs.append({"b_id": state.id, **record})
         if new_convs:
-            conn.execute(insert(conversations_t), new_convs)
+            conn.execute(INSERT_CONVERSATIONS, new_convs)
         if changed_convs:
-            stmt = (
-                update(conversations_t)
-                .where(conversations_t.c.id == bindparam("b_id"))
-                .values({k: bindparam(k) for k in changed_convs[0] if k != "b_id"})
-            )
-            conn.execute(stmt.values(snoozed_until=None), changed_convs)
+            conn.execute(UPDATE_CONVERSATIONS, changed_convs)
         if work.messages:
             work.messages.sort(key=lambda r: (r["channel"], r["external_id"] or ""))
-            conn.execute(insert(messages_t), work.messages)
+            conn.execute(INSERT_MESSAGES, work.messages)
         for channel, external_id in work.reachable_again:
             conn.execute(update(identities_t).where(identities_t.c.channel == channel, identities_t.c.external_id == external_id)
                          .values(reachable=True))
@@ -649,10 +658,10 @@ class InboundWriter:
                 update(messages_t).where(messages_t.c.id == edit["id"]).values(text=edit["text"], edited_at=work.now, metadata=meta)
             )
         if work.outbox:
-            conn.execute(insert(outbox_t), work.outbox)
+            conn.execute(INSERT_OUTBOX, work.outbox)
         self._flush_customer_updates(conn, work)
         if work.new_tags:
-            conn.execute(insert(tags_t), work.new_tags)
+            conn.execute(INSERT_TAGS, work.new_tags)
         for consent in work.consents:
             conn.execute(
                 consents_t.delete().where(
@@ -674,10 +683,7 @@ class InboundWriter:
                 continue
             conn.execute(update(customers_t).where(customers_t.c.id == cid).values(**fields))
         if plain:
-            conn.execute(
-                update(customers_t).where(customers_t.c.id == bindparam("b_id")).values(last_seen_at=bindparam("last_seen_at")),
-                plain,
-            )
+            conn.execute(UPDATE_LAST_SEEN, plain)
 
 
 def _customer_state(row: Any) -> CustomerState:

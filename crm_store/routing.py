@@ -16,7 +16,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import case, delete, func, insert, select, update
+from sqlalchemy import bindparam, case, delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
@@ -47,6 +47,27 @@ HOLDER_ROLES = ("admin", "agent")
 #: Statuses from which a conversation may be claimed.
 CLAIMABLE = ("bot", "pending", "open", "snoozed")
 
+# Statements of the message path's handoffs, built once (see crm_store.inbound).
+HANDED_OFF = select(conversations_t).where(conversations_t.c.id.in_(bindparam("ids", expanding=True)))
+SLA_POLICIES = select(policies_t).where(policies_t.c.priority.in_(bindparam("priorities", expanding=True)))
+DELETE_SLAS = delete(sla_t).where(sla_t.c.conversation_id.in_(bindparam("ids", expanding=True)))
+INSERT_SLAS = insert(sla_t)
+INSERT_AUDIT = insert(audit_t)
+_LOAD = (
+    select(func.count()).select_from(conversations_t)
+    .where(conversations_t.c.assignee_id == members_t.c.agent_id, conversations_t.c.status == "open")
+    .scalar_subquery()
+)
+CANDIDATES = (
+    select(members_t.c.team_id, members_t.c.agent_id, settings_t.c.max_chats, _LOAD.label("load"))
+    .join(teams_t, teams_t.c.id == members_t.c.team_id)
+    .join(agents_t, agents_t.c.id == members_t.c.agent_id)
+    .join(settings_t, settings_t.c.agent_id == members_t.c.agent_id)
+    .where(teams_t.c.name == bindparam("team"), agents_t.c.active.is_(True), agents_t.c.role.in_(HOLDER_ROLES),
+           settings_t.c.presence == "online")
+    .order_by(members_t.c.last_assigned_at.asc().nulls_first(), members_t.c.agent_id)
+)
+
 
 @dataclass(slots=True)
 class Change:
@@ -68,9 +89,13 @@ class Change:
 
 def audit(conn: Connection, conversation_id: uuid.UUID | None, agent_id: uuid.UUID | None, action: str,
           now: dt.datetime, **details: Any) -> None:
-    conn.execute(insert(audit_t).values(id=new_id(), conversation_id=conversation_id, agent_id=agent_id, action=action,
-                                        details={k: str(v) if isinstance(v, uuid.UUID) else v for k, v in details.items()},
-                                        created_at=now))
+    conn.execute(INSERT_AUDIT, [_audit_row(conversation_id, agent_id, action, now, details)])
+
+
+def _audit_row(conversation_id: uuid.UUID | None, agent_id: uuid.UUID | None, action: str, now: dt.datetime,
+               details: dict[str, Any]) -> dict[str, Any]:
+    return {"id": new_id(), "conversation_id": conversation_id, "agent_id": agent_id, "action": action,
+            "details": {k: str(v) if isinstance(v, uuid.UUID) else v for k, v in details.items()}, "created_at": now}
 
 
 def load(conn: Connection, conversation_id: uuid.UUID) -> Any:
@@ -88,23 +113,36 @@ def _change(conn: Connection, conversation_id: uuid.UUID, action: str, agent_id:
 # -- SLA clock -------------------------------------------------------------
 def sla_targets(conn: Connection, team: str | None, priority: str) -> tuple[int | None, int | None]:
     """The team's own policy for this priority, else the default one (no team)."""
-    rows = conn.execute(select(policies_t).where(policies_t.c.priority == priority,
-                                                 (policies_t.c.team == team) | policies_t.c.team.is_(None))).all()
-    rows.sort(key=lambda r: r.team is None)
-    if not rows:
-        return None, None
-    return rows[0].first_response_seconds, rows[0].resolution_seconds
+    return _sla_targets_for(conn, [(team, priority)])[(team, priority)]
+
+
+def _sla_targets_for(conn: Connection, keys: list[tuple[str | None, str]]) -> dict[tuple[str | None, str], tuple[int | None, int | None]]:
+    """sla_targets of several (team, priority) pairs in one query."""
+    rows = conn.execute(SLA_POLICIES, {"priorities": sorted({priority for _, priority in keys})}).all()
+    targets: dict[tuple[str | None, str], tuple[int | None, int | None]] = {}
+    for team, priority in keys:
+        own = [r for r in rows if r.priority == priority and r.team == team]
+        default = [r for r in rows if r.priority == priority and r.team is None]
+        chosen = (own or default or [None])[0]
+        targets[(team, priority)] = (chosen.first_response_seconds, chosen.resolution_seconds) if chosen else (None, None)
+    return targets
 
 
 def start_sla(conn: Connection, conversation_id: uuid.UUID, team: str | None, priority: str, now: dt.datetime) -> None:
     """People became responsible now: the clocks start (again, after a hand-back)."""
-    first, resolution = sla_targets(conn, team, priority)
-    conn.execute(delete(sla_t).where(sla_t.c.conversation_id == conversation_id))
-    conn.execute(insert(sla_t).values(
-        conversation_id=conversation_id, handed_off_at=now,
-        first_response_due_at=now + dt.timedelta(seconds=first) if first else None,
-        resolution_due_at=now + dt.timedelta(seconds=resolution) if resolution else None,
-    ))
+    _start_slas(conn, [(conversation_id, team, priority)], now)
+
+
+def _start_slas(conn: Connection, conversations: list[tuple[uuid.UUID, str | None, str]], now: dt.datetime) -> None:
+    targets = _sla_targets_for(conn, [(team, priority) for _, team, priority in conversations])
+    conn.execute(DELETE_SLAS, {"ids": [cid for cid, _, _ in conversations]})
+    rows = []
+    for cid, team, priority in conversations:
+        first, resolution = targets[(team, priority)]
+        rows.append({"conversation_id": cid, "handed_off_at": now,
+                     "first_response_due_at": now + dt.timedelta(seconds=first) if first else None,
+                     "resolution_due_at": now + dt.timedelta(seconds=resolution) if resolution else None})
+    conn.execute(INSERT_SLAS, rows)
 
 
 def _ensure_sla(conn: Connection, row: Any, now: dt.datetime) -> None:
@@ -120,37 +158,34 @@ def handed_off_at(conn: Connection, row: Any) -> dt.datetime:
 
 # -- the queue and round-robin --------------------------------------------
 def route_handoffs(conn: Connection, conversation_ids: list[uuid.UUID], now: dt.datetime) -> list[Change]:
-    """Called by the message path for the conversations a batch handed off, in its transaction."""
+    """Called by the message path for the conversations a batch handed off, in its transaction.
+
+    The whole batch shares each statement (SLA clocks, audit events); only
+    an actual assignment costs statements of its own, and a team found
+    without a free agent is not asked again within the batch.
+    """
+    rows = conn.execute(HANDED_OFF, {"ids": conversation_ids}).all()
+    if not rows:
+        return []
+    _start_slas(conn, [(row.id, row.team, row.priority) for row in rows], now)
+    conn.execute(INSERT_AUDIT, [_audit_row(row.id, None, "handed_off", now, {"team": row.team, "priority": row.priority})
+                                for row in rows])
     changes: list[Change] = []
-    rows = conn.execute(select(conversations_t).where(conversations_t.c.id.in_(conversation_ids))).all()
+    full: set[str] = set()
     for row in rows:
-        start_sla(conn, row.id, row.team, row.priority, now)
-        audit(conn, row.id, None, "handed_off", now, team=row.team, priority=row.priority)
         changes.append(Change(row.id, "handed_off", row.status, row.assignee_id, row.team))
-        if row.assignee_id is None and row.status == "pending" and row.team:
+        if row.assignee_id is None and row.status == "pending" and row.team and row.team not in full:
             assigned = _auto_assign(conn, row.id, row.team, now)
             if assigned is not None:
                 changes.append(assigned)
+            else:
+                full.add(row.team)
     return changes
 
 
 def _candidates(conn: Connection, team: str) -> list[tuple[uuid.UUID, uuid.UUID]]:
     """(team id, agent id) of online members under their limit, longest since their last assignment first."""
-    load_ = (
-        select(func.count()).select_from(conversations_t)
-        .where(conversations_t.c.assignee_id == members_t.c.agent_id, conversations_t.c.status == "open")
-        .scalar_subquery()
-    )
-    stmt = (
-        select(members_t.c.team_id, members_t.c.agent_id, settings_t.c.max_chats, load_.label("load"))
-        .join(teams_t, teams_t.c.id == members_t.c.team_id)
-        .join(agents_t, agents_t.c.id == members_t.c.agent_id)
-        .join(settings_t, settings_t.c.agent_id == members_t.c.agent_id)
-        .where(teams_t.c.name == team, agents_t.c.active.is_(True), agents_t.c.role.in_(HOLDER_ROLES),
-               settings_t.c.presence == "online")
-        .order_by(members_t.c.last_assigned_at.asc().nulls_first(), members_t.c.agent_id)
-    )
-    return [(r.team_id, r.agent_id) for r in conn.execute(stmt) if r.load < r.max_chats]
+    return [(r.team_id, r.agent_id) for r in conn.execute(CANDIDATES, {"team": team}) if r.load < r.max_chats]
 
 
 def _auto_assign(conn: Connection, conversation_id: uuid.UUID, team: str, now: dt.datetime) -> Change | None:
