@@ -8,6 +8,7 @@ stop in reverse order, so a SIGTERM finishes in-flight work before exit.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -121,7 +122,8 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
                 await db.dispose()
             return
     decide, parser = await load_bot(
-        settings.bot_path, nlu_model=settings.nlu_model, rasa_url=settings.rasa_url, rasa_timeout=settings.rasa_timeout
+        settings.bot_path, nlu_model=settings.nlu_model, rasa_url=settings.rasa_url, rasa_timeout=settings.rasa_timeout,
+        parse_in_child=settings.parse_in_child,
     )
     services.outbox = Outbox(db)
     live = LiveHub(settings.database_url)
@@ -137,6 +139,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         on_handled=lambda msg, result, seconds: _handled(services, msg, result, seconds),
     )
     engine.start()
+    settle_heap()
     for channel in services.channels.values():
         channel.db = db
         channel.live = live
@@ -164,6 +167,18 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         await live.close()
         await db.dispose()
         log.info("stopped cleanly")
+
+
+def settle_heap() -> None:
+    """Take what start-up loaded (the NLU model's vocabularies, the store's compiled
+    statements, the bot's templates) out of the garbage collector's sight.
+
+    None of it is ever garbage, yet every full collection walked it all and
+    stalled the message path: measured on the REST channel, p99 latency went
+    from 40-150 ms (varying run to run) to about 40 ms with it frozen.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 async def _wake_snoozed_forever(db: Database, live: LiveHub, every: float = SNOOZE_CHECK_SECONDS) -> None:

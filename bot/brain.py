@@ -10,6 +10,9 @@ The parser, in order of preference:
   of those files so that a restart with the same data loads instead;
 * the keyword matcher of :mod:`bot.keywords` when the ``nlu`` package cannot
   be used at all.
+
+With ``in_child`` a built-in model saved on disk parses in a process of its
+own (:mod:`bot.nlu_process`).
 """
 
 from __future__ import annotations
@@ -100,30 +103,39 @@ def _has_intents(folder: BotFolder) -> bool:
 
 
 async def build_parser(folder: BotFolder, *, nlu_model: Path | None = None, rasa_url: str | None = None,
-                       rasa_timeout: float = 2.0) -> Parser:
+                       rasa_timeout: float = 2.0, in_child: bool = False) -> Parser:
     try:
         import nlu
     except ImportError as exc:  # pragma: no cover - nlu ships with the bot
         log.warning("nlu package unavailable (%s); using the keyword matcher", exc)
         return KeywordParser.from_files(folder.nlu_files)
     model = None
+    saved_at: Path | None = None
     if nlu_model is not None:
         try:
             model = nlu.load_model(nlu_model)
         except nlu.ModelError as exc:
             raise BotFolderError(f"NLU model {nlu_model}: {exc}") from None
+        saved_at = nlu_model
     elif folder.nlu_files and _has_intents(folder):
         model = await asyncio.to_thread(train_folder_model, folder)
+        cached = cache_dir() / training_hash(folder.nlu_files)
+        saved_at = cached if cached.is_dir() else None
     if rasa_url:
         return nlu.RasaBackend(rasa_url, timeout=rasa_timeout, fallback=model)
     if model is None:
         log.warning("bot folder %s has no NLU data; using the keyword matcher", folder.path)
         return KeywordParser.from_files(folder.nlu_files)
+    if in_child and saved_at is not None:
+        from bot.nlu_process import ProcessParser
+
+        return ProcessParser(model, saved_at)
     return nlu.LocalParser(model)
 
 
 async def load_bot(bot_path: Path, *, nlu_model: Path | None = None, rasa_url: str | None = None,
-                   rasa_timeout: float = 2.0) -> tuple[Decider, Parser]:
+                   rasa_timeout: float = 2.0, parse_in_child: bool = False) -> tuple[Decider, Parser]:
     folder = load_bot_folder(bot_path)
-    parser = await build_parser(folder, nlu_model=nlu_model, rasa_url=rasa_url, rasa_timeout=rasa_timeout)
+    parser = await build_parser(folder, nlu_model=nlu_model, rasa_url=rasa_url, rasa_timeout=rasa_timeout,
+                                in_child=parse_in_child)
     return RuleBot(folder).decide, parser

@@ -8,6 +8,7 @@ whose keys are absent is off.
 
 from __future__ import annotations
 
+import os
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -48,6 +49,8 @@ class CoreSettings(BaseSettings):
     sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
     #: uvloop where it is installed (not on Windows); "asyncio" forces the standard loop.
     event_loop: Literal["auto", "uvloop", "asyncio"] = "auto"
+    #: The built-in NLU in a child process: "auto" does so when one serve process has more than one core.
+    nlu_subprocess: Literal["auto", "on", "off"] = "auto"
     delivery_enabled: bool = True
     delivery_batch: int = Field(default=256, ge=1, le=1000)
     delivery_concurrency: int = Field(default=32, ge=1, le=1000)
@@ -76,6 +79,13 @@ class CoreSettings(BaseSettings):
         if self.workers > 1 and self.database_url.startswith("sqlite"):
             raise ValueError("workers > 1 needs PostgreSQL: SQLite has a single writer, and processes would queue on its lock")
         return self
+
+    @property
+    def parse_in_child(self) -> bool:
+        """Whether the built-in NLU runs in a process of its own (see bot.nlu_process)."""
+        if self.nlu_subprocess == "auto":
+            return self.workers == 1 and (os.cpu_count() or 1) > 1
+        return self.nlu_subprocess == "on"
 
     @property
     def is_sqlite(self) -> bool:

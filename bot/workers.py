@@ -54,10 +54,12 @@ class WorkerProcesses:
         # Only this process runs the delivery worker, so each platform's rate
         # limit is kept by one limiter; the others hand web chat pushes over
         # through the live-event hub.
-        env = {**os.environ, "DANGOL_WORKERS": "1", "DANGOL_REUSE_PORT": "true", "DANGOL_DELIVERY_ENABLED": "false"}
+        env = {**os.environ, "DANGOL_WORKERS": "1", "DANGOL_REUSE_PORT": "true", "DANGOL_DELIVERY_ENABLED": "false",
+               # every process already has a core of its own to parse on
+               "DANGOL_NLU_SUBPROCESS": "off"}
         for _ in range(self.count):
             self.children.append(subprocess.Popen([sys.executable, "-m", "bot.cli", *self.argv], env=env,
-                                                  preexec_fn=_stop_with_parent))
+                                                  preexec_fn=stop_with_parent))
         log.info("started %d more serve processes", self.count)
 
     async def _stop(self, app: web.Application) -> None:
@@ -70,8 +72,8 @@ class WorkerProcesses:
                 log.warning("serve process %d exited with %d", child.pid, code)
 
 
-def _stop_with_parent() -> None:
-    """In the child before exec: ask Linux to send SIGTERM when the first process dies.
+def stop_with_parent() -> None:
+    """In a child (a serve process before exec, the NLU process at start): SIGTERM from Linux when its parent dies.
 
     Without it a first process killed with SIGKILL would leave the others
     serving on the port with nobody to stop them.  Elsewhere it does nothing.

@@ -1,0 +1,87 @@
+"""The built-in NLU in a child process: same answers, survives its child's death, stops with the service."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+import bot.nlu_process
+from bot.brain import load_bot
+from bot.config import load_settings
+from bot.nlu_process import ProcessParser
+from tests.bot.conftest import SAMPLE_BOT
+
+TEXTS = ["hello", "where is my order", "취소", "how long does shipping take", "I want to talk to a person", "asdf qwer"]
+
+
+@pytest.fixture
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "cache"
+    monkeypatch.setenv("DANGOL_NLU_CACHE", str(path))
+    return path
+
+
+async def _child_answers(parser: ProcessParser) -> None:
+    """Wait until the child has loaded its model (until then the serving process answers)."""
+    for _ in range(200):
+        await parser.parse("hello")
+        if parser._ready is not None and parser._ready.done():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the NLU process did not start within 10 s")
+
+
+async def test_the_child_answers_as_the_model_does(cache: Path) -> None:
+    _, parser = await load_bot(SAMPLE_BOT, parse_in_child=True)
+    assert isinstance(parser, ProcessParser)
+    try:
+        await _child_answers(parser)
+        answers = await asyncio.gather(*(parser.parse(text) for text in TEXTS))
+        assert answers == [parser.model.parse(text) for text in TEXTS]
+        assert parser.child_pid not in (None, os.getpid())
+    finally:
+        await parser.close()
+
+
+async def test_a_dead_child_is_replaced_and_no_parse_fails_meanwhile(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bot.nlu_process, "RESTART_AFTER", 0.0)
+    _, parser = await load_bot(SAMPLE_BOT, parse_in_child=True)
+    assert isinstance(parser, ProcessParser)
+    try:
+        await _child_answers(parser)
+        first = parser.child_pid
+        assert first is not None
+        os.kill(first, signal.SIGKILL)
+        for text in TEXTS * 5:  # none of these may fail while the child is gone
+            assert (await parser.parse(text))["intent"]["name"] == parser.model.parse(text)["intent"]["name"]
+        await _child_answers(parser)
+        assert parser.child_pid not in (None, first)
+    finally:
+        await parser.close()
+
+
+async def test_closing_the_parser_stops_the_child(cache: Path) -> None:
+    _, parser = await load_bot(SAMPLE_BOT, parse_in_child=True)
+    assert isinstance(parser, ProcessParser)
+    await _child_answers(parser)
+    pid = parser.child_pid
+    assert pid is not None
+    await parser.close()
+    with pytest.raises(ProcessLookupError):
+        for _ in range(100):
+            os.kill(pid, 0)
+            await asyncio.sleep(0.05)
+
+
+def test_one_serve_process_parses_in_a_child_when_it_has_cores_to_spare(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    assert load_settings().parse_in_child
+    assert not load_settings(nlu_subprocess="off").parse_in_child
+    assert not load_settings(database_url="postgresql+asyncpg://x@127.0.0.1/x", workers=2).parse_in_child
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)
+    assert not load_settings().parse_in_child
+    assert load_settings(nlu_subprocess="on").parse_in_child
