@@ -73,27 +73,49 @@ class Outbox:
 __all__ = ["Outbox", "Settlement"]
 
 
+# Statements built once: the delivery worker runs them for every batch it
+# claims and settles (see crm_store.inbound on why that matters).
+_o = outbox_t.c
+_DUE = or_(
+    (_o.status == "queued") & (_o.next_attempt_at <= bindparam("now")),
+    (_o.status == "sending") & (_o.claimed_until < bindparam("now")),
+)
+PICK = select(_o.id).where(_DUE).order_by(_o.next_attempt_at).limit(bindparam("limit")).with_for_update(skip_locked=True)
+PICK_ON_CHANNELS = (
+    select(_o.id).where(_DUE, _o.channel.in_(bindparam("channels", expanding=True)))
+    .order_by(_o.next_attempt_at).limit(bindparam("limit")).with_for_update(skip_locked=True)
+)
+TAKE = (
+    update(outbox_t).where(_o.id.in_(bindparam("ids", expanding=True)))
+    .values(status="sending", attempts=_o.attempts + 1, claimed_until=bindparam("until"))
+    .returning(outbox_t)
+)
+SENT = (
+    update(outbox_t).where(_o.id == bindparam("b_id"))
+    .values(status="sent", sent_at=bindparam("b_now"), claimed_until=None, external_id=bindparam("b_ext"), last_error=None)
+)
+RETRY = (
+    update(outbox_t).where(_o.id == bindparam("b_id"))
+    .values(status="queued", claimed_until=None, next_attempt_at=bindparam("b_next"), last_error=bindparam("b_err"))
+)
+FAILED = update(outbox_t).where(_o.id == bindparam("b_id")).values(status="failed", claimed_until=None, last_error=bindparam("b_err"))
+MESSAGE_STATUS = (
+    update(messages_t).where(messages_t.c.id == bindparam("b_id"))
+    .values(status=bindparam("b_status"), external_id=bindparam("b_ext"))
+)
+
+
 def _claim(conn: Connection, limit: int, lease_seconds: float, channels: Sequence[str] | None) -> list[OutboundMessage]:
     """Due rows move to ``sending`` with a lease and a counted attempt, in one statement each."""
     now = utcnow()
-    due = or_(
-        (outbox_t.c.status == "queued") & (outbox_t.c.next_attempt_at <= now),
-        (outbox_t.c.status == "sending") & (outbox_t.c.claimed_until < now),
-    )
-    pick = select(outbox_t.c.id).where(due)
-    if channels is not None:
-        pick = pick.where(outbox_t.c.channel.in_(list(channels)))
-    pick = pick.order_by(outbox_t.c.next_attempt_at).limit(limit).with_for_update(skip_locked=True)
-    ids = [row.id for row in conn.execute(pick)]
+    if channels is None:
+        picked = conn.execute(PICK, {"now": now, "limit": limit})
+    else:
+        picked = conn.execute(PICK_ON_CHANNELS, {"now": now, "limit": limit, "channels": list(channels)})
+    ids = [row.id for row in picked]
     if not ids:
         return []
-    rows = conn.execute(
-        update(outbox_t)
-        .where(outbox_t.c.id.in_(ids))
-        .values(status="sending", attempts=outbox_t.c.attempts + 1, claimed_until=now + dt.timedelta(seconds=lease_seconds))
-        .returning(outbox_t)
-    )
-    claimed = rows.all()
+    claimed = conn.execute(TAKE, {"ids": ids, "until": now + dt.timedelta(seconds=lease_seconds)}).all()
     claimed.sort(key=lambda r: r.next_attempt_at)
     return [
         OutboundMessage.from_payload(
@@ -113,31 +135,15 @@ def _settle(conn: Connection, results: Sequence[Settlement]) -> None:
     for result in results:
         by_outcome.setdefault(result.outcome, []).append(result)
     if sent := by_outcome.get("sent"):
-        conn.execute(
-            update(outbox_t).where(outbox_t.c.id == bindparam("b_id"))
-            .values(status="sent", sent_at=now, claimed_until=None, external_id=bindparam("b_ext"), last_error=None),
-            [{"b_id": uuid.UUID(r.outbox_id), "b_ext": r.external_id} for r in sent],
-        )
+        conn.execute(SENT, [{"b_id": uuid.UUID(r.outbox_id), "b_ext": r.external_id, "b_now": now} for r in sent])
     if retry := by_outcome.get("retry"):
-        conn.execute(
-            update(outbox_t).where(outbox_t.c.id == bindparam("b_id"))
-            .values(status="queued", claimed_until=None, next_attempt_at=bindparam("b_next"), last_error=bindparam("b_err")),
-            [{"b_id": uuid.UUID(r.outbox_id), "b_next": r.next_attempt_at or now, "b_err": r.error} for r in retry],
-        )
+        conn.execute(RETRY, [{"b_id": uuid.UUID(r.outbox_id), "b_next": r.next_attempt_at or now, "b_err": r.error} for r in retry])
     if failed := by_outcome.get("failed"):
-        conn.execute(
-            update(outbox_t).where(outbox_t.c.id == bindparam("b_id"))
-            .values(status="failed", claimed_until=None, last_error=bindparam("b_err")),
-            [{"b_id": uuid.UUID(r.outbox_id), "b_err": r.error} for r in failed],
-        )
+        conn.execute(FAILED, [{"b_id": uuid.UUID(r.outbox_id), "b_err": r.error} for r in failed])
     message_updates = [
         {"b_id": uuid.UUID(r.message_id), "b_status": "sent" if r.outcome == "sent" else "failed", "b_ext": r.external_id}
         for r in results
         if r.message_id and r.outcome in ("sent", "failed")
     ]
     if message_updates:
-        conn.execute(
-            update(messages_t).where(messages_t.c.id == bindparam("b_id"))
-            .values(status=bindparam("b_status"), external_id=bindparam("b_ext")),
-            message_updates,
-        )
+        conn.execute(MESSAGE_STATUS, message_updates)

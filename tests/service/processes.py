@@ -27,8 +27,9 @@ class ServeProcess:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = workdir / f"serve-{self.port}-{time.monotonic_ns()}.log"
-        env = {**os.environ, "DANGOL_DATABASE_URL": database_url, "DANGOL_PORT": str(self.port), "DANGOL_HOST": "127.0.0.1",
-               **(extra_env or {})}
+        # as a user's would run: the test session turns the NLU child off for in-process apps only
+        env = {**os.environ, "DANGOL_NLU_SUBPROCESS": "auto", "DANGOL_DATABASE_URL": database_url,
+               "DANGOL_PORT": str(self.port), "DANGOL_HOST": "127.0.0.1", **(extra_env or {})}
         self._log = self.log_path.open("wb")
         self.proc = subprocess.Popen([sys.executable, "-m", "bot.cli", *args, "serve"], cwd=workdir, env=env,
                                      stdout=self._log, stderr=subprocess.STDOUT)
