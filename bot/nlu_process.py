@@ -6,10 +6,12 @@ cores with the REST channel, parsing took about half of the serving
 process's time.  A child process parses instead; texts that arrive while
 it is busy go over together in one batch (the same queue the group commit
 uses), so the hop costs one pickle round trip per batch, not per message.
+The child's answers are awaited on the event loop itself (the pipe's file
+descriptor), with no helper thread competing for the GIL.
 
 The model stays loaded here too: it answers while the child is starting and
-if the child dies (a new one is started on the next batch), so a broken NLU
-process never stops the message path.
+whenever the child is gone (it is started again after ``RESTART_AFTER``), so
+a broken NLU process never stops the message path.
 """
 
 from __future__ import annotations
@@ -20,8 +22,8 @@ import logging
 import multiprocessing
 import time
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
@@ -31,27 +33,31 @@ log = logging.getLogger(__name__)
 
 #: Seconds to parse in the serving process after the child failed, before starting another.
 RESTART_AFTER = 30.0
-#: The child's model, loaded once by its initializer.
-_MODEL: Any = None
+#: A batch the child has not answered in this long is parsed here and the child replaced.
+ANSWER_TIMEOUT = 10.0
+READY = "ready"
 
 
-def _start_child(model_path: str) -> None:
+def _child_main(conn: Connection, model_path: str) -> None:
+    """The NLU process: load the model, then answer batches of texts until the pipe closes."""
     from bot.workers import stop_with_parent
     from nlu import load_model
 
-    global _MODEL
     stop_with_parent()
-    _MODEL = load_model(model_path)
+    try:
+        model = load_model(model_path)
+    except Exception as exc:  # noqa: BLE001 - the parent hears why and parses itself
+        conn.send(f"cannot load {model_path}: {exc}")
+        return
     gc.collect()
     gc.freeze()  # the model's vocabularies are never garbage: keep full collections short (see bot.app.settle_heap)
-
-
-def _parse_many(texts: list[str]) -> list[dict[str, Any]]:
-    return [_MODEL.parse(text) for text in texts]
-
-
-def _ready() -> bool:
-    return _MODEL is not None
+    conn.send(READY)
+    while True:
+        try:
+            texts = conn.recv()
+        except (EOFError, OSError):
+            return
+        conn.send([model.parse(text) for text in texts])
 
 
 class ProcessParser:
@@ -61,10 +67,16 @@ class ProcessParser:
         self.model = model
         self.model_path = model_path
         self._batcher: GroupCommitter[str, dict[str, Any]] = GroupCommitter(self._parse_batch, max_batch=max_batch)
-        self._pool: ProcessPoolExecutor | None = None
-        self._ready: asyncio.Future[bool] | None = None
+        self._process: BaseProcess | None = None
+        self._conn: Connection | None = None
+        self._ready = False
         self._started = False
         self._restart_at = 0.0
+
+    @property
+    def child_pid(self) -> int | None:
+        """The NLU process's pid once it answers (for operators and tests)."""
+        return self._process.pid if self._process is not None and self._ready else None
 
     async def parse(self, text: str) -> dict[str, Any]:
         if not self._started:
@@ -72,45 +84,68 @@ class ProcessParser:
             self._batcher.start()
         return await self._batcher.submit(text)
 
-    def _ensure_pool(self) -> ProcessPoolExecutor:
-        if self._pool is None:
-            self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), initializer=_start_child,
-                                             initargs=(str(self.model_path),))
-            self._ready = asyncio.wrap_future(self._pool.submit(_ready))
-        return self._pool
-
-    async def _parse_batch(self, texts: Sequence[str]) -> list[dict[str, Any]]:
-        if time.monotonic() < self._restart_at:
-            return [self.model.parse(text) for text in texts]
-        pool = self._ensure_pool()
-        assert self._ready is not None
-        if self._ready.done() and not self._ready.cancelled() and self._ready.exception() is None:
-            try:
-                return await asyncio.get_running_loop().run_in_executor(pool, _parse_many, list(texts))
-            except BrokenProcessPool:
-                log.warning("the NLU process died; parsing in the serving process until a new one is up")
-                self._discard_pool()
-        elif self._ready.done():
-            log.warning("the NLU process could not start (%s); parsing in the serving process", self._ready.exception())
-            self._discard_pool()
-        # starting (or restarting): answer here rather than keep the message waiting
+    def _local(self, texts: Sequence[str]) -> list[dict[str, Any]]:
         return [self.model.parse(text) for text in texts]
 
-    def _discard_pool(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-        self._pool = None
-        self._ready = None
-        self._restart_at = time.monotonic() + RESTART_AFTER
+    async def _parse_batch(self, texts: Sequence[str]) -> list[dict[str, Any]]:
+        if self._conn is None:
+            if time.monotonic() < self._restart_at:
+                return self._local(texts)
+            self._spawn()
+        assert self._conn is not None
+        try:
+            if not self._ready:
+                if not self._conn.poll():
+                    return self._local(texts)  # still starting: answer here rather than keep the message waiting
+                hello = self._conn.recv()
+                if hello != READY:
+                    raise ChildFailed(str(hello))
+                self._ready = True
+                log.info("NLU process %s answers", self._process.pid if self._process else "?")
+            self._conn.send(list(texts))
+            return await asyncio.wait_for(self._answer(self._conn), ANSWER_TIMEOUT)
+        except (EOFError, OSError, ChildFailed, asyncio.TimeoutError) as exc:
+            log.warning("the NLU process failed (%s); parsing in the serving process for %.0f s", exc or type(exc).__name__,
+                        RESTART_AFTER)
+            self._stop_child()
+            self._restart_at = time.monotonic() + RESTART_AFTER
+            return self._local(texts)
 
-    @property
-    def child_pid(self) -> int | None:
-        """The NLU process's pid once it runs (for operators and tests)."""
-        processes = getattr(self._pool, "_processes", None) or {}
-        return next(iter(processes), None)
+    async def _answer(self, conn: Connection) -> list[dict[str, Any]]:
+        loop = asyncio.get_running_loop()
+        readable: asyncio.Future[None] = loop.create_future()
+        fd = conn.fileno()
+        loop.add_reader(fd, lambda: readable.done() or readable.set_result(None))
+        try:
+            await readable
+        finally:
+            loop.remove_reader(fd)
+        answers = conn.recv()
+        if not isinstance(answers, list) or len(answers) == 0:
+            raise ChildFailed(f"unexpected answer {type(answers).__name__}")
+        return answers
+
+    def _spawn(self) -> None:
+        context = multiprocessing.get_context("spawn")
+        parent_end, child_end = context.Pipe()
+        process = context.Process(target=_child_main, args=(child_end, str(self.model_path)), name="dangol-nlu", daemon=True)
+        process.start()
+        child_end.close()
+        self._process, self._conn, self._ready = process, parent_end, False
+
+    def _stop_child(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+        if self._process is not None:
+            self._process.terminate()
+            self._process.join(2)
+        self._process, self._conn, self._ready = None, None, False
 
     async def close(self) -> None:
         await self._batcher.close()
-        if self._pool is not None:
-            pool, self._pool = self._pool, None
-            await asyncio.to_thread(pool.shutdown, True, cancel_futures=True)
+        if self._process is not None:
+            await asyncio.to_thread(self._stop_child)
+
+
+class ChildFailed(Exception):
+    """The NLU process said something other than an answer."""

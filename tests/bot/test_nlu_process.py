@@ -29,7 +29,7 @@ async def _child_answers(parser: ProcessParser) -> None:
     """Wait until the child has loaded its model (until then the serving process answers)."""
     for _ in range(200):
         await parser.parse("hello")
-        if parser._ready is not None and parser._ready.done():
+        if parser.child_pid is not None:
             return
         await asyncio.sleep(0.05)
     raise AssertionError("the NLU process did not start within 10 s")
@@ -78,6 +78,7 @@ async def test_closing_the_parser_stops_the_child(cache: Path) -> None:
 
 
 def test_one_serve_process_parses_in_a_child_when_it_has_cores_to_spare(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DANGOL_NLU_SUBPROCESS", raising=False)  # the test session turns it off
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
     assert load_settings().parse_in_child
     assert not load_settings(nlu_subprocess="off").parse_in_child
