@@ -20,6 +20,7 @@ from sqlalchemy.engine import Connection
 from crm_store.database import Database
 from crm_store.models import ChannelIdentity, Message, OutboxRow
 from crm_store.records import OutboundMessage
+from crm_store.statements import Prebuilt
 from crm_store.types import utcnow
 
 outbox_t = OutboxRow.__table__
@@ -81,15 +82,15 @@ _DUE = or_(
     (_o.status == "sending") & (_o.claimed_until < bindparam("now")),
 )
 PICK = select(_o.id).where(_DUE).order_by(_o.next_attempt_at).limit(bindparam("limit")).with_for_update(skip_locked=True)
-PICK_ON_CHANNELS = (
-    select(_o.id).where(_DUE, _o.channel.in_(bindparam("channels", expanding=True)))
+PICK_ON_CHANNELS = Prebuilt(lambda in_list: (
+    select(_o.id).where(_DUE, in_list(_o.channel, "channels"))
     .order_by(_o.next_attempt_at).limit(bindparam("limit")).with_for_update(skip_locked=True)
-)
-TAKE = (
-    update(outbox_t).where(_o.id.in_(bindparam("ids", expanding=True)))
+))
+TAKE = Prebuilt(lambda in_list: (
+    update(outbox_t).where(in_list(_o.id, "ids"))
     .values(status="sending", attempts=_o.attempts + 1, claimed_until=bindparam("until"))
     .returning(outbox_t)
-)
+))
 SENT = (
     update(outbox_t).where(_o.id == bindparam("b_id"))
     .values(status="sent", sent_at=bindparam("b_now"), claimed_until=None, external_id=bindparam("b_ext"), last_error=None)
@@ -111,11 +112,11 @@ def _claim(conn: Connection, limit: int, lease_seconds: float, channels: Sequenc
     if channels is None:
         picked = conn.execute(PICK, {"now": now, "limit": limit})
     else:
-        picked = conn.execute(PICK_ON_CHANNELS, {"now": now, "limit": limit, "channels": list(channels)})
+        picked = conn.execute(PICK_ON_CHANNELS(conn), {"now": now, "limit": limit, "channels": list(channels)})
     ids = [row.id for row in picked]
     if not ids:
         return []
-    claimed = conn.execute(TAKE, {"ids": ids, "until": now + dt.timedelta(seconds=lease_seconds)}).all()
+    claimed = conn.execute(TAKE(conn), {"ids": ids, "until": now + dt.timedelta(seconds=lease_seconds)}).all()
     claimed.sort(key=lambda r: r.next_attempt_at)
     return [
         OutboundMessage.from_payload(

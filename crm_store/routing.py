@@ -31,6 +31,7 @@ from crm_store.models import (
     Team,
     TeamMember,
 )
+from crm_store.statements import Prebuilt
 from crm_store.types import new_id
 
 conversations_t = Conversation.__table__
@@ -48,9 +49,9 @@ HOLDER_ROLES = ("admin", "agent")
 CLAIMABLE = ("bot", "pending", "open", "snoozed")
 
 # Statements of the message path's handoffs, built once (see crm_store.inbound).
-HANDED_OFF = select(conversations_t).where(conversations_t.c.id.in_(bindparam("ids", expanding=True)))
-SLA_POLICIES = select(policies_t).where(policies_t.c.priority.in_(bindparam("priorities", expanding=True)))
-DELETE_SLAS = delete(sla_t).where(sla_t.c.conversation_id.in_(bindparam("ids", expanding=True)))
+HANDED_OFF = Prebuilt(lambda in_list: select(conversations_t).where(in_list(conversations_t.c.id, "ids")))
+SLA_POLICIES = Prebuilt(lambda in_list: select(policies_t).where(in_list(policies_t.c.priority, "priorities")))
+DELETE_SLAS = Prebuilt(lambda in_list: delete(sla_t).where(in_list(sla_t.c.conversation_id, "ids")))
 INSERT_SLAS = insert(sla_t)
 INSERT_AUDIT = insert(audit_t)
 _LOAD = (
@@ -118,7 +119,7 @@ def sla_targets(conn: Connection, team: str | None, priority: str) -> tuple[int 
 
 def _sla_targets_for(conn: Connection, keys: list[tuple[str | None, str]]) -> dict[tuple[str | None, str], tuple[int | None, int | None]]:
     """sla_targets of several (team, priority) pairs in one query."""
-    rows = conn.execute(SLA_POLICIES, {"priorities": sorted({priority for _, priority in keys})}).all()
+    rows = conn.execute(SLA_POLICIES(conn), {"priorities": sorted({priority for _, priority in keys})}).all()
     targets: dict[tuple[str | None, str], tuple[int | None, int | None]] = {}
     for team, priority in keys:
         own = [r for r in rows if r.priority == priority and r.team == team]
@@ -135,7 +136,7 @@ def start_sla(conn: Connection, conversation_id: uuid.UUID, team: str | None, pr
 
 def _start_slas(conn: Connection, conversations: list[tuple[uuid.UUID, str | None, str]], now: dt.datetime) -> None:
     targets = _sla_targets_for(conn, [(team, priority) for _, team, priority in conversations])
-    conn.execute(DELETE_SLAS, {"ids": [cid for cid, _, _ in conversations]})
+    conn.execute(DELETE_SLAS(conn), {"ids": [cid for cid, _, _ in conversations]})
     rows = []
     for cid, team, priority in conversations:
         first, resolution = targets[(team, priority)]
@@ -164,7 +165,7 @@ def route_handoffs(conn: Connection, conversation_ids: list[uuid.UUID], now: dt.
     an actual assignment costs statements of its own, and a team found
     without a free agent is not asked again within the batch.
     """
-    rows = conn.execute(HANDED_OFF, {"ids": conversation_ids}).all()
+    rows = conn.execute(HANDED_OFF(conn), {"ids": conversation_ids}).all()
     if not rows:
         return []
     _start_slas(conn, [(row.id, row.team, row.priority) for row in rows], now)
