@@ -236,9 +236,10 @@ async def merge_customers(db: Database, keep_id: uuid.UUID, merge_id: uuid.UUID)
         await conn.execute(update(identities_t).where(identities_t.c.customer_id == merge_id).values(customer_id=keep_id))
         await _merge_open_conversations(conn, keep_id, merge_id)
         await conn.execute(update(conversations_t).where(conversations_t.c.customer_id == merge_id).values(customer_id=keep_id))
+        # outbox before messages: the order the delivery worker settles in, so the two never deadlock
+        await conn.execute(update(outbox_t).where(outbox_t.c.customer_id == merge_id).values(customer_id=keep_id))
         await conn.execute(update(messages_t).where(messages_t.c.customer_id == merge_id).values(customer_id=keep_id))
         await conn.execute(update(events_t).where(events_t.c.customer_id == merge_id).values(customer_id=keep_id))
-        await conn.execute(update(outbox_t).where(outbox_t.c.customer_id == merge_id).values(customer_id=keep_id))
         keep_consents = {(r.channel, r.purpose) for r in await conn.execute(select(consents_t).where(consents_t.c.customer_id == keep_id))}
         for r in (await conn.execute(select(consents_t).where(consents_t.c.customer_id == merge_id))).all():
             if (r.channel, r.purpose) in keep_consents:

@@ -27,7 +27,7 @@ from sqlalchemy.engine import Connection
 
 from crm_store.database import Database
 from crm_store.models import ChannelIdentity, Consent, Conversation, Customer, CustomerTag, Message, OutboxRow
-from crm_store.statements import Prebuilt
+from crm_store.statements import BulkInsert, Prebuilt
 from crm_store.records import Attachment, Button, HandleResult, InboundMessage, OutboundMessage
 from crm_store.types import new_id, utcnow
 
@@ -56,8 +56,8 @@ SENDERS = Prebuilt(lambda in_list: (
     .where(_i.channel == bindparam("channel"), in_list(_i.external_id, "senders"))
 ))
 TAGS = Prebuilt(lambda in_list: select(tags_t.c.customer_id, tags_t.c.tag).where(in_list(tags_t.c.customer_id, "ids")))
-INSERT_MESSAGES = insert(messages_t)
-INSERT_OUTBOX = insert(outbox_t)
+INSERT_MESSAGES = BulkInsert(messages_t)
+INSERT_OUTBOX = BulkInsert(outbox_t)
 INSERT_CONVERSATIONS = insert(conversations_t)
 INSERT_CUSTOMERS = insert(customers_t)
 INSERT_IDENTITIES = insert(identities_t)
@@ -240,7 +240,18 @@ class InboundWriter:
         from crm_store.customers import join_verified_contact
 
         for customer_id, email, phone in work.contact_joins:
-            survivor = await join_verified_contact(self.db, customer_id, email, phone)
+            # The batch is committed: a failure here must not send it round the batch retry
+            # (its messages would come back as duplicates and the join be forgotten).
+            survivor = customer_id
+            for attempt in range(3):
+                try:
+                    survivor = await join_verified_contact(self.db, customer_id, email, phone)
+                    break
+                except DBAPIError as exc:
+                    log.info("joining customer %s by verified contact conflicted (%s); retrying", customer_id, exc.orig or exc)
+                    await asyncio.sleep(0.01 * (attempt + 1) * (1 + random.random()))
+            else:
+                log.warning("could not join customer %s by verified contact; it stays a customer of its own", customer_id)
             if survivor != customer_id:
                 for result in results:
                     if isinstance(result, HandleResult) and result.customer_id == str(customer_id):
@@ -646,7 +657,7 @@ class InboundWriter:
             conn.execute(UPDATE_CONVERSATIONS, changed_convs)
         if work.messages:
             work.messages.sort(key=lambda r: (r["channel"], r["external_id"] or ""))
-            conn.execute(INSERT_MESSAGES, work.messages)
+            INSERT_MESSAGES(conn, work.messages)
         for channel, external_id in work.reachable_again:
             conn.execute(update(identities_t).where(identities_t.c.channel == channel, identities_t.c.external_id == external_id)
                          .values(reachable=True))
@@ -657,7 +668,7 @@ class InboundWriter:
                 update(messages_t).where(messages_t.c.id == edit["id"]).values(text=edit["text"], edited_at=work.now, metadata=meta)
             )
         if work.outbox:
-            conn.execute(INSERT_OUTBOX, work.outbox)
+            INSERT_OUTBOX(conn, work.outbox)
         self._flush_customer_updates(conn, work)
         if work.new_tags:
             conn.execute(INSERT_TAGS, work.new_tags)
