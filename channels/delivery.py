@@ -57,6 +57,7 @@ class DeliveryWorker:
         self.limiter = RateLimiter()
         self.limiter.enabled = rate_limits
         self.on_result = on_result
+        self._concurrency = concurrency
         self._slots = asyncio.Semaphore(concurrency)
         self._wake = asyncio.Event()
         self._stopping = False
@@ -93,24 +94,42 @@ class DeliveryWorker:
     async def _claim(self) -> list[OutboundMessage]:
         return await self.outbox.claim(self.batch, self.lease_seconds, channels=list(self.channels))
 
+    async def _claim_or_nothing(self) -> list[OutboundMessage]:
+        try:
+            return await self._claim()
+        except Exception:  # noqa: BLE001 - the database may be briefly away; keep the worker alive
+            log.exception("outbox claim failed")
+            return []
+
     async def _run(self) -> None:
+        ahead: asyncio.Task[list[OutboundMessage]] | None = None
         while not self._stopping:
             self._wake.clear()
-            try:
-                claimed = await self._claim()
-            except Exception:  # noqa: BLE001 - the database may be briefly away; keep the worker alive
-                log.exception("outbox claim failed")
-                claimed = []
-            for message in claimed:
+            claimed = await ahead if ahead is not None else await self._claim_or_nothing()
+            ahead = None
+            # A full batch means more are probably due: the next claim starts while the
+            # last `concurrency` of this one wait for a slot, so sends never stall on it.
+            # (Not earlier: claimed rows wait in memory, and their lease runs meanwhile.)
+            prefetch_at = len(claimed) - self._concurrency if len(claimed) == self.batch else -1
+            for index, message in enumerate(claimed):
+                if index == prefetch_at and not self._stopping:
+                    ahead = asyncio.create_task(self._claim_or_nothing())
                 await self._slots.acquire()
                 task = asyncio.create_task(self._deliver_in_slot(message))
                 self._inflight.add(task)
                 task.add_done_callback(self._inflight.discard)
-            if len(claimed) < self.batch and not self._stopping:
+            if ahead is None and len(claimed) < self.batch and not self._stopping:
                 try:
                     await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
                 except TimeoutError:
                     pass
+        if ahead is not None:
+            await self._release_unsent(await ahead)
+
+    async def _release_unsent(self, claimed: list[OutboundMessage]) -> None:
+        """Stopping with a prefetched batch: its rows go back to the queue now, not after their lease."""
+        if claimed:
+            await self.outbox.release([m.outbox_id for m in claimed if m.outbox_id])
 
     async def _deliver_in_slot(self, message: OutboundMessage) -> None:
         """The slot bounds concurrent sends, so it is freed before the result is written."""

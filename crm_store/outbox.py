@@ -52,6 +52,10 @@ class Outbox:
         await self.db.run_in_transaction(_settle, results)
         return [None] * len(results)
 
+    async def release(self, outbox_ids: Sequence[str]) -> None:
+        """Claimed rows that were never sent go back to the queue now, their attempt not counted."""
+        await self.db.run_in_transaction(_release, [uuid.UUID(i) for i in outbox_ids])
+
     async def mark_unreachable(self, channel: str, customer_id: str | None, recipient: str) -> None:
         """The customer blocked us on ``channel``: stop trying that identity."""
         identities = ChannelIdentity.__table__
@@ -100,6 +104,10 @@ RETRY = (
     .values(status="queued", claimed_until=None, next_attempt_at=bindparam("b_next"), last_error=bindparam("b_err"))
 )
 FAILED = update(outbox_t).where(_o.id == bindparam("b_id")).values(status="failed", claimed_until=None, last_error=bindparam("b_err"))
+RELEASE = Prebuilt(lambda in_list: (
+    update(outbox_t).where(in_list(_o.id, "ids"), _o.status == "sending")
+    .values(status="queued", claimed_until=None, attempts=_o.attempts - 1)
+))
 MESSAGE_STATUS = (
     update(messages_t).where(messages_t.c.id == bindparam("b_id"))
     .values(status=bindparam("b_status"), external_id=bindparam("b_ext"))
@@ -127,6 +135,11 @@ def _claim(conn: Connection, limit: int, lease_seconds: float, channels: Sequenc
         )
         for row in claimed
     ]
+
+
+def _release(conn: Connection, ids: list[uuid.UUID]) -> None:
+    if ids:
+        conn.execute(RELEASE(conn), {"ids": ids})
 
 
 def _settle(conn: Connection, results: Sequence[Settlement]) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from typing import Any
+from urllib.parse import urlencode
 
 import aiohttp
 from telegram.error import NetworkError, TimedOut
@@ -27,6 +28,8 @@ class AiohttpRequest(BaseRequest):
     """
 
     __slots__ = ("_connect_timeout", "_owned", "_read_timeout", "_session", "_timeouts", "_write_timeout")
+    _headers = {"User-Agent": BaseRequest.USER_AGENT}
+    _form_headers = {"User-Agent": BaseRequest.USER_AGENT, "Content-Type": "application/x-www-form-urlencoded"}
 
     def __init__(
         self,
@@ -76,16 +79,17 @@ class AiohttpRequest(BaseRequest):
         if timeout is None:
             timeout = self._timeouts[(connect, read)] = aiohttp.ClientTimeout(sock_connect=connect, sock_read=read)
         data: Any = None
+        headers = self._headers
         if request_data is not None:
             if request_data.contains_files:
                 data = _form(request_data)
             else:
                 # Form-encoded, as PTB's own backend sends it; nested objects are JSON strings.
-                data = request_data.json_parameters
+                # Encoded here: aiohttp's FormData does the same with far more work per request.
+                data = urlencode(request_data.json_parameters).encode()
+                headers = self._form_headers
         try:
-            async with self._session.request(
-                method, url, data=data, timeout=timeout, headers={"User-Agent": self.USER_AGENT}
-            ) as response:
+            async with self._session.request(method, url, data=data, timeout=timeout, headers=headers) as response:
                 return response.status, await response.read()
         except (asyncio.TimeoutError, aiohttp.ServerTimeoutError) as exc:
             raise TimedOut(f"aiohttp: {type(exc).__name__}") from exc

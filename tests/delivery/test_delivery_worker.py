@@ -178,3 +178,42 @@ async def test_rate_limits_space_sends_within_their_window(db: Database) -> None
     await w.stop()
     assert len(channel.sent) == 6
     assert elapsed >= 5 / 20 * 0.9
+
+
+async def test_a_running_worker_claiming_ahead_sends_every_row_once(db: Database) -> None:
+    await queue_replies(db, 21)
+    channel = ScriptedChannel()
+    w = DeliveryWorker(Outbox(db), {"webchat": channel}, batch=5, concurrency=2, poll_seconds=0.05)
+    w.start()
+    for _ in range(200):
+        if len(channel.sent) >= 21:
+            break
+        await asyncio.sleep(0.02)
+    await w.stop()
+    assert sorted(m.outbox_id for m in channel.sent) == sorted({m.outbox_id for m in channel.sent})
+    assert {r.status for r in await rows(db, "outbox")} == {"sent"}
+    assert len(channel.sent) == 21
+
+
+async def test_rows_claimed_ahead_go_back_uncounted_when_the_worker_stops(db: Database) -> None:
+    await queue_replies(db, 12)
+    gate = asyncio.Event()
+
+    class Slow(ScriptedChannel):
+        async def send(self, message: OutboundMessage) -> SendResult:
+            await gate.wait()
+            return await super().send(message)
+
+    channel = Slow()
+    w = DeliveryWorker(Outbox(db), {"webchat": channel}, batch=4, concurrency=2, poll_seconds=0.05)
+    w.start()
+    await asyncio.sleep(0.3)  # two sends hold the slots; the next batch was claimed ahead
+    stopping = asyncio.create_task(w.stop())
+    await asyncio.sleep(0.05)
+    gate.set()
+    await stopping
+    outbox = await rows(db, "outbox")
+    assert not [r for r in outbox if r.status == "sending"]
+    queued = [r for r in outbox if r.status == "queued"]
+    assert queued and all(r.attempts == 0 for r in queued if r.external_id is None)
+    assert len(channel.sent) + len(queued) == 12
