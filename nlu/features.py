@@ -9,7 +9,6 @@ n-gram. Both paths produce the same vector (a test checks it).
 from __future__ import annotations
 
 import functools
-import math
 import re
 import unicodedata
 from collections import Counter

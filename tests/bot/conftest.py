@@ -23,6 +23,14 @@ ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_BOT = ROOT / "examples" / "support-bot"
 
 
+@pytest.fixture
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A model cache of this test's own, so training and loading are seen from a cold start."""
+    path = tmp_path / "cache"
+    monkeypatch.setenv("DANGOL_NLU_CACHE", str(path))
+    return path
+
+
 @pytest.fixture(scope="session")
 def nlu_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("nlu-cache")

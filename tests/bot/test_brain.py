@@ -15,13 +15,6 @@ from bot.brain import load_bot, train_folder_model
 from tests.bot.conftest import SAMPLE_BOT
 
 
-@pytest.fixture
-def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "cache"
-    monkeypatch.setenv("DANGOL_NLU_CACHE", str(path))
-    return path
-
-
 async def test_the_sample_trains_at_start_and_loads_from_the_cache_after(cache: Path) -> None:
     import nlu.model  # noqa: F401 - the import of scikit-learn is not the bot's start-up time
 

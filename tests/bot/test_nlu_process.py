@@ -18,13 +18,6 @@ from tests.bot.conftest import SAMPLE_BOT
 TEXTS = ["hello", "where is my order", "취소", "how long does shipping take", "I want to talk to a person", "asdf qwer"]
 
 
-@pytest.fixture
-def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "cache"
-    monkeypatch.setenv("DANGOL_NLU_CACHE", str(path))
-    return path
-
-
 async def _child_answers(parser: ProcessParser) -> None:
     """Wait until the child has loaded its model (until then the serving process answers)."""
     for _ in range(200):
