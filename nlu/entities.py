@@ -56,6 +56,7 @@ _PHONE = re.compile(
     r"(?<![\w+#$€£¥₩])(?:\+\d{1,3}[\s.-]?)?(?:\(\d{1,4}\)[\s.-]?)?\d{2,4}(?:[\s.-]?\d{2,5}){1,4}(?![\w.,]?\d)"
 )
 _PHONE_REGIONS = ("US", "KR", "GB", "DE", "FR", "JP")
+_DIGIT = re.compile(r"\d")  # phone numbers are only looked for in text that has a digit
 _HANGUL = re.compile(r"[\uac00-\ud7a3]")
 
 
@@ -132,7 +133,7 @@ def builtin_entities(text: str, phone_regions: tuple[str, ...] = _PHONE_REGIONS)
     for m in _ORDER.finditer(text):
         group = "hash" if m.group("hash") else "code"
         add(m.start(group), m.end(group), "order_number", m.group(group).upper())
-    if any(c.isdigit() for c in text):
+    if _DIGIT.search(text):
         if _HANGUL.search(text) and phone_regions and phone_regions[0] != "KR":
             phone_regions = ("KR",) + tuple(r for r in phone_regions if r != "KR")
         for m in _PHONE.finditer(text):
