@@ -62,6 +62,8 @@ class DeliveryWorker:
         self._wake = asyncio.Event()
         self._stopping = False
         self._inflight: set[asyncio.Task[None]] = set()
+        #: Outbox ids claimed by this worker and not yet settled.
+        self._held: set[str | None] = set()
         self._task: asyncio.Task[None] | None = None
         # Results settle in batches; a few milliseconds of waiting turns one
         # transaction per finished send into one per several dozen.
@@ -92,7 +94,8 @@ class DeliveryWorker:
         return len(claimed)
 
     async def _claim(self) -> list[OutboundMessage]:
-        return await self.outbox.claim(self.batch, self.lease_seconds, channels=list(self.channels))
+        return await self.outbox.claim(self.batch, self.lease_seconds, channels=list(self.channels),
+                                       renew=[i for i in self._held if i])
 
     async def _claim_or_nothing(self) -> list[OutboundMessage]:
         try:
@@ -107,6 +110,11 @@ class DeliveryWorker:
             self._wake.clear()
             claimed = await ahead if ahead is not None else await self._claim_or_nothing()
             ahead = None
+            # Rows still held here (a rate limit can keep a busy group chat's replies
+            # longer than a lease) had their lease renewed by this claim, so it cannot
+            # hand them out again; the filter is the second lock on that door.
+            claimed = [m for m in claimed if m.outbox_id not in self._held]
+            self._held.update(m.outbox_id for m in claimed if m.outbox_id)
             # A full batch means more are probably due: the next claim starts while the
             # last `concurrency` of this one wait for a slot, so sends never stall on it.
             # (Not earlier: claimed rows wait in memory, and their lease runs meanwhile.)
@@ -140,7 +148,10 @@ class DeliveryWorker:
         await self._record(settlement, message)
 
     async def _record(self, settlement: Settlement, message: OutboundMessage) -> None:
-        await self._settler.submit(settlement)
+        try:
+            await self._settler.submit(settlement)
+        finally:
+            self._held.discard(message.outbox_id)
         if self.on_result:
             self.on_result(message, settlement.outcome)
 

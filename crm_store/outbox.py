@@ -43,9 +43,15 @@ class Outbox:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def claim(self, limit: int, lease_seconds: float, channels: Sequence[str] | None = None) -> list[OutboundMessage]:
-        """Take up to ``limit`` due rows (on the store's writer, like every message-path write)."""
-        return await self.db.run_in_transaction(_claim, limit, lease_seconds, channels)
+    async def claim(self, limit: int, lease_seconds: float, channels: Sequence[str] | None = None,
+                    renew: Sequence[str] = ()) -> list[OutboundMessage]:
+        """Take up to ``limit`` due rows (on the store's writer, like every message-path write).
+
+        ``renew``: rows the caller still holds (waiting for a rate limit, say)
+        get a fresh lease first, in the same transaction, so this claim cannot
+        hand them out a second time.
+        """
+        return await self.db.run_in_transaction(_claim, limit, lease_seconds, channels, [uuid.UUID(i) for i in renew])
 
     async def settle(self, results: Sequence[Settlement]) -> list[None]:
         """Record many send results in one transaction (a group-commit batch)."""
@@ -104,6 +110,9 @@ RETRY = (
     .values(status="queued", claimed_until=None, next_attempt_at=bindparam("b_next"), last_error=bindparam("b_err"))
 )
 FAILED = update(outbox_t).where(_o.id == bindparam("b_id")).values(status="failed", claimed_until=None, last_error=bindparam("b_err"))
+RENEW = Prebuilt(lambda in_list: (
+    update(outbox_t).where(in_list(_o.id, "ids"), _o.status == "sending").values(claimed_until=bindparam("until"))
+))
 RELEASE = Prebuilt(lambda in_list: (
     update(outbox_t).where(in_list(_o.id, "ids"), _o.status == "sending")
     .values(status="queued", claimed_until=None, attempts=_o.attempts - 1)
@@ -114,9 +123,12 @@ MESSAGE_STATUS = (
 )
 
 
-def _claim(conn: Connection, limit: int, lease_seconds: float, channels: Sequence[str] | None) -> list[OutboundMessage]:
+def _claim(conn: Connection, limit: int, lease_seconds: float, channels: Sequence[str] | None,
+           renew: list[uuid.UUID]) -> list[OutboundMessage]:
     """Due rows move to ``sending`` with a lease and a counted attempt, in one statement each."""
     now = utcnow()
+    if renew:
+        conn.execute(RENEW(conn), {"ids": renew, "until": now + dt.timedelta(seconds=lease_seconds)})
     if channels is None:
         picked = conn.execute(PICK, {"now": now, "limit": limit})
     else:

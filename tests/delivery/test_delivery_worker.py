@@ -217,3 +217,23 @@ async def test_rows_claimed_ahead_go_back_uncounted_when_the_worker_stops(db: Da
     queued = [r for r in outbox if r.status == "queued"]
     assert queued and all(r.attempts == 0 for r in queued if r.external_id is None)
     assert len(channel.sent) + len(queued) == 12
+
+
+async def test_a_row_held_past_its_lease_is_not_sent_twice(db: Database) -> None:
+    await queue_replies(db, 8)
+
+    class Slow(ScriptedChannel):
+        async def send(self, message: OutboundMessage) -> SendResult:
+            await asyncio.sleep(0.08)  # like a rate limit holding a busy chat's replies
+            return await super().send(message)
+
+    channel = Slow()
+    w = DeliveryWorker(Outbox(db), {"webchat": channel}, batch=4, concurrency=1, lease_seconds=0.1, poll_seconds=0.02)
+    w.start()
+    for _ in range(300):
+        if {r.status for r in await rows(db, "outbox")} == {"sent"}:
+            break
+        await asyncio.sleep(0.02)
+    await w.stop()
+    sent = [m.outbox_id for m in channel.sent]
+    assert len(sent) == len(set(sent)) == 8
