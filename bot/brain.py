@@ -63,6 +63,11 @@ def training_hash(files: list[Path]) -> str:
 
 def train_folder_model(folder: BotFolder, *, use_cache: bool = True) -> Any:
     """The built-in model for ``folder``'s NLU files; BotFolderError names a bad file."""
+    return folder_model(folder, use_cache=use_cache)[0]
+
+
+def folder_model(folder: BotFolder, *, use_cache: bool = True) -> tuple[Any, Path | None]:
+    """train_folder_model, and the directory the model is saved in (None when it could not be cached)."""
     import nlu
 
     try:
@@ -72,7 +77,7 @@ def train_folder_model(folder: BotFolder, *, use_cache: bool = True) -> Any:
     target = cache_dir() / key
     if use_cache and target.is_dir():
         try:
-            return nlu.load_model(target)
+            return nlu.load_model(target), target
         except Exception as exc:  # noqa: BLE001 - a broken cache entry is retrained, never fatal
             log.warning("cached NLU model %s is unusable (%s); retraining", target, exc)
             shutil.rmtree(target, ignore_errors=True)
@@ -94,7 +99,7 @@ def train_folder_model(folder: BotFolder, *, use_cache: bool = True) -> Any:
                 shutil.rmtree(scratch, ignore_errors=True)
         except OSError as exc:
             log.info("could not cache the NLU model under %s: %s", target.parent, exc)
-    return model
+    return model, (target if use_cache and target.is_dir() else None)
 
 
 def _has_intents(folder: BotFolder) -> bool:
@@ -118,9 +123,7 @@ async def build_parser(folder: BotFolder, *, nlu_model: Path | None = None, rasa
             raise BotFolderError(f"NLU model {nlu_model}: {exc}") from None
         saved_at = nlu_model
     elif folder.nlu_files and _has_intents(folder):
-        model = await asyncio.to_thread(train_folder_model, folder)
-        cached = cache_dir() / training_hash(folder.nlu_files)
-        saved_at = cached if cached.is_dir() else None
+        model, saved_at = await asyncio.to_thread(folder_model, folder)
     if rasa_url:
         return nlu.RasaBackend(rasa_url, timeout=rasa_timeout, fallback=model)
     if model is None:

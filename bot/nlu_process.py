@@ -103,7 +103,7 @@ class ProcessParser:
                 self._ready = True
                 log.info("NLU process %s answers", self._process.pid if self._process else "?")
             self._conn.send(list(texts))
-            return await asyncio.wait_for(self._answer(self._conn), ANSWER_TIMEOUT)
+            return await asyncio.wait_for(self._answer(self._conn, len(texts)), ANSWER_TIMEOUT)
         except (EOFError, OSError, ChildFailed, asyncio.TimeoutError) as exc:
             log.warning("the NLU process failed (%s); parsing in the serving process for %.0f s", exc or type(exc).__name__,
                         RESTART_AFTER)
@@ -111,7 +111,7 @@ class ProcessParser:
             self._restart_at = time.monotonic() + RESTART_AFTER
             return self._local(texts)
 
-    async def _answer(self, conn: Connection) -> list[dict[str, Any]]:
+    async def _answer(self, conn: Connection, expected: int) -> list[dict[str, Any]]:
         loop = asyncio.get_running_loop()
         readable: asyncio.Future[None] = loop.create_future()
         fd = conn.fileno()
@@ -121,8 +121,8 @@ class ProcessParser:
         finally:
             loop.remove_reader(fd)
         answers = conn.recv()
-        if not isinstance(answers, list) or len(answers) == 0:
-            raise ChildFailed(f"unexpected answer {type(answers).__name__}")
+        if not isinstance(answers, list) or len(answers) != expected:
+            raise ChildFailed(f"expected {expected} answers, got {type(answers).__name__} of {len(answers) if isinstance(answers, list) else '?'}")
         return answers
 
     def _spawn(self) -> None:

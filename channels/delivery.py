@@ -63,7 +63,7 @@ class DeliveryWorker:
         self._stopping = False
         self._inflight: set[asyncio.Task[None]] = set()
         #: Outbox ids claimed by this worker and not yet settled.
-        self._held: set[str | None] = set()
+        self._held: set[str] = set()
         self._task: asyncio.Task[None] | None = None
         # Results settle in batches; a few milliseconds of waiting turns one
         # transaction per finished send into one per several dozen.
@@ -95,7 +95,7 @@ class DeliveryWorker:
 
     async def _claim(self) -> list[OutboundMessage]:
         return await self.outbox.claim(self.batch, self.lease_seconds, channels=list(self.channels),
-                                       renew=[i for i in self._held if i])
+                                       renew=list(self._held))
 
     async def _claim_or_nothing(self) -> list[OutboundMessage]:
         try:
@@ -114,11 +114,11 @@ class DeliveryWorker:
             # longer than a lease) had their lease renewed by this claim, so it cannot
             # hand them out again; the filter is the second lock on that door.
             claimed = [m for m in claimed if m.outbox_id not in self._held]
-            self._held.update(m.outbox_id for m in claimed if m.outbox_id)
+            self._held.update(m.outbox_id for m in claimed if m.outbox_id is not None)
             # A full batch means more are probably due: the next claim starts while the
             # last `concurrency` of this one wait for a slot, so sends never stall on it.
             # (Not earlier: claimed rows wait in memory, and their lease runs meanwhile.)
-            prefetch_at = len(claimed) - self._concurrency if len(claimed) == self.batch else -1
+            prefetch_at = max(0, len(claimed) - self._concurrency) if len(claimed) == self.batch else -1
             for index, message in enumerate(claimed):
                 if index == prefetch_at and not self._stopping:
                     ahead = asyncio.create_task(self._claim_or_nothing())
@@ -151,7 +151,8 @@ class DeliveryWorker:
         try:
             await self._settler.submit(settlement)
         finally:
-            self._held.discard(message.outbox_id)
+            if message.outbox_id is not None:
+                self._held.discard(message.outbox_id)
         if self.on_result:
             self.on_result(message, settlement.outcome)
 

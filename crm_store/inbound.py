@@ -62,10 +62,11 @@ INSERT_CONVERSATIONS = insert(conversations_t)
 INSERT_CUSTOMERS = insert(customers_t)
 INSERT_IDENTITIES = insert(identities_t)
 INSERT_TAGS = insert(tags_t)
+#: What a batch writes back of each conversation it touched (with its new updated_at and last_message_at).
+CONVERSATION_STATE = ("status", "assignee_id", "team", "priority", "bot_state", "thread")
 UPDATE_CONVERSATIONS = (
     update(conversations_t).where(_v.id == bindparam("b_id"))
-    .values({k: bindparam(k) for k in ("status", "assignee_id", "team", "priority", "bot_state", "thread", "updated_at",
-                                       "last_message_at")})
+    .values({k: bindparam(k) for k in (*CONVERSATION_STATE, "updated_at", "last_message_at")})
     .values(snoozed_until=None)
 )
 UPDATE_LAST_SEEN = update(customers_t).where(_c.id == bindparam("b_id")).values(last_seen_at=bindparam("last_seen_at"))
@@ -217,7 +218,7 @@ class InboundWriter:
             except DBAPIError as exc:
                 last = exc
                 log.info("batch of %d conflicted (%s); retrying", len(items), type(exc.orig).__name__ if exc.orig else exc)
-                await asyncio.sleep(0.01 * (attempt + 1) * (1 + random.random()))
+                await _pause_before_retry(attempt)
         assert last is not None
         if len(items) == 1 or not isinstance(last, IntegrityError):
             return [last] * len(items)
@@ -249,7 +250,7 @@ class InboundWriter:
                     break
                 except DBAPIError as exc:
                     log.info("joining customer %s by verified contact conflicted (%s); retrying", customer_id, exc.orig or exc)
-                    await asyncio.sleep(0.01 * (attempt + 1) * (1 + random.random()))
+                    await _pause_before_retry(attempt)
             else:
                 log.warning("could not join customer %s by verified contact; it stays a customer of its own", customer_id)
             if survivor != customer_id:
@@ -642,10 +643,7 @@ class InboundWriter:
         new_convs = []
         changed_convs = []
         for state in work.conversations.values():
-            record = {
-                "status": state.status, "assignee_id": state.assignee_id, "team": state.team, "priority": state.priority,
-                "bot_state": state.bot_state, "thread": state.thread, "updated_at": work.now, "last_message_at": work.now,
-            }
+            record = {k: getattr(state, k) for k in CONVERSATION_STATE} | {"updated_at": work.now, "last_message_at": work.now}
             if state.is_new:
                 new_convs.append({"id": state.id, "customer_id": state.customer_id, "channel": state.channel,
                                   "created_at": work.now, "snoozed_until": None, **record})
@@ -694,6 +692,11 @@ class InboundWriter:
             conn.execute(update(customers_t).where(customers_t.c.id == cid).values(**fields))
         if plain:
             conn.execute(UPDATE_LAST_SEEN, plain)
+
+
+async def _pause_before_retry(attempt: int) -> None:
+    """A short, growing, jittered wait, so that two colliding writers do not collide again."""
+    await asyncio.sleep(0.01 * (attempt + 1) * (1 + random.random()))
 
 
 def _customer_state(row: Any) -> CustomerState:
