@@ -2,7 +2,9 @@
 
 SQLite gets WAL mode, a busy timeout and ``BEGIN IMMEDIATE`` on its writer
 connection so that concurrent writers queue instead of failing; reads use a
-separate engine whose transactions stay deferred, so readers never wait.
+separate engine whose transactions stay deferred, so readers never wait; and
+the WAL is copied back into the file by a thread of its own
+(:mod:`crm_store.checkpoint`), never inside a commit.
 """
 
 from __future__ import annotations
@@ -23,10 +25,14 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from crm_store.checkpoint import WalCheckpointer
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+#: Bytes a SQLite WAL file is cut back to once its pages are all copied back.
+JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024
 
 
 class SchemaNotCurrent(Exception):
@@ -49,8 +55,12 @@ class Database:
     def __init__(self, url: str, *, pool_size: int = 8, sqlite_synchronous: str = "FULL") -> None:
         self.url = url
         self.is_sqlite = make_url(url).get_backend_name() == "sqlite"
+        self._checkpointer: WalCheckpointer | None = None
         if self.is_sqlite:
-            self._prepare_sqlite_path(url)
+            path = self._prepare_sqlite_path(url)
+            if path is not None:
+                self._checkpointer = WalCheckpointer(path)
+                self._checkpointer.start()
             self.writer = create_async_engine(url, pool_size=1, max_overflow=0, pool_timeout=60)
             self.reader = create_async_engine(url, pool_size=pool_size, max_overflow=pool_size)
             self._sqlite_pragmas(self.writer, sqlite_synchronous, immediate=True)
@@ -68,10 +78,14 @@ class Database:
             self._write_thread = None
 
     @staticmethod
-    def _prepare_sqlite_path(url: str) -> None:
+    def _prepare_sqlite_path(url: str) -> str | None:
+        """The database file's path (its folder made), or None for an in-memory database."""
         database = make_url(url).database
-        if database and database != ":memory:":
-            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        if not database or database == ":memory:" or database.startswith("file:"):
+            return None
+        path = Path(database).expanduser()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return str(path)
 
     @staticmethod
     def _sqlite_pragmas(engine: AsyncEngine | Engine, synchronous: str, *, immediate: bool) -> None:
@@ -85,6 +99,9 @@ class Database:
             cursor.execute(f"PRAGMA synchronous={synchronous}")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA busy_timeout=30000")
+            # crm_store.checkpoint copies the WAL back; a commit never does
+            cursor.execute("PRAGMA wal_autocheckpoint=0")
+            cursor.execute(f"PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT}")
             cursor.close()
 
         @event.listens_for(target, "begin")
@@ -146,6 +163,8 @@ class Database:
         await self.writer.dispose()
         if self.reader is not self.writer:
             await self.reader.dispose()
+        if self._checkpointer is not None:
+            await asyncio.to_thread(self._checkpointer.close)
 
 
 def _run_upgrade(sync_connection: Any, revision: str) -> None:
