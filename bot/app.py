@@ -21,11 +21,12 @@ from bot.brain import load_bot
 from bot.config import CoreSettings
 from bot.engine import Engine
 from bot.metrics import Metrics
+from bot.writer_process import WriterSpec
 from channels.base import Channel, HandleResult, InboundMessage
 from channels.delivery import DeliveryWorker
 from channels.http import error_body, json_error
 from channels.registry import enabled_channels
-from crm_store.database import Database, SchemaNotCurrent
+from crm_store.database import Database, SchemaNotCurrent, StoreUnavailable
 from crm_store.live import LiveHub
 from crm_store.outbox import Outbox
 
@@ -70,7 +71,7 @@ async def error_middleware(request: web.Request, handler: Callable[[web.Request]
                          max_size=request.app._client_max_size, actual_size=request.content_length or 0) from None  # noqa: SLF001
     except asyncio.CancelledError:
         raise
-    except (DBAPIError, OSError) as exc:
+    except (DBAPIError, OSError, StoreUnavailable) as exc:
         # Nothing was acknowledged: the platform (or client) should try again.
         log.error("store unavailable on %s %s: %s", request.method, request.path, type(exc).__name__)
         return web.json_response(error_body("store_unavailable", "the message store is unavailable; retry later"), status=503,
@@ -137,6 +138,8 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         on_outbox=services.delivery.wake if services.delivery else None,
         max_batch=settings.group_commit_max,
         on_handled=lambda msg, result, seconds: _handled(services, msg, result, seconds),
+        write_in_child=WriterSpec(settings.database_url, settings.sqlite_synchronous, settings.bot_path, settings.event_loop)
+        if settings.write_in_child else None,
     )
     engine.start()
     settle_heap()

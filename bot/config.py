@@ -51,6 +51,8 @@ class CoreSettings(BaseSettings):
     event_loop: Literal["auto", "uvloop", "asyncio"] = "auto"
     #: The built-in NLU in a child process: "auto" does so when one serve process has more than one core.
     nlu_subprocess: Literal["auto", "on", "off"] = "auto"
+    #: The message path's store writes in a child process: "auto" does so on SQLite (one serve process) with cores to spare.
+    writer_subprocess: Literal["auto", "on", "off"] = "auto"
     delivery_enabled: bool = True
     delivery_batch: int = Field(default=256, ge=1, le=1000)
     delivery_concurrency: int = Field(default=32, ge=1, le=1000)
@@ -86,6 +88,17 @@ class CoreSettings(BaseSettings):
         if self.nlu_subprocess == "auto":
             return self.workers == 1 and (os.cpu_count() or 1) > 1
         return self.nlu_subprocess == "on"
+
+    @property
+    def write_in_child(self) -> bool:
+        """Whether the message path writes in a process of its own (see bot.writer_process).
+
+        On PostgreSQL ``--workers`` already gives each core a process that
+        writes; SQLite has one serving process, whose writer would share its GIL.
+        """
+        if self.writer_subprocess == "auto":
+            return self.is_sqlite and self.workers == 1 and (os.cpu_count() or 1) > 1
+        return self.writer_subprocess == "on"
 
     @property
     def is_sqlite(self) -> bool:

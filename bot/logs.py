@@ -13,6 +13,7 @@ import logging
 import re
 import sys
 from collections.abc import Iterable
+from typing import Any
 
 PATTERNS = [
     re.compile(r"(?i)(?P<keep>bearer\s+)[A-Za-z0-9._~+/=-]{8,}"),
@@ -64,7 +65,13 @@ class LineFormatter(logging.Formatter):
         return super().format(record).replace("\n", "\\n")
 
 
+#: The arguments of the last ``configure``, for child processes to log the same way.
+_configured: dict[str, Any] | None = None
+
+
 def configure(level: str = "info", *, json_lines: bool = False, secrets: Iterable[str] = ()) -> None:
+    global _configured
+    _configured = {"level": level, "json_lines": json_lines, "secrets": tuple(secrets)}
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if json_lines else LineFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(Redactor(secrets))
@@ -75,3 +82,8 @@ def configure(level: str = "info", *, json_lines: bool = False, secrets: Iterabl
     root.setLevel(level.upper())
     for noisy in ("aiohttp.access", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def current() -> dict[str, Any] | None:
+    """How this process was configured (``configure``'s keyword arguments), or None."""
+    return _configured

@@ -56,7 +56,7 @@ class WorkerProcesses:
         # through the live-event hub.
         env = {**os.environ, "DANGOL_WORKERS": "1", "DANGOL_REUSE_PORT": "true", "DANGOL_DELIVERY_ENABLED": "false",
                # every process already has a core of its own to parse on
-               "DANGOL_NLU_SUBPROCESS": "off"}
+               "DANGOL_NLU_SUBPROCESS": "off", "DANGOL_WRITER_SUBPROCESS": "off"}
         for _ in range(self.count):
             self.children.append(subprocess.Popen([sys.executable, "-m", "bot.cli", *self.argv], env=env,
                                                   preexec_fn=stop_with_parent))

@@ -35,6 +35,10 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024
 
 
+class StoreUnavailable(Exception):
+    """A write could not be done (or not be confirmed); nothing was acknowledged, so the caller retries."""
+
+
 class SchemaNotCurrent(Exception):
     """The database is behind the code: run ``dangol db upgrade``."""
 

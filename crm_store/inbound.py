@@ -196,12 +196,10 @@ class InboundWriter:
         decide: Decider,
         *,
         inline_channels: Iterable[str] = (),
-        on_outbox: Callable[[], None] | None = None,
     ) -> None:
         self.db = db
         self.decide = decide
         self.inline_channels = frozenset(inline_channels)
-        self.on_outbox = on_outbox
 
     async def write_batch(self, items: Sequence[InboundItem]) -> list[HandleResult | BaseException]:
         """Write ``items``, retrying when another process got in the way.
@@ -232,8 +230,6 @@ class InboundWriter:
         results = await self.db.run_in_transaction(self._plan_and_flush, items, work)
         if work.contact_joins:
             await self._join_contacts(work, results)
-        if work.outbox and self.on_outbox:
-            self.on_outbox()
         return results
 
     async def _join_contacts(self, work: _Work, results: list[HandleResult | BaseException]) -> None:

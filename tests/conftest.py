@@ -26,10 +26,12 @@ from crm_store.models import Base
 
 ROOT = Path(__file__).resolve().parent.parent
 IN_CI = os.environ.get("CI", "").lower() == "true"
-# Apps built inside the test process parse in it: a child interpreter per app would
-# double the suite's time.  Real `dangol serve` processes (tests/service/processes.py)
-# run as configured by default, and tests/bot/test_nlu_process.py covers the child.
+# Apps built inside the test process parse and write in it: a child interpreter per
+# app would double the suite's time.  Real `dangol serve` processes
+# (tests/service/processes.py) run as configured by default, and
+# tests/bot/test_nlu_process.py and test_writer_process.py cover the children.
 os.environ.setdefault("DANGOL_NLU_SUBPROCESS", "off")
+os.environ.setdefault("DANGOL_WRITER_SUBPROCESS", "off")
 PG_ADMIN_URL = os.environ.get("DANGOL_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 
 

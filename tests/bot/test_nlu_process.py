@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-import bot.nlu_process
+import bot.child_process
 from bot.brain import load_bot
 from bot.config import load_settings
 from bot.nlu_process import ProcessParser
@@ -41,7 +41,7 @@ async def test_the_child_answers_as_the_model_does(cache: Path) -> None:
 
 
 async def test_a_dead_child_is_replaced_and_no_parse_fails_meanwhile(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(bot.nlu_process, "RESTART_AFTER", 0.0)
+    monkeypatch.setattr(bot.child_process, "RESTART_AFTER", 0.0)
     _, parser = await load_bot(SAMPLE_BOT, parse_in_child=True)
     assert isinstance(parser, ProcessParser)
     try:

@@ -28,7 +28,7 @@ class ServeProcess:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = workdir / f"serve-{self.port}-{time.monotonic_ns()}.log"
         # as a user's would run: the test session turns the NLU child off for in-process apps only
-        env = {**os.environ, "DANGOL_NLU_SUBPROCESS": "auto", "DANGOL_DATABASE_URL": database_url,
+        env = {**os.environ, "DANGOL_NLU_SUBPROCESS": "auto", "DANGOL_WRITER_SUBPROCESS": "auto", "DANGOL_DATABASE_URL": database_url,
                "DANGOL_PORT": str(self.port), "DANGOL_HOST": "127.0.0.1", **(extra_env or {})}
         self._log = self.log_path.open("wb")
         self.proc = subprocess.Popen([sys.executable, "-m", "bot.cli", *args, "serve"], cwd=workdir, env=env,
