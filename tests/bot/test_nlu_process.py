@@ -70,12 +70,15 @@ async def test_closing_the_parser_stops_the_child(cache: Path) -> None:
             await asyncio.sleep(0.05)
 
 
-def test_one_serve_process_parses_in_a_child_when_it_has_cores_to_spare(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_one_serve_process_parses_in_a_child_when_it_has_a_core_to_spare_and_the_writer_does_not_take_it(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("DANGOL_NLU_SUBPROCESS", raising=False)  # the test session turns it off
+    monkeypatch.delenv("DANGOL_WRITER_SUBPROCESS", raising=False)
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
-    assert load_settings().parse_in_child
+    assert not load_settings().parse_in_child  # on SQLite the spare core writes (bot.writer_process)
+    assert load_settings(writer_subprocess="off").parse_in_child
+    assert load_settings(database_url="postgresql+asyncpg://x@127.0.0.1/x").parse_in_child
     assert not load_settings(nlu_subprocess="off").parse_in_child
     assert not load_settings(database_url="postgresql+asyncpg://x@127.0.0.1/x", workers=2).parse_in_child
     monkeypatch.setattr(os, "cpu_count", lambda: 1)
-    assert not load_settings().parse_in_child
+    assert not load_settings(writer_subprocess="off").parse_in_child
     assert load_settings(nlu_subprocess="on").parse_in_child
