@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection
 from crm_store.database import Database
 from crm_store.models import ChannelIdentity, Message, OutboxRow
 from crm_store.records import OutboundMessage
-from crm_store.statements import Prebuilt
+from crm_store.statements import Executemany, Prebuilt
 from crm_store.types import utcnow
 
 outbox_t = OutboxRow.__table__
@@ -101,15 +101,16 @@ TAKE = Prebuilt(lambda in_list: (
     .values(status="sending", attempts=_o.attempts + 1, claimed_until=bindparam("until"))
     .returning(outbox_t)
 ))
-SENT = (
+SENT = Executemany(
     update(outbox_t).where(_o.id == bindparam("b_id"))
     .values(status="sent", sent_at=bindparam("b_now"), claimed_until=None, external_id=bindparam("b_ext"), last_error=None)
 )
-RETRY = (
+RETRY = Executemany(
     update(outbox_t).where(_o.id == bindparam("b_id"))
     .values(status="queued", claimed_until=None, next_attempt_at=bindparam("b_next"), last_error=bindparam("b_err"))
 )
-FAILED = update(outbox_t).where(_o.id == bindparam("b_id")).values(status="failed", claimed_until=None, last_error=bindparam("b_err"))
+FAILED = Executemany(
+    update(outbox_t).where(_o.id == bindparam("b_id")).values(status="failed", claimed_until=None, last_error=bindparam("b_err")))
 RENEW = Prebuilt(lambda in_list: (
     update(outbox_t).where(in_list(_o.id, "ids"), _o.status == "sending").values(claimed_until=bindparam("until"))
 ))
@@ -117,7 +118,7 @@ RELEASE = Prebuilt(lambda in_list: (
     update(outbox_t).where(in_list(_o.id, "ids"), _o.status == "sending")
     .values(status="queued", claimed_until=None, attempts=_o.attempts - 1)
 ))
-MESSAGE_STATUS = (
+MESSAGE_STATUS = Executemany(
     update(messages_t).where(messages_t.c.id == bindparam("b_id"))
     .values(status=bindparam("b_status"), external_id=bindparam("b_ext"))
 )
@@ -161,15 +162,15 @@ def _settle(conn: Connection, results: Sequence[Settlement]) -> None:
     for result in results:
         by_outcome.setdefault(result.outcome, []).append(result)
     if sent := by_outcome.get("sent"):
-        conn.execute(SENT, [{"b_id": uuid.UUID(r.outbox_id), "b_ext": r.external_id, "b_now": now} for r in sent])
+        SENT(conn, [{"b_id": uuid.UUID(r.outbox_id), "b_ext": r.external_id, "b_now": now} for r in sent])
     if retry := by_outcome.get("retry"):
-        conn.execute(RETRY, [{"b_id": uuid.UUID(r.outbox_id), "b_next": r.next_attempt_at or now, "b_err": r.error} for r in retry])
+        RETRY(conn, [{"b_id": uuid.UUID(r.outbox_id), "b_next": r.next_attempt_at or now, "b_err": r.error} for r in retry])
     if failed := by_outcome.get("failed"):
-        conn.execute(FAILED, [{"b_id": uuid.UUID(r.outbox_id), "b_err": r.error} for r in failed])
+        FAILED(conn, [{"b_id": uuid.UUID(r.outbox_id), "b_err": r.error} for r in failed])
     message_updates = [
         {"b_id": uuid.UUID(r.message_id), "b_status": "sent" if r.outcome == "sent" else "failed", "b_ext": r.external_id}
         for r in results
         if r.message_id and r.outcome in ("sent", "failed")
     ]
     if message_updates:
-        conn.execute(MESSAGE_STATUS, message_updates)
+        MESSAGE_STATUS(conn, message_updates)

@@ -47,39 +47,58 @@ class Prebuilt:
         return statement
 
 
-class BulkInsert:
-    """``INSERT`` of whole rows of ``table``, handed to the driver's ``executemany`` directly.
+class Executemany:
+    """A statement run for many parameter sets through the driver's ``executemany`` directly.
 
-    SQLAlchemy's own executemany converts every row through generic
-    machinery (per-row parameter dicts, default handling, insertmanyvalues
-    batching) that cost as much as the rest of the message writer together.
-    This compiles the statement once per dialect with that dialect's own
-    bind processors (so values are stored exactly as SQLAlchemy stores them
-    and read back by it) and sends plain tuples.  Every row must give every
-    column: nothing here fills in column defaults.
+    SQLAlchemy's own executemany converts every parameter set through
+    generic machinery (per-row dicts, default handling, insertmanyvalues
+    batching) that cost as much as the rest of the message writer together,
+    and a third of the delivery worker's settling.  This compiles the
+    statement once per dialect with that dialect's own bind processors (so
+    values are stored exactly as SQLAlchemy stores them and read back by it)
+    and sends plain tuples.  Every parameter set must give every parameter:
+    nothing here fills in defaults.
     """
 
-    def __init__(self, table: Any) -> None:
-        self.table = table
-        self.keys = [column.key for column in table.c]
-        self._plans: dict[str, tuple[str, list[tuple[str, Callable[[Any], Any] | None]]]] = {}
+    def __init__(self, statement: Any, keys: list[str] | None = None) -> None:
+        self.statement = statement
+        self.keys = keys
+        self._plans: dict[str, tuple[str, list[tuple[str, Callable[[Any], Any] | None, Any]]]] = {}
 
-    def _plan(self, conn: Connection) -> tuple[str, list[tuple[str, Callable[[Any], Any] | None]]]:
+    def _plan(self, conn: Connection, given: dict[str, Any]) -> tuple[str, list[tuple[str, Callable[[Any], Any] | None, Any]]]:
+        """The SQL and, per positional parameter: its name, its bind processor, and its value when
+        the statement fixes it (``values(x=None)``) rather than the caller's rows (``_GIVEN``)."""
         dialect = conn.dialect
         plan = self._plans.get(dialect.name)
         if plan is None:
-            compiled = insert(self.table).compile(dialect=dialect, column_keys=self.keys)
+            compiled = self.statement.compile(dialect=dialect, column_keys=self.keys)
             order = compiled.positiontup
             if order is None:  # a named paramstyle: not one this store's drivers use
-                raise NotImplementedError(f"BulkInsert needs a positional paramstyle, {dialect.name} has {dialect.paramstyle}")
+                raise NotImplementedError(f"Executemany needs a positional paramstyle, {dialect.name} has {dialect.paramstyle}")
             processors = compiled._bind_processors  # noqa: SLF001 - the same processors SQLAlchemy applies itself
-            plan = self._plans[dialect.name] = (compiled.string, [(key, processors.get(key)) for key in order])
+            fixed = compiled.construct_params(_check=False)
+            plan = self._plans[dialect.name] = (compiled.string, [
+                (key, processors.get(key), _GIVEN if key in given else fixed[key]) for key in order])
         return plan
 
     def __call__(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
         if not rows:
             return
-        sql, columns = self._plan(conn)
-        params = [tuple(row[key] if process is None or row[key] is None else process(row[key]) for key, process in columns)
-                  for row in rows]
+        sql, columns = self._plan(conn, rows[0])
+        params = [tuple(_bound(row[key] if const is _GIVEN else const, process) for key, process, const in columns) for row in rows]
         conn.exec_driver_sql(sql, params)
+
+
+_GIVEN = object()
+
+
+def _bound(value: Any, process: Callable[[Any], Any] | None) -> Any:
+    return value if process is None or value is None else process(value)
+
+
+class BulkInsert(Executemany):
+    """``INSERT`` of whole rows of ``table`` (every column given) through :class:`Executemany`."""
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+        super().__init__(insert(table), [column.key for column in table.c])
