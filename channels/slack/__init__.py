@@ -32,6 +32,21 @@ from channels.slack.send import deliver, split_recipient
 
 log = logging.getLogger(__name__)
 
+
+def client_logger() -> logging.Logger:
+    """The logger slack-sdk's web client writes to, with a level of its own.
+
+    slack-sdk decides whether to format a debug line for every request and
+    response from ``logger.level``, not the effective level; its default
+    logger's level is NOTSET (0), so every call built those lines (with the
+    whole payload) only for logging to drop them.  Here the level follows
+    the service's own, set at start.  (On the outbound benchmark the saving
+    was within the run-to-run spread: 0.67-0.78 of raw aiohttp either way.)
+    """
+    logger = logging.getLogger("channels.slack.web_client")
+    logger.setLevel(log.getEffectiveLevel())
+    return logger
+
 DEFAULT_API_URL = "https://slack.com/api/"
 EVENTS_PATH = "/webhooks/slack/events"
 INTERACTIONS_PATH = "/webhooks/slack/interactions"
@@ -111,7 +126,8 @@ class SlackChannel(Channel):
 
     def make_client(self, session: aiohttp.ClientSession) -> AsyncWebClient:
         # retry_handlers=[]: the delivery worker owns retries (and Retry-After).
-        return AsyncWebClient(token=self.bot_token, base_url=self.api_url, session=session, timeout=int(self.timeout) or 1, retry_handlers=[])
+        return AsyncWebClient(token=self.bot_token, base_url=self.api_url, session=session, timeout=int(self.timeout) or 1,
+                              retry_handlers=[], logger=client_logger())
 
     async def start(self) -> None:
         # slack-sdk applies its own timeout only to sessions it creates; on a
@@ -140,7 +156,8 @@ class SlackChannel(Channel):
         # the message would be lost.  Our authorize raises instead, so bolt
         # answers 500 and Slack redelivers.  bolt refuses a token next to
         # authorize, so its client is a token-less twin on the same session.
-        bolt_client = AsyncWebClient(base_url=self.api_url, session=client.session, timeout=client.timeout, retry_handlers=[])
+        bolt_client = AsyncWebClient(base_url=self.api_url, session=client.session, timeout=client.timeout, retry_handlers=[],
+                                     logger=client_logger())
         bolt = AsyncApp(
             client=bolt_client,
             authorize=self._bolt_authorize(),
