@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 from typing import Any
 
 from sqlalchemy import func, select
@@ -40,3 +42,14 @@ async def sample_engine(db: Database, inline: set[str] | None = None) -> Engine:
     engine = Engine(db, decide, parser, inline_channels=inline or {"rest"})
     engine.start()
     return engine
+
+
+async def process_is_gone(pid: int, timeout: float = 5.0) -> bool:
+    """Whether process ``pid`` has exited (and been reaped) within ``timeout`` seconds."""
+    for _ in range(int(timeout / 0.05)):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        await asyncio.sleep(0.05)
+    return False
