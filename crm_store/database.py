@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -33,6 +34,11 @@ T = TypeVar("T")
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 #: Bytes a SQLite WAL file is cut back to once its pages are all copied back.
 JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024
+
+
+async def pause_before_retry(attempt: int) -> None:
+    """A short, growing, jittered wait, so that two colliding writers do not collide again."""
+    await asyncio.sleep(0.01 * (attempt + 1) * (1 + random.random()))
 
 
 class StoreUnavailable(Exception):

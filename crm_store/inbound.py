@@ -11,10 +11,8 @@ statement for the whole batch, which is what lets the store keep up.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import logging
-import random
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
@@ -25,7 +23,7 @@ from sqlalchemy import and_, bindparam, insert, or_, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.engine import Connection
 
-from crm_store.database import Database
+from crm_store.database import Database, pause_before_retry
 from crm_store.models import ChannelIdentity, Consent, Conversation, Customer, CustomerTag, Message, OutboxRow
 from crm_store.statements import BulkInsert, Prebuilt
 from crm_store.records import Attachment, Button, HandleResult, InboundMessage, OutboundMessage
@@ -216,7 +214,7 @@ class InboundWriter:
             except DBAPIError as exc:
                 last = exc
                 log.info("batch of %d conflicted (%s); retrying", len(items), type(exc.orig).__name__ if exc.orig else exc)
-                await _pause_before_retry(attempt)
+                await pause_before_retry(attempt)
         assert last is not None
         if len(items) == 1 or not isinstance(last, IntegrityError):
             return [last] * len(items)
@@ -246,7 +244,7 @@ class InboundWriter:
                     break
                 except DBAPIError as exc:
                     log.info("joining customer %s by verified contact conflicted (%s); retrying", customer_id, exc.orig or exc)
-                    await _pause_before_retry(attempt)
+                    await pause_before_retry(attempt)
             else:
                 log.warning("could not join customer %s by verified contact; it stays a customer of its own", customer_id)
             if survivor != customer_id:
@@ -688,11 +686,6 @@ class InboundWriter:
             conn.execute(update(customers_t).where(customers_t.c.id == cid).values(**fields))
         if plain:
             conn.execute(UPDATE_LAST_SEEN, plain)
-
-
-async def _pause_before_retry(attempt: int) -> None:
-    """A short, growing, jittered wait, so that two colliding writers do not collide again."""
-    await asyncio.sleep(0.01 * (attempt + 1) * (1 + random.random()))
 
 
 def _customer_state(row: Any) -> CustomerState:

@@ -9,6 +9,7 @@ runs out.  Results are settled in batches, like inbound writes.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,12 +17,17 @@ from typing import Literal
 
 from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 
-from crm_store.database import Database
+from crm_store.database import Database, pause_before_retry
 from crm_store.models import ChannelIdentity, Message, OutboxRow
 from crm_store.records import OutboundMessage
 from crm_store.statements import Executemany, Prebuilt
 from crm_store.types import utcnow
+
+log = logging.getLogger(__name__)
+#: Tries of one settle transaction before its results are given up on (logged; the rows come back after their lease).
+SETTLE_ATTEMPTS = 5
 
 outbox_t = OutboxRow.__table__
 messages_t = Message.__table__
@@ -68,9 +74,23 @@ class Outbox:
         return row is not None
 
     async def settle(self, results: Sequence[Settlement]) -> list[None]:
-        """Record many send results in one transaction (a group-commit batch)."""
-        await self.db.run_in_transaction(_settle, results)
-        return [None] * len(results)
+        """Record many send results in one transaction (a group-commit batch).
+
+        A result must not be lost: its row would come back when its lease
+        ran out and the message would be sent twice.  A transaction that
+        collides with another (a claim renewing the same rows, a merge) is
+        tried again.
+        """
+        for attempt in range(SETTLE_ATTEMPTS):
+            try:
+                await self.db.run_in_transaction(_settle, results)
+                return [None] * len(results)
+            except DBAPIError as exc:
+                if attempt == SETTLE_ATTEMPTS - 1:
+                    raise
+                log.info("settling %d outbox rows conflicted (%s); retrying", len(results), type(exc.orig).__name__ if exc.orig else exc)
+                await pause_before_retry(attempt)
+        raise AssertionError("unreachable")
 
     async def release(self, outbox_ids: Sequence[str]) -> None:
         """Claimed rows that were never sent go back to the queue now, their attempt not counted."""
@@ -127,8 +147,13 @@ RETRY = Executemany(
 )
 FAILED = Executemany(
     update(outbox_t).where(_o.id == bindparam("b_id")).values(status="failed", claimed_until=None, last_error=bindparam("b_err")))
+#: Renewed rows are locked in id order, skipping those a settle holds: the settle
+#: is recording their result, so renewing their lease is moot, and waiting on it
+#: while it waits on a row locked here would deadlock (seen on PostgreSQL).
 RENEW = Prebuilt(lambda in_list: (
-    update(outbox_t).where(in_list(_o.id, "ids"), _o.status == "sending").values(claimed_until=bindparam("until"))
+    update(outbox_t).where(_o.id.in_(
+        select(_o.id).where(in_list(_o.id, "ids"), _o.status == "sending").order_by(_o.id).with_for_update(skip_locked=True)
+    )).values(claimed_until=bindparam("until"))
 ))
 RELEASE = Prebuilt(lambda in_list: (
     update(outbox_t).where(in_list(_o.id, "ids"), _o.status == "sending")
@@ -174,6 +199,9 @@ def _release(conn: Connection, ids: list[uuid.UUID]) -> None:
 def _settle(conn: Connection, results: Sequence[Settlement]) -> None:
     """One executemany per outcome, and the messages' delivery status beside."""
     now = utcnow()
+    # Rows are locked in id order, as a claim's RENEW locks them, so two such
+    # transactions wait for each other at worst and never deadlock.
+    results = sorted(results, key=lambda r: uuid.UUID(r.outbox_id))
     by_outcome: dict[str, list[Settlement]] = {}
     for result in results:
         by_outcome.setdefault(result.outcome, []).append(result)
@@ -189,4 +217,5 @@ def _settle(conn: Connection, results: Sequence[Settlement]) -> None:
         if r.message_id and r.outcome in ("sent", "failed")
     ]
     if message_updates:
+        message_updates.sort(key=lambda row: row["b_id"])
         MESSAGE_STATUS(conn, message_updates)

@@ -5,8 +5,12 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 from collections.abc import Sequence
+from typing import Any
+
+import pytest
 
 from sqlalchemy import update
+from sqlalchemy.exc import DBAPIError
 
 from channels.base import (
     Channel,
@@ -237,3 +241,38 @@ async def test_a_row_held_past_its_lease_is_not_sent_twice(db: Database) -> None
     await w.stop()
     sent = [m.outbox_id for m in channel.sent]
     assert len(sent) == len(set(sent)) == 8
+
+
+async def test_a_settle_that_collides_with_another_transaction_is_tried_again(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A lost result would leave the row 'sending' until its lease ran out, and the reply would go out twice."""
+    import crm_store.outbox
+
+    real_settle = crm_store.outbox._settle  # noqa: SLF001
+    collisions = [DBAPIError("UPDATE outbox ...", {}, Exception("deadlock detected"))]
+
+    def settle_colliding_once(conn: Any, results: Any) -> None:
+        if collisions:
+            raise collisions.pop()
+        real_settle(conn, results)
+
+    monkeypatch.setattr(crm_store.outbox, "_settle", settle_colliding_once)
+    await queue_replies(db, 3)
+    channel = ScriptedChannel()
+    w = worker(db, channel)
+    assert await w.run_once() == 3
+    await w.stop()
+    assert not collisions
+    assert sorted(row.status for row in await rows(db, "outbox")) == ["sent"] * 3
+    assert len(channel.sent) == 3
+
+
+async def test_a_claim_renews_the_rows_its_worker_still_holds_instead_of_handing_them_out(db: Database) -> None:
+    """RENEW locks rows in id order and steps around rows a settle holds (no deadlock); the rows it renews stay with the worker."""
+    await queue_replies(db, 2)
+    outbox = Outbox(db)
+    claimed = await outbox.claim(10, 60, channels=["webchat"])
+    assert len(claimed) == 2
+    renewed = await outbox.claim(10, 60, channels=["webchat"], renew=[m.outbox_id for m in claimed if m.outbox_id])
+    assert renewed == []  # both still held: renewed, not handed out again
+    by_id = {row.id: row for row in await rows(db, "outbox")}
+    assert all(row.status == "sending" for row in by_id.values())
