@@ -194,12 +194,28 @@ async def queue_rows(db: Any, channel: str, n: int) -> None:
             await conn.execute(insert(OutboxRow.__table__), rows[start:start + 1000])
 
 
+async def warm_up_store(db: Any, kind: str) -> None:
+    """Claim and settle one row before the clock starts, as a running service's worker has.
+
+    Its store connections are open and its statements compiled and prepared;
+    here they would be done inside the timed run (the first claim on
+    PostgreSQL took 75-100 ms, 5-8% of a 3,000-message run).
+    """
+    from crm_store.outbox import Outbox, Settlement
+
+    outbox = Outbox(db)
+    await queue_rows(db, kind, 1)
+    (message,) = await outbox.claim(1, 60, channels=[kind])
+    await outbox.settle([Settlement(outbox_id=message.outbox_id or "", message_id=None, outcome="sent", external_id="warm-up")])
+
+
 async def worker_rate(db_url: str, kind: str, url: str, n: int, *, rate_limits: bool, raw: bool = False) -> tuple[float, dict[str, int]]:
     from channels.delivery import DeliveryWorker
     from crm_store.database import Database
     from crm_store.outbox import Outbox
 
     db = Database(db_url)
+    await warm_up_store(db, kind)
     channel = make_channel(kind, url, raw)
     await channel.start()
     await queue_rows(db, kind, n)

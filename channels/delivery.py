@@ -62,8 +62,8 @@ class DeliveryWorker:
         self._wake = asyncio.Event()
         self._stopping = False
         self._inflight: set[asyncio.Task[None]] = set()
-        #: Outbox ids claimed by this worker and not yet settled.
-        self._held: set[str] = set()
+        #: Outbox ids claimed by this worker and not yet settled, with when their lease was last set (monotonic).
+        self._held: dict[str, float] = {}
         self._task: asyncio.Task[None] | None = None
         # Results settle in batches; a few milliseconds of waiting turns one
         # transaction per finished send into one per several dozen.
@@ -94,8 +94,17 @@ class DeliveryWorker:
         return len(claimed)
 
     async def _claim(self) -> list[OutboundMessage]:
-        return await self.outbox.claim(self.batch, self.lease_seconds, channels=list(self.channels),
-                                       renew=list(self._held))
+        # Only leases past a third of their time are renewed: a row sent within
+        # moments of its claim (the usual case) costs the claim nothing, and one
+        # kept waiting by a rate limit is renewed well before it could lapse.
+        started = time.monotonic()
+        due = started - self.lease_seconds / 3
+        renew = [outbox_id for outbox_id, since in self._held.items() if since <= due]
+        claimed = await self.outbox.claim(self.batch, self.lease_seconds, channels=list(self.channels), renew=renew)
+        for outbox_id in renew:
+            if outbox_id in self._held:
+                self._held[outbox_id] = started
+        return claimed
 
     async def _claim_or_nothing(self) -> list[OutboundMessage]:
         try:
@@ -114,7 +123,8 @@ class DeliveryWorker:
             # longer than a lease) had their lease renewed by this claim, so it cannot
             # hand them out again; the filter is the second lock on that door.
             claimed = [m for m in claimed if m.outbox_id not in self._held]
-            self._held.update(m.outbox_id for m in claimed if m.outbox_id is not None)
+            now = time.monotonic()
+            self._held.update((m.outbox_id, now) for m in claimed if m.outbox_id is not None)
             # A full batch means more are probably due: the next claim starts while the
             # last `concurrency` of this one wait for a slot, so sends never stall on it.
             # (Not earlier: claimed rows wait in memory, and their lease runs meanwhile.)
@@ -152,7 +162,7 @@ class DeliveryWorker:
             await self._settler.submit(settlement)
         finally:
             if message.outbox_id is not None:
-                self._held.discard(message.outbox_id)
+                self._held.pop(message.outbox_id, None)
         if self.on_result:
             self.on_result(message, settlement.outcome)
 
