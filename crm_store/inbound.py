@@ -25,7 +25,7 @@ from sqlalchemy.engine import Connection
 
 from crm_store.database import Database, pause_before_retry
 from crm_store.models import ChannelIdentity, Consent, Conversation, Customer, CustomerTag, Message, OutboxRow
-from crm_store.statements import BulkInsert, Prebuilt
+from crm_store.statements import BulkInsert, Executemany, Prebuilt
 from crm_store.records import Attachment, Button, HandleResult, InboundMessage, OutboundMessage
 from crm_store.types import new_id, utcnow
 
@@ -62,12 +62,12 @@ INSERT_IDENTITIES = insert(identities_t)
 INSERT_TAGS = insert(tags_t)
 #: What a batch writes back of each conversation it touched (with its new updated_at and last_message_at).
 CONVERSATION_STATE = ("status", "assignee_id", "team", "priority", "bot_state", "thread")
-UPDATE_CONVERSATIONS = (
+UPDATE_CONVERSATIONS = Executemany(
     update(conversations_t).where(_v.id == bindparam("b_id"))
     .values({k: bindparam(k) for k in (*CONVERSATION_STATE, "updated_at", "last_message_at")})
     .values(snoozed_until=None)
 )
-UPDATE_LAST_SEEN = update(customers_t).where(_c.id == bindparam("b_id")).values(last_seen_at=bindparam("last_seen_at"))
+UPDATE_LAST_SEEN = Executemany(update(customers_t).where(_c.id == bindparam("b_id")).values(last_seen_at=bindparam("last_seen_at")))
 
 #: Conversation states in which a person, not the bot, answers.
 HUMAN_STATES = frozenset({"pending", "open"})
@@ -646,7 +646,9 @@ class InboundWriter:
         if new_convs:
             conn.execute(INSERT_CONVERSATIONS, new_convs)
         if changed_convs:
-            conn.execute(UPDATE_CONVERSATIONS, changed_convs)
+            # in id order, so that two processes touching the same conversations wait instead of deadlocking
+            changed_convs.sort(key=lambda r: r["b_id"])
+            UPDATE_CONVERSATIONS(conn, changed_convs)
         if work.messages:
             work.messages.sort(key=lambda r: (r["channel"], r["external_id"] or ""))
             INSERT_MESSAGES(conn, work.messages)
@@ -685,7 +687,8 @@ class InboundWriter:
                 continue
             conn.execute(update(customers_t).where(customers_t.c.id == cid).values(**fields))
         if plain:
-            conn.execute(UPDATE_LAST_SEEN, plain)
+            plain.sort(key=lambda r: r["b_id"])
+            UPDATE_LAST_SEEN(conn, plain)
 
 
 def _customer_state(row: Any) -> CustomerState:
