@@ -5,6 +5,8 @@ transaction, because it needs no state), then hands the message to the
 group committer, which stores it, resolves the customer and conversation,
 asks the policy for a decision and writes the replies' outbox rows in one
 transaction.  The caller acknowledges its platform when ``handle`` returns.
+With ``write_in_child`` those batches are written by a child process
+(:mod:`bot.writer_process`), so the writer does not share this process's GIL.
 """
 
 from __future__ import annotations
