@@ -22,7 +22,6 @@ deduplicated by its external id like any platform retry.
 from __future__ import annotations
 
 import asyncio
-import logging
 import pickle
 import signal
 from collections.abc import Awaitable, Callable, Sequence
@@ -34,8 +33,6 @@ from bot.child_process import ChildBatches, ChildFailed, serve_batches
 from crm_store.database import StoreUnavailable
 from crm_store.inbound import InboundItem
 from crm_store.records import HandleResult
-
-log = logging.getLogger(__name__)
 
 Results = list[HandleResult | BaseException]
 
@@ -71,7 +68,8 @@ def _child_main(conn: Connection, spec: WriterSpec, inline_channels: frozenset[s
     opened: list[Database] = []
 
     def load() -> Callable[[list[InboundItem]], Results]:
-        db = Database(spec.database_url, pool_size=1, sqlite_synchronous=spec.sqlite_synchronous)
+        # the serving process's store runs the WAL checkpoints: one thread per file is enough
+        db = Database(spec.database_url, pool_size=1, sqlite_synchronous=spec.sqlite_synchronous, checkpoints=False)
         opened.append(db)
         loop.run_until_complete(db.check_current())
         writer = InboundWriter(db, RuleBot(load_bot_folder(spec.bot_path)).decide, inline_channels=inline_channels)

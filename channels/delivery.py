@@ -160,6 +160,10 @@ class DeliveryWorker:
     async def _record(self, settlement: Settlement, message: OutboundMessage) -> None:
         try:
             await self._settler.submit(settlement)
+        except Exception:  # noqa: BLE001 - the store refused it even after retries: say so, nobody awaits this task
+            log.exception("could not record that outbox row %s was %s; the row comes back after its lease",
+                          message.outbox_id, settlement.outcome)
+            return
         finally:
             if message.outbox_id is not None:
                 self._held.pop(message.outbox_id, None)

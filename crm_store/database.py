@@ -62,13 +62,15 @@ def head_revision() -> str | None:
 class Database:
     """One store: a writer engine and a reader engine over the same database."""
 
-    def __init__(self, url: str, *, pool_size: int = 8, sqlite_synchronous: str = "FULL") -> None:
+    def __init__(self, url: str, *, pool_size: int = 8, sqlite_synchronous: str = "FULL", checkpoints: bool = True) -> None:
+        """``checkpoints=False``: another store object of this process tree copies the
+        SQLite WAL back (the message-path writer's child leaves it to its parent)."""
         self.url = url
         self.is_sqlite = make_url(url).get_backend_name() == "sqlite"
         self._checkpointer: WalCheckpointer | None = None
         if self.is_sqlite:
             path = self._prepare_sqlite_path(url)
-            if path is not None:
+            if path is not None and checkpoints:
                 self._checkpointer = WalCheckpointer(path)
                 self._checkpointer.start()
             self.writer = create_async_engine(url, pool_size=1, max_overflow=0, pool_timeout=60)

@@ -26,7 +26,7 @@ from crm_store.statements import Executemany, Prebuilt
 from crm_store.types import utcnow
 
 log = logging.getLogger(__name__)
-#: Tries of one settle transaction before its results are given up on (logged; the rows come back after their lease).
+#: Tries of one settle transaction before its results are given up on (the worker logs it; the rows come back after their lease).
 SETTLE_ATTEMPTS = 5
 
 outbox_t = OutboxRow.__table__
@@ -81,16 +81,17 @@ class Outbox:
         collides with another (a claim renewing the same rows, a merge) is
         tried again.
         """
-        for attempt in range(SETTLE_ATTEMPTS):
+        attempt = 0
+        while True:
             try:
                 await self.db.run_in_transaction(_settle, results)
                 return [None] * len(results)
             except DBAPIError as exc:
-                if attempt == SETTLE_ATTEMPTS - 1:
+                attempt += 1
+                if attempt == SETTLE_ATTEMPTS:
                     raise
                 log.info("settling %d outbox rows conflicted (%s); retrying", len(results), type(exc.orig).__name__ if exc.orig else exc)
-                await pause_before_retry(attempt)
-        raise AssertionError("unreachable")
+                await pause_before_retry(attempt - 1)
 
     async def release(self, outbox_ids: Sequence[str]) -> None:
         """Claimed rows that were never sent go back to the queue now, their attempt not counted."""

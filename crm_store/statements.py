@@ -65,7 +65,7 @@ class Executemany:
         self.keys = keys
         self._plans: dict[str, tuple[str, list[tuple[str, Callable[[Any], Any] | None, Any]]]] = {}
 
-    def _plan(self, conn: Connection, given: dict[str, Any]) -> tuple[str, list[tuple[str, Callable[[Any], Any] | None, Any]]]:
+    def _plan(self, conn: Connection) -> tuple[str, list[tuple[str, Callable[[Any], Any] | None, Any]]]:
         """The SQL and, per positional parameter: its name, its bind processor, and its value when
         the statement fixes it (``values(x=None)``) rather than the caller's rows (``_GIVEN``)."""
         dialect = conn.dialect
@@ -78,13 +78,13 @@ class Executemany:
             processors = compiled._bind_processors  # noqa: SLF001 - the same processors SQLAlchemy applies itself
             fixed = compiled.construct_params(_check=False)
             plan = self._plans[dialect.name] = (compiled.string, [
-                (key, processors.get(key), _GIVEN if key in given else fixed[key]) for key in order])
+                (key, processors.get(key), _GIVEN if compiled.binds[key].required else fixed[key]) for key in order])
         return plan
 
     def __call__(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
         if not rows:
             return
-        sql, columns = self._plan(conn, rows[0])
+        sql, columns = self._plan(conn)
         params = [tuple(_bound(row[key] if const is _GIVEN else const, process) for key, process, const in columns) for row in rows]
         conn.exec_driver_sql(sql, params)
 

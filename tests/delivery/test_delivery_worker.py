@@ -276,3 +276,22 @@ async def test_a_claim_renews_the_rows_its_worker_still_holds_instead_of_handing
     assert renewed == []  # both still held: renewed, not handed out again
     by_id = {row.id: row for row in await rows(db, "outbox")}
     assert all(row.status == "sending" for row in by_id.values())
+
+
+async def test_a_result_the_store_refuses_for_good_is_logged_and_the_row_comes_back_after_its_lease(
+    db: Database, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import crm_store.outbox
+
+    def always_colliding(conn: Any, results: Any) -> None:
+        raise DBAPIError("UPDATE outbox ...", {}, Exception("deadlock detected"))
+
+    monkeypatch.setattr(crm_store.outbox, "_settle", always_colliding)
+    monkeypatch.setattr(crm_store.outbox, "SETTLE_ATTEMPTS", 2)
+    await queue_replies(db)
+    w = worker(db, ScriptedChannel(), lease_seconds=0.2)
+    assert await w.run_once() == 1
+    await w.stop()
+    assert "could not record that outbox row" in caplog.text
+    (row,) = await rows(db, "outbox")
+    assert row.status == "sending" and row.claimed_until is not None  # its lease, not a lost row, brings it back
