@@ -122,13 +122,11 @@ async def _worker(settings: CoreSettings, once: bool) -> None:
     try:
         if once:
             sent = 0
-            delivery._settler.start()  # noqa: SLF001 - one-shot mode drives the worker by hand
             while True:
                 n = await delivery.run_once()
                 sent += n
                 if n == 0:
                     break
-            await delivery._settler.close()  # noqa: SLF001
             click.echo(f"processed {sent} outbox rows")
             return
         stop = asyncio.Event()

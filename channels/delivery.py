@@ -9,6 +9,7 @@ or that the platform refuses for good, ends ``failed`` with its last error.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import random
@@ -24,13 +25,20 @@ from channels.base import (
     SendError,
 )
 from channels.ratelimit import RateLimiter
-from crm_store.group_commit import GroupCommitter
 from crm_store.outbox import Outbox, Settlement
 from crm_store.types import utcnow
 
 log = logging.getLogger(__name__)
 
 class DeliveryWorker:
+    """Claims rows into a queue that ``concurrency`` long-lived sender tasks drain.
+
+    The claimer keeps about one batch waiting beyond the one being sent, so a
+    claim's round trip never leaves the senders idle; results are settled in
+    the next claim's transaction, or by a flush ``settle_linger`` seconds after
+    the first of them when no claim comes first.
+    """
+
     def __init__(
         self,
         outbox: Outbox,
@@ -43,135 +51,220 @@ class DeliveryWorker:
         backoff_cap: float = 600.0,
         lease_seconds: float = 60.0,
         poll_seconds: float = 1.0,
+        settle_linger: float = 0.02,
         rate_limits: bool = True,
         on_result: Callable[[OutboundMessage, str], None] | None = None,
     ) -> None:
         self.outbox = outbox
         self.channels = dict(channels)
         self.batch = batch
+        self.concurrency = concurrency
         self.max_attempts = max_attempts
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
         self.lease_seconds = lease_seconds
         self.poll_seconds = poll_seconds
+        self.settle_linger = settle_linger
         self.limiter = RateLimiter()
         self.limiter.enabled = rate_limits
         self.on_result = on_result
-        self._concurrency = concurrency
-        self._slots = asyncio.Semaphore(concurrency)
+        #: Claimed rows no sender has taken yet; None tells a sender to stop.
+        self._ready: asyncio.Queue[OutboundMessage | None] = asyncio.Queue()
+        #: Set when fewer than a batch wait in ``_ready``: time to claim again.
+        self._room = asyncio.Event()
         self._wake = asyncio.Event()
         self._stopping = False
-        self._inflight: set[asyncio.Task[None]] = set()
         #: Outbox ids claimed by this worker and not yet settled, with when their lease was last set (monotonic).
         self._held: dict[str, float] = {}
+        #: Results not yet handed to a transaction, and the event that starts a flush of them.
+        self._results: list[tuple[Settlement, OutboundMessage]] = []
+        self._results_waiting = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        # Results settle in batches; a few milliseconds of waiting turns one
-        # transaction per finished send into one per several dozen.
-        self._settler: GroupCommitter[Settlement, None] = GroupCommitter(outbox.settle, max_batch=256, linger=0.003)
+        self._flusher: asyncio.Task[None] | None = None
+        self._senders: list[asyncio.Task[None]] = []
 
     def wake(self) -> None:
         """New rows were written: look now rather than at the next poll."""
         self._wake.set()
 
     def start(self) -> None:
-        self._settler.start()
+        self._flusher = asyncio.create_task(self._flush_forever(), name="delivery-settle")
+        self._senders = [asyncio.create_task(self._sender(), name=f"delivery-send-{i}") for i in range(self.concurrency)]
         self._task = asyncio.create_task(self._run(), name="delivery")
 
     async def stop(self, timeout: float = 20.0) -> None:
-        """Claim nothing more; let in-flight sends finish and settle."""
+        """Claim nothing more; rows nobody has started sending go back to the queue now,
+        sends in flight finish (for up to ``timeout`` seconds) and every result is settled."""
         self._stopping = True
         self._wake.set()
+        self._room.set()
         if self._task is not None:
             await self._task
-        if self._inflight:
-            await asyncio.wait(self._inflight, timeout=timeout)
-        await self._settler.close()
+        unsent: list[OutboundMessage] = []
+        while not self._ready.empty():
+            message = self._ready.get_nowait()
+            if message is not None:
+                unsent.append(message)
+        await self._release_unsent(unsent)
+        for _ in self._senders:
+            self._ready.put_nowait(None)
+        if self._senders:
+            _, stuck = await asyncio.wait(self._senders, timeout=timeout)
+            for sender in stuck:  # its row stays claimed: the lease brings it back, sent or not
+                sender.cancel()
+            await asyncio.gather(*stuck, return_exceptions=True)
+        if self._flusher is not None:
+            self._flusher.cancel()
+            await asyncio.gather(self._flusher, return_exceptions=True)
+        await self._flush()
 
     async def run_once(self) -> int:
-        """Claim and send one batch; wait for it.  For tests and ``dangol worker --once``."""
-        claimed = await self._claim()
-        await asyncio.gather(*(self._deliver(m) for m in claimed))
+        """Claim and send one batch, and settle it.  For tests and ``dangol worker --once``."""
+        claimed = self._hold(await self._claim())
+        results = await asyncio.gather(*(self._send(m) for m in claimed))
+        self._results.extend(zip(results, claimed, strict=True))
+        await self._flush()
         return len(claimed)
 
-    async def _claim(self) -> list[OutboundMessage]:
-        # Only leases past a third of their time are renewed: a row sent within
-        # moments of its claim (the usual case) costs the claim nothing, and one
-        # kept waiting by a rate limit is renewed well before it could lapse.
+    # -- claiming -------------------------------------------------------------
+
+    async def _claim(self, *, expect_rows: bool = False) -> list[OutboundMessage]:
+        """Due rows; pending results are recorded and held rows renewed in the same transaction.
+
+        Only leases past a third of their time are renewed: a row sent within
+        moments of its claim (the usual case) costs the claim nothing, and one
+        kept waiting by a rate limit is renewed well before it could lapse.
+        """
         started = time.monotonic()
-        due = started - self.lease_seconds / 3
-        renew = [outbox_id for outbox_id, since in self._held.items() if since <= due]
-        claimed = await self.outbox.claim(self.batch, self.lease_seconds, channels=list(self.channels), renew=renew)
+        renew = self._renewable(started)
+        settling = self._take_results()
+        try:
+            claimed = await self.outbox.claim(self.batch, self.lease_seconds, channels=list(self.channels), renew=renew,
+                                              look_first=not expect_rows, settle=[s for s, _ in settling])
+        except BaseException:
+            self._give_back(settling)  # the flush records them, with its retries
+            raise
+        self._finish(settling)
         for outbox_id in renew:
             if outbox_id in self._held:
                 self._held[outbox_id] = started
         return claimed
 
-    async def _claim_or_nothing(self) -> list[OutboundMessage]:
-        try:
-            return await self._claim()
-        except Exception:  # noqa: BLE001 - the database may be briefly away; keep the worker alive
-            log.exception("outbox claim failed")
-            return []
+    def _renewable(self, now: float) -> list[str]:
+        due = now - self.lease_seconds / 3
+        return [outbox_id for outbox_id, since in self._held.items() if since <= due]
+
+    def _hold(self, claimed: list[OutboundMessage]) -> list[OutboundMessage]:
+        """Rows still held here (a rate limit can keep a busy group chat's replies past a lease)
+        had their lease renewed by the claim, so it cannot hand them out again; this filter is
+        the second lock on that door."""
+        now = time.monotonic()
+        fresh = [m for m in claimed if m.outbox_id is not None and m.outbox_id not in self._held]
+        self._held.update((m.outbox_id, now) for m in fresh if m.outbox_id is not None)
+        return fresh
 
     async def _run(self) -> None:
-        ahead: asyncio.Task[list[OutboundMessage]] | None = None
+        expect_rows = False
         while not self._stopping:
             self._wake.clear()
-            claimed = await ahead if ahead is not None else await self._claim_or_nothing()
-            ahead = None
-            # Rows still held here (a rate limit can keep a busy group chat's replies
-            # longer than a lease) had their lease renewed by this claim, so it cannot
-            # hand them out again; the filter is the second lock on that door.
-            claimed = [m for m in claimed if m.outbox_id not in self._held]
-            now = time.monotonic()
-            self._held.update((m.outbox_id, now) for m in claimed if m.outbox_id is not None)
-            # A full batch means more are probably due: the next claim starts while the
-            # last `concurrency` of this one wait for a slot, so sends never stall on it.
-            # (Not earlier: claimed rows wait in memory, and their lease runs meanwhile.)
-            prefetch_at = max(0, len(claimed) - self._concurrency) if len(claimed) == self.batch else -1
-            for index, message in enumerate(claimed):
-                if index == prefetch_at and not self._stopping:
-                    ahead = asyncio.create_task(self._claim_or_nothing())
-                await self._slots.acquire()
-                task = asyncio.create_task(self._deliver_in_slot(message))
-                self._inflight.add(task)
-                task.add_done_callback(self._inflight.discard)
-            if ahead is None and len(claimed) < self.batch and not self._stopping:
-                try:
+            try:
+                claimed = await self._claim(expect_rows=expect_rows)
+            except Exception:  # noqa: BLE001 - the database may be briefly away; keep the worker alive
+                log.exception("outbox claim failed")
+                claimed = []
+            for message in self._hold(claimed):
+                self._ready.put_nowait(message)
+            expect_rows = len(claimed) == self.batch
+            if expect_rows:
+                await self._wait_for_room()  # more are probably due: claim as soon as fewer than a batch wait
+            elif not self._stopping:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
-                except TimeoutError:
-                    pass
-        if ahead is not None:
-            await self._release_unsent(await ahead)
+
+    async def _wait_for_room(self) -> None:
+        """Until fewer than a batch wait to be sent; leases held meanwhile are renewed in time."""
+        while self._ready.qsize() >= self.batch and not self._stopping:
+            self._room.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._room.wait(), self.lease_seconds / 3)
+            if not self._room.is_set() and not self._stopping:
+                await self._renew_held()
+
+    async def _renew_held(self) -> None:
+        started = time.monotonic()
+        renew = self._renewable(started)
+        try:
+            await self.outbox.renew(renew, self.lease_seconds)
+        except Exception:  # noqa: BLE001 - tried again at the next renewal or claim
+            log.exception("renewing the lease of %d outbox rows failed", len(renew))
+            return
+        for outbox_id in renew:
+            if outbox_id in self._held:
+                self._held[outbox_id] = started
 
     async def _release_unsent(self, claimed: list[OutboundMessage]) -> None:
-        """Stopping with a prefetched batch: its rows go back to the queue now, not after their lease."""
-        if claimed:
-            await self.outbox.release([m.outbox_id for m in claimed if m.outbox_id])
+        """Stopping with claimed rows nobody started: they go back to the queue now, not after their lease."""
+        ids = [m.outbox_id for m in claimed if m.outbox_id]
+        for outbox_id in ids:
+            self._held.pop(outbox_id, None)
+        if ids:
+            await self.outbox.release(ids)
 
-    async def _deliver_in_slot(self, message: OutboundMessage) -> None:
-        """The slot bounds concurrent sends, so it is freed before the result is written."""
-        try:
+    # -- sending --------------------------------------------------------------
+
+    async def _sender(self) -> None:
+        ready = self._ready
+        while True:
+            message = await ready.get()
+            if message is None:
+                return
+            if ready.qsize() < self.batch:
+                self._room.set()
             settlement = await self._send(message)
-        finally:
-            self._slots.release()
-        await self._record(settlement, message)
+            self._results.append((settlement, message))
+            self._results_waiting.set()
 
-    async def _record(self, settlement: Settlement, message: OutboundMessage) -> None:
-        try:
-            await self._settler.submit(settlement)
-        except Exception:  # noqa: BLE001 - the store refused it even after retries: say so, nobody awaits this task
-            log.exception("could not record that outbox row %s was %s; the row comes back after its lease",
-                          message.outbox_id, settlement.outcome)
+    # -- settling -------------------------------------------------------------
+
+    async def _flush_forever(self) -> None:
+        """Results a claim did not take are settled ``settle_linger`` after the first of them."""
+        while True:
+            await self._results_waiting.wait()
+            await asyncio.sleep(self.settle_linger)
+            await self._flush()
+
+    async def _flush(self) -> None:
+        settling = self._take_results()
+        if not settling:
             return
-        finally:
+        try:
+            await self.outbox.settle([s for s, _ in settling])
+        except Exception:  # noqa: BLE001 - the store refused even after retries: say so, nobody awaits this
+            log.exception("could not record the results of outbox rows %s; the rows come back after their lease",
+                          ", ".join(f"{m.outbox_id} ({s.outcome})" for s, m in settling))
+            for _, message in settling:
+                if message.outbox_id is not None:
+                    self._held.pop(message.outbox_id, None)
+            return
+        self._finish(settling)
+
+    def _take_results(self) -> list[tuple[Settlement, OutboundMessage]]:
+        taken, self._results = self._results, []
+        self._results_waiting.clear()
+        return taken
+
+    def _give_back(self, settling: list[tuple[Settlement, OutboundMessage]]) -> None:
+        if settling:
+            self._results[:0] = settling
+            self._results_waiting.set()
+
+    def _finish(self, settled: list[tuple[Settlement, OutboundMessage]]) -> None:
+        """Recorded: the rows are no longer held, and whoever counts results hears of them."""
+        for settlement, message in settled:
             if message.outbox_id is not None:
                 self._held.pop(message.outbox_id, None)
-        if self.on_result:
-            self.on_result(message, settlement.outcome)
-
-    async def _deliver(self, message: OutboundMessage) -> None:
-        await self._record(await self._send(message), message)
+            if self.on_result:
+                self.on_result(message, settlement.outcome)
 
     async def _send(self, message: OutboundMessage) -> Settlement:
         assert message.outbox_id is not None

@@ -60,9 +60,7 @@ async def queue_replies(db: Database, n: int = 1) -> None:
 
 
 def worker(db: Database, channel: Channel, **kw: object) -> DeliveryWorker:
-    w = DeliveryWorker(Outbox(db), {"webchat": channel}, backoff_base=2.0, **kw)  # type: ignore[arg-type]
-    w._settler.start()  # noqa: SLF001 - tests drive single rounds with run_once
-    return w
+    return DeliveryWorker(Outbox(db), {"webchat": channel}, backoff_base=2.0, **kw)  # type: ignore[arg-type]
 
 
 async def make_due(db: Database) -> None:
@@ -292,6 +290,92 @@ async def test_a_result_the_store_refuses_for_good_is_logged_and_the_row_comes_b
     w = worker(db, ScriptedChannel(), lease_seconds=0.2)
     assert await w.run_once() == 1
     await w.stop()
-    assert "could not record that outbox row" in caplog.text
+    assert "could not record the results of outbox rows" in caplog.text
     (row,) = await rows(db, "outbox")
     assert row.status == "sending" and row.claimed_until is not None  # its lease, not a lost row, brings it back
+
+
+async def test_a_claim_records_the_results_it_is_given_in_the_same_transaction(db: Database) -> None:
+    from crm_store.outbox import Settlement
+
+    await queue_replies(db, 3)
+    outbox = Outbox(db)
+    first = await outbox.claim(1, 60, channels=["webchat"])
+    done = [Settlement(outbox_id=m.outbox_id or "", message_id=m.message_id, outcome="sent", external_id="ext-1") for m in first]
+    rest = await outbox.claim(10, 60, channels=["webchat"], settle=done)
+    assert len(rest) == 2 and first[0].outbox_id not in {m.outbox_id for m in rest}
+    by_id = {str(row.id): row for row in await rows(db, "outbox")}
+    assert (by_id[first[0].outbox_id].status, by_id[first[0].outbox_id].external_id) == ("sent", "ext-1")
+    (message,) = [m for m in await rows(db, "messages", direction="out") if str(m.id) == first[0].message_id]
+    assert message.status == "sent"
+
+
+async def test_a_claim_takes_lapsed_leases_first_then_the_rows_due_longest(db: Database) -> None:
+    await queue_replies(db, 4)
+    table = OutboxRow.__table__
+    by_age = sorted(await rows(db, "outbox"), key=lambda r: r.id)
+    now = utcnow()
+    async with db.write() as conn:
+        for age, row in enumerate(by_age):  # the last queued row has waited longest
+            await conn.execute(update(table).where(table.c.id == row.id).values(next_attempt_at=now - dt.timedelta(minutes=age + 1)))
+        await conn.execute(update(table).where(table.c.id == by_age[0].id)
+                           .values(status="sending", claimed_until=now - dt.timedelta(seconds=1), attempts=1))
+    claimed = await Outbox(db).claim(2, 60, channels=["webchat"])
+    assert [m.outbox_id for m in claimed] == [str(by_age[0].id), str(by_age[3].id)]
+
+
+async def test_picking_due_rows_walks_the_index_in_due_order_instead_of_sorting_the_backlog(db: Database) -> None:
+    """A claim from a large campaign must cost the same as one from a small queue."""
+    if not db.is_sqlite:
+        pytest.skip("reads SQLite's query plan; PostgreSQL plans by its statistics")
+    from crm_store.outbox import PICK
+
+    assert db.sync_writer is not None
+    with db.sync_writer.connect() as conn:
+        for kind in ("queued", "lapsed"):
+            compiled = PICK[kind, True](conn).params(channels=["webchat"], now=utcnow(), limit=256).compile(
+                conn, compile_kwargs={"render_postcompile": True})
+            placeholders = ("2030-01-01 00:00:00",) * len(compiled.positiontup or ())  # the plan does not depend on them
+            plan = " ".join(str(row) for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + compiled.string, placeholders))
+            assert "ix_outbox_status_next" in plan and "TEMP B-TREE" not in plan, plan
+
+
+async def test_a_worker_renews_the_leases_of_rows_waiting_behind_a_slow_chat_so_no_other_worker_takes_them(db: Database) -> None:
+    """Rows claimed ahead wait while slow sends hold the senders; a second worker claims meanwhile."""
+    await queue_replies(db, 8)
+
+    class Slow(ScriptedChannel):
+        async def send(self, message: OutboundMessage) -> SendResult:
+            await asyncio.sleep(0.06)
+            return await super().send(message)
+
+    channel = Slow()
+    # two batches of 4 claimed at once; the second waits 0.24 s behind the first, longer than the lease
+    w = DeliveryWorker(Outbox(db), {"webchat": channel}, batch=4, concurrency=1, lease_seconds=0.15, poll_seconds=0.02)
+    other = Outbox(db)
+    taken_by_other: list[OutboundMessage] = []
+    w.start()
+    while "queued" in {r.status for r in await rows(db, "outbox")}:  # until w holds every row
+        await asyncio.sleep(0.005)
+    for _ in range(100):
+        taken_by_other += await other.claim(10, 60, channels=["webchat"])
+        if len(channel.sent) + len(taken_by_other) >= 8:
+            break
+        await asyncio.sleep(0.02)
+    await w.stop()
+    assert len(channel.sent) == 8 and not taken_by_other
+
+
+async def test_a_results_flush_settles_what_no_claim_took(db: Database) -> None:
+    await queue_replies(db, 2)
+    seen: list[str] = []
+    w = DeliveryWorker(Outbox(db), {"webchat": ScriptedChannel()}, poll_seconds=5, settle_linger=0.01,
+                       on_result=lambda message, outcome: seen.append(outcome))
+    w.start()
+    for _ in range(100):
+        if len(seen) == 2:
+            break
+        await asyncio.sleep(0.02)
+    statuses = {r.status for r in await rows(db, "outbox")}
+    await w.stop()
+    assert seen == ["sent", "sent"] and statuses == {"sent"}

@@ -165,3 +165,4 @@ async def test_a_deep_link_start_parameter_is_kept_on_the_customer(db: Database)
     (customer,) = await rows(db, "customers")
     assert customer.attributes["start_param"] == "spring-sale"
     assert customer.attributes["last_start_param"] == "friend-42"
+
