@@ -37,7 +37,8 @@ class LiveHub:
             if url is not None and url.get_backend_name() == "postgresql" else None
         )
         self._origin = f"{os.getpid()}-{id(self)}"
-        self._subscribers: set[asyncio.Queue[dict[str, Any]]] = set()
+        #: Each subscriber's queue, and the event types it wants (None: all).
+        self._subscribers: dict[asyncio.Queue[dict[str, Any]], frozenset[str] | None] = {}
         self._outgoing: list[dict[str, Any]] = []
         self._wake = asyncio.Event()
         self._conn: Any = None
@@ -61,13 +62,15 @@ class LiveHub:
                 await asyncio.wait_for(self._task, 5)
         await self._disconnect()
 
-    def subscribe(self) -> asyncio.Queue[dict[str, Any]]:
+    def subscribe(self, types: frozenset[str] | None = None) -> asyncio.Queue[dict[str, Any]]:
+        """A queue of the events published from now on; with ``types``, only events of those types
+        (a subscriber that wants one kind is not woken for every message of every conversation)."""
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(QUEUE_SIZE)
-        self._subscribers.add(queue)
+        self._subscribers[queue] = types
         return queue
 
     def unsubscribe(self, queue: asyncio.Queue[dict[str, Any]]) -> None:
-        self._subscribers.discard(queue)
+        self._subscribers.pop(queue, None)
 
     def publish(self, *events: dict[str, Any]) -> None:
         """Deliver here at once; queue for the other processes (PostgreSQL only)."""
@@ -78,7 +81,10 @@ class LiveHub:
             self._wake.set()
 
     def _deliver(self, event: dict[str, Any]) -> None:
-        for queue in list(self._subscribers):
+        kind = event.get("type")
+        for queue, types in list(self._subscribers.items()):
+            if types is not None and kind not in types:
+                continue
             try:
                 queue.put_nowait(event)
             except asyncio.QueueFull:  # a socket that stopped reading loses old news, not the process

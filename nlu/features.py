@@ -23,6 +23,7 @@ TOKEN_PATTERN = r"(?u)\b\w+\b"  # keeps one-character words: Korean and Chinese 
 #: Distinct words whose char_wb columns are remembered per block (a few MB at most).
 WORD_CACHE_SIZE = 50_000
 _WHITE_SPACES = re.compile(r"\s\s+")  # as scikit-learn's char analyzers collapse whitespace
+_WHITE_SPACE = re.compile(r"\s")
 
 
 def normalize_text(text: str) -> str:
@@ -57,30 +58,58 @@ class _Block:
     def __post_init__(self) -> None:
         #: n-gram -> column of the whole feature vector (the block's offset applied once, here)
         self._columns = {gram: j + self.offset for gram, j in self.vocabulary.items()}
-        # char_wb n-grams never cross a word, so each word's columns are worked
-        # out once and reused: words repeat far more than texts do.
+        # Character n-grams are worked out per word and per word boundary, once
+        # each, and reused: words repeat far more than texts do (see _char_columns).
         self._word_columns = functools.lru_cache(maxsize=WORD_CACHE_SIZE)(self._columns_of_word)
+        self._windows_inside = functools.lru_cache(maxsize=WORD_CACHE_SIZE)(self._columns_inside)
+        self._windows_across = functools.lru_cache(maxsize=WORD_CACHE_SIZE)(self._columns_across)
 
     def columns(self, normalized: str) -> list[int]:
         """Feature-vector columns of every n-gram of ``normalized`` the block knows, repeats kept (they are the counts)."""
-        vocab = self._columns
         if self.analyzer_kind == "char_wb":
             cols: list[int] = []
             for word in normalized.split():
                 cols += self._word_columns(word)
             return cols
         if self.analyzer_kind == "char":
-            # scikit-learn's _char_ngrams: runs of whitespace become one space, then every window
-            text = _WHITE_SPACES.sub(" ", normalized)
-            size = len(text)
-            lo, hi = self.ngram_range
-            grams: list[str] = [text[i:i + n] for n in range(lo, min(hi, size) + 1) for i in range(size - n + 1)]
-        else:
-            grams = self.analyze(normalized)
-        return [j for j in map(vocab.get, grams) if j is not None]
+            return self._char_columns(_WHITE_SPACES.sub(" ", normalized))
+        return [j for j in map(self._columns.get, self.analyze(normalized)) if j is not None]
 
     def _columns_of_word(self, word: str) -> list[int]:
         return [j for j in map(self._columns.get, self.analyze(word)) if j is not None]
+
+    def _char_columns(self, text: str) -> list[int]:
+        """scikit-learn's ``char`` n-grams (every window of ``text``, whitespace runs already one
+        character), counted without cutting every window out of every text.
+
+        A window holds no whitespace (it lies inside a word: ``_columns_inside``)
+        or has a first whitespace character p.  Those of p start after the
+        whitespace before it and are all cut from the few characters around p,
+        so the text either side of p (``_columns_across``) names them: each
+        window is counted once, and both lookups are cached.
+        """
+        hi = self.ngram_range[1]
+        cols: list[int] = []
+        word_start = 0
+        for match in _WHITE_SPACE.finditer(text):
+            p = match.start()
+            cols += self._windows_inside(text[word_start:p])
+            cols += self._windows_across(text[max(word_start, p - hi + 1):p], text[p:p + hi])
+            word_start = p + 1
+        cols += self._windows_inside(text[word_start:])
+        return cols
+
+    def _columns_inside(self, word: str) -> list[int]:
+        lo, hi = self.ngram_range
+        grams = (word[i:i + n] for n in range(lo, min(hi, len(word)) + 1) for i in range(len(word) - n + 1))
+        return [j for j in map(self._columns.get, grams) if j is not None]
+
+    def _columns_across(self, before: str, after: str) -> list[int]:
+        """Windows of ``before + after`` that start in ``before`` (or at the whitespace) and reach the whitespace."""
+        lo, hi = self.ngram_range
+        text, p = before + after, len(before)
+        grams = (text[i:i + n] for i in range(p + 1) for n in range(max(lo, p - i + 1), hi + 1) if i + n <= len(text))
+        return [j for j in map(self._columns.get, grams) if j is not None]
 
 
 class Featurizer:

@@ -83,8 +83,8 @@ class Model:
         idx, vals = m.featurizer.transform_one(text)
         scores = vals @ m.weights[idx] + m.bias if len(idx) else m.bias.astype(np.float64)
         proba = softmax(scores, m.temperature)
-        order = np.argsort(-proba)[:RANKING_LENGTH]
-        ranking = [{"name": m.classes[i], "confidence": float(proba[i])} for i in order]
+        confidences = proba.tolist()  # one conversion, not a numpy scalar per ranked intent
+        ranking = [{"name": m.classes[i], "confidence": confidences[i]} for i in np.argsort(-proba)[:RANKING_LENGTH].tolist()]
         top = ranking[0]
         answer: dict[str, Any] = {"text": text}
         if top["confidence"] < self.threshold:

@@ -78,7 +78,7 @@ class WebChatChannel(Channel):
         if self._secret is None and self.db is not None:
             self._secret = (await get_or_create_secret(self.db, "webchat_visitor_key")).encode()
         if self.live is not None and self.live.cross_process:
-            self._events = self.live.subscribe()
+            self._events = self.live.subscribe(frozenset({RELAY}))
             self._relay = asyncio.create_task(self._relay_pushes(self._events), name="webchat-relay")
 
     async def _relay_pushes(self, events: asyncio.Queue[dict[str, Any]]) -> None:

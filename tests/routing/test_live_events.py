@@ -19,6 +19,15 @@ async def test_an_event_reaches_every_subscriber_of_the_process() -> None:
     await hub.close()
 
 
+async def test_a_subscriber_of_some_event_types_gets_only_those() -> None:
+    hub = LiveHub("sqlite+aiosqlite:///unused.db")
+    relays = hub.subscribe(frozenset({"webchat.relay"}))
+    hub.publish({"type": "message", "conversation_id": "c1"}, {"type": "webchat.relay", "visitor": "v1"})
+    assert (await asyncio.wait_for(relays.get(), 1))["visitor"] == "v1"
+    assert relays.empty()
+    await hub.close()
+
+
 async def test_an_event_published_in_one_process_reaches_another_within_a_second(pg_database: str) -> None:
     here, there = LiveHub(pg_database), LiveHub(pg_database)  # two hubs, two PostgreSQL sessions: two processes' worth
     await here.start()
