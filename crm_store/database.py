@@ -98,6 +98,8 @@ class Database:
             self.sync_writer = None
             self.inline_writer = None
             self._write_thread = None
+        # the writer's pool, its connections lent without a transaction (see run_autocommit)
+        self._autocommit = self.writer.execution_options(isolation_level="AUTOCOMMIT")
 
     @staticmethod
     def _prepare_sqlite_path(url: str) -> str | None:
@@ -161,6 +163,18 @@ class Database:
             loop = asyncio.get_running_loop()
             return await loop.run_in_executor(self._write_thread, self._sync_transaction, fn, args, self.sync_writer)
         async with self.writer.begin() as conn:
+            return await conn.run_sync(fn, *args)
+
+    async def run_autocommit(self, fn: Callable[..., T], *args: Any) -> T:
+        """PostgreSQL: run synchronous ``fn(connection, *args)`` on a connection outside any
+        transaction: each statement commits on its own, unless ``fn`` says ``BEGIN``.
+
+        For work that can be one statement (the message path's batch), this
+        spares the BEGIN and COMMIT round trips.
+        """
+        if self.sync_writer is not None:
+            raise NotImplementedError("run_autocommit is for PostgreSQL; SQLite writes through run_in_transaction")
+        async with self._autocommit.connect() as conn:
             return await conn.run_sync(fn, *args)
 
     @staticmethod

@@ -11,6 +11,7 @@ statement for the whole batch, which is what lets the store keep up.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import uuid
@@ -19,13 +20,13 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import and_, bindparam, insert, or_, select, update
+from sqlalchemy import and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.engine import Connection
 
 from crm_store.database import Database, pause_before_retry
 from crm_store.models import ChannelIdentity, Consent, Conversation, Customer, CustomerTag, Message, OutboxRow
-from crm_store.statements import BulkInsert, Executemany, Prebuilt
+from crm_store.statements import ArrayWrite, BulkInsert, Executemany, Insert, InList, Prebuilt, Update
 from crm_store.records import Attachment, Button, HandleResult, InboundMessage, OutboundMessage
 from crm_store.types import new_id, utcnow
 
@@ -44,15 +45,22 @@ _c, _v, _i, _m = customers_t.c, conversations_t.c, identities_t.c, messages_t.c
 EXISTING_INBOUND = Prebuilt(lambda in_list: select(_m.id, _m.external_id, _m.conversation_id, _m.customer_id).where(
     _m.channel == bindparam("channel"), _m.direction == "in", in_list(_m.external_id, "ids")))
 PREVIOUS_REPLIES = Prebuilt(lambda in_list: select(messages_t).where(in_list(_m.in_reply_to, "ids")).order_by(_m.id))
-#: Identity, customer and unresolved conversation on that channel of each sender, in one query.
-SENDERS = Prebuilt(lambda in_list: (
-    select(_i.external_id, _i.reachable, _c.id, _c.name, _c.first_name, _c.last_name, _c.email, _c.phone, _c.locale,
-           _c.timezone, _c.lifecycle_stage, _c.attributes, _c.last_seen_at, _v.id.label("conv_id"), _v.status,
-           _v.assignee_id, _v.team, _v.priority, _v.bot_state, _v.thread)
-    .join(customers_t, _c.id == _i.customer_id)
-    .outerjoin(conversations_t, and_(_v.customer_id == _c.id, _v.channel == bindparam("channel"), _v.status != "resolved"))
-    .where(_i.channel == bindparam("channel"), in_list(_i.external_id, "senders"))
-))
+def _senders(in_list: InList, *extra: Any) -> Any:
+    """Identity, customer and unresolved conversation on that channel of each sender, in one query."""
+    return (
+        select(_i.external_id, _i.reachable, _c.id, _c.name, _c.first_name, _c.last_name, _c.email, _c.phone, _c.locale,
+               _c.timezone, _c.lifecycle_stage, _c.attributes, _c.last_seen_at, _v.id.label("conv_id"), _v.status,
+               _v.assignee_id, _v.team, _v.priority, _v.bot_state, _v.thread, *extra)
+        .join(customers_t, _c.id == _i.customer_id)
+        .outerjoin(conversations_t, and_(_v.customer_id == _c.id, _v.channel == bindparam("channel"), _v.status != "resolved"))
+        .where(_i.channel == bindparam("channel"), in_list(_i.external_id, "senders"))
+    )
+
+
+SENDERS = Prebuilt(_senders)
+#: PostgreSQL: with each customer's tags as an array, one round trip fewer than SENDERS then TAGS.
+SENDERS_WITH_TAGS = Prebuilt(lambda in_list: _senders(
+    in_list, select(func.array_agg(tags_t.c.tag)).where(tags_t.c.customer_id == _c.id).scalar_subquery().label("tags")))
 TAGS = Prebuilt(lambda in_list: select(tags_t.c.customer_id, tags_t.c.tag).where(in_list(tags_t.c.customer_id, "ids")))
 INSERT_MESSAGES = BulkInsert(messages_t)
 INSERT_OUTBOX = BulkInsert(outbox_t)
@@ -68,6 +76,18 @@ UPDATE_CONVERSATIONS = Executemany(
     .values(snoozed_until=None)
 )
 UPDATE_LAST_SEEN = Executemany(update(customers_t).where(_c.id == bindparam("b_id")).values(last_seen_at=bindparam("last_seen_at")))
+#: PostgreSQL: the same writes as one statement (see crm_store.statements.ArrayWrite), in _plan_and_flush's order.
+NEW_CONVERSATION_COLUMNS = ("id", "customer_id", "channel", "created_at", "snoozed_until", *CONVERSATION_STATE, "updated_at", "last_message_at")
+WRITE_BATCH = ArrayWrite({
+    "customers": Insert(customers_t),
+    "identities": Insert(identities_t),
+    "conversations": Insert(conversations_t, NEW_CONVERSATION_COLUMNS),
+    "conversation_changes": Update(conversations_t, "id", (*CONVERSATION_STATE, "updated_at", "last_message_at"),
+                                   fixed_null=("snoozed_until",), param="b_id"),
+    "messages": Insert(messages_t),
+    "outbox": Insert(outbox_t),
+    "last_seen": Update(customers_t, "id", ("last_seen_at",), param="b_id"),
+})
 
 #: Conversation states in which a person, not the bot, answers.
 HUMAN_STATES = frozenset({"pending", "open"})
@@ -210,11 +230,12 @@ class InboundWriter:
         last: DBAPIError | None = None
         for attempt in range(3):
             try:
-                return await self._write_once(items)
+                return await self._write_once(items, optimistic=attempt == 0)
             except DBAPIError as exc:
                 last = exc
                 log.info("batch of %d conflicted (%s); retrying", len(items), type(exc.orig).__name__ if exc.orig else exc)
-                await pause_before_retry(attempt)
+                if attempt or not self._optimistic:
+                    await pause_before_retry(attempt)
         assert last is not None
         if len(items) == 1 or not isinstance(last, IntegrityError):
             return [last] * len(items)
@@ -223,9 +244,26 @@ class InboundWriter:
             results.extend(await self.write_batch([item]))
         return results
 
-    async def _write_once(self, items: Sequence[InboundItem]) -> list[HandleResult | BaseException]:
+    @property
+    def _optimistic(self) -> bool:
+        return not self.db.is_sqlite
+
+    async def _write_once(self, items: Sequence[InboundItem], *, optimistic: bool) -> list[HandleResult | BaseException]:
+        """One try at the batch.
+
+        On SQLite, one transaction on the writer (statements cost no round
+        trip there).  On PostgreSQL each round trip costs, so the batch reads
+        in one statement and, unless it does something rare (a handoff, an
+        edit, a consent ...), writes in one more that is its own transaction.
+        An ``optimistic`` try does not look for duplicates first: a message
+        seen before makes the write fail on the unique key, and the retry
+        (at once, not optimistic) answers it as a duplicate.
+        """
         work = _Work(now=utcnow())
-        results = await self.db.run_in_transaction(self._plan_and_flush, items, work)
+        if self.db.is_sqlite:
+            results = await self.db.run_in_transaction(self._plan_and_flush, items, work)
+        else:
+            results = await self.db.run_autocommit(self._plan_and_write, items, work, not (optimistic and self._optimistic))
         if work.contact_joins:
             await self._join_contacts(work, results)
         return results
@@ -254,18 +292,45 @@ class InboundWriter:
 
     def _plan_and_flush(self, conn: Connection, items: Sequence[InboundItem], work: _Work) -> list[HandleResult | BaseException]:
         """The whole batch as plain synchronous code: one hop to the writer, not one per statement."""
-        results = self._plan(conn, items, work)
-        self._flush(conn, work)
-        if work.handoffs:
-            from crm_store.routing import route_handoffs
+        results = self._plan(conn, items, work, look_for_duplicates=True)
+        rows = self._rows(work)
+        if rows["customers"]:
+            conn.execute(INSERT_CUSTOMERS, rows["customers"])
+        if rows["identities"]:
+            conn.execute(INSERT_IDENTITIES, rows["identities"])
+        if rows["conversations"]:
+            conn.execute(INSERT_CONVERSATIONS, rows["conversations"])
+        UPDATE_CONVERSATIONS(conn, rows["conversation_changes"])
+        INSERT_MESSAGES(conn, rows["messages"])
+        INSERT_OUTBOX(conn, rows["outbox"])
+        UPDATE_LAST_SEEN(conn, rows["last_seen"])
+        self._flush_rare(conn, work)
+        return results
 
-            route_handoffs(conn, list(dict.fromkeys(work.handoffs)), work.now)
+    def _plan_and_write(self, conn: Connection, items: Sequence[InboundItem], work: _Work,
+                        look_for_duplicates: bool) -> list[HandleResult | BaseException]:
+        """PostgreSQL, on a connection outside any transaction: read, decide, then one write
+        statement, inside a transaction of its own only when rare writes come with it."""
+        results = self._plan(conn, items, work, look_for_duplicates=look_for_duplicates)
+        rows = self._rows(work)
+        if not self._has_rare_writes(work):
+            WRITE_BATCH(conn, rows)  # atomic, and durable when it returns
+            return results
+        conn.exec_driver_sql("BEGIN")
+        try:
+            WRITE_BATCH(conn, rows)
+            self._flush_rare(conn, work)
+            conn.exec_driver_sql("COMMIT")
+        except BaseException:
+            with contextlib.suppress(Exception):
+                conn.exec_driver_sql("ROLLBACK")
+            raise
         return results
 
     def _plan(
-        self, conn: Connection, items: Sequence[InboundItem], work: _Work
+        self, conn: Connection, items: Sequence[InboundItem], work: _Work, *, look_for_duplicates: bool
     ) -> list[HandleResult | BaseException]:
-        existing = self._existing_inbound(conn, items)
+        existing = self._existing_inbound(conn, items) if look_for_duplicates else {}
         results: list[HandleResult | BaseException | None] = [None] * len(items)
         first_of: dict[tuple[str, str], int] = {}
         fresh: list[int] = []
@@ -361,20 +426,25 @@ class InboundWriter:
             by_channel[msg.channel].add(msg.sender_id)
         identity_customer: dict[tuple[str, str], uuid.UUID] = {}
         states: dict[uuid.UUID, CustomerState] = {}
+        with_tags = conn.dialect.name == "postgresql"
         for channel, senders in by_channel.items():
-            for row in conn.execute(SENDERS(conn), {"channel": channel, "senders": list(senders)}):
+            statement = SENDERS_WITH_TAGS(conn) if with_tags else SENDERS(conn)
+            for row in conn.execute(statement, {"channel": channel, "senders": list(senders)}):
                 identity_customer[(channel, row.external_id)] = row.id
                 if not row.reachable:
                     # writing to us again means the block was lifted
                     work.reachable_again.append((channel, row.external_id))
                 if row.id not in states:
-                    states[row.id] = _customer_state(row)
+                    states[row.id] = state = _customer_state(row)
+                    if with_tags and row.tags:
+                        state.tags.update(row.tags)
                 if row.conv_id is not None:
                     work.open_conversations[(row.id, channel)] = ConversationState(
                         id=row.conv_id, customer_id=row.id, channel=channel, status=row.status, assignee_id=row.assignee_id,
                         team=row.team, priority=row.priority, bot_state=dict(row.bot_state or {}), thread=row.thread,
                     )
-        self._load_tags(conn, states)
+        if not with_tags:
+            self._load_tags(conn, states)
 
         missing: dict[tuple[str, str], InboundMessage] = {}
         for msg in msgs:
@@ -627,15 +697,11 @@ class InboundWriter:
             customer.tags.add(tag)
             work.new_tags.append({"customer_id": customer.id, "tag": tag})
 
-    def _flush(self, conn: Connection, work: _Work) -> None:
-        if work.new_customers:
-            conn.execute(INSERT_CUSTOMERS, work.new_customers)
-        if work.new_identities:
-            # one order everywhere, so two processes inserting the same keys wait instead of deadlocking
-            work.new_identities.sort(key=lambda r: (r["channel"], r["external_id"]))
-            conn.execute(INSERT_IDENTITIES, work.new_identities)
-        new_convs = []
-        changed_convs = []
+    def _rows(self, work: _Work) -> dict[str, list[dict[str, Any]]]:
+        """The rows of the batch's common writes, by part of WRITE_BATCH, each in the order that
+        lets two processes writing the same keys wait for each other instead of deadlocking."""
+        new_convs: list[dict[str, Any]] = []
+        changed_convs: list[dict[str, Any]] = []
         for state in work.conversations.values():
             record = {k: getattr(state, k) for k in CONVERSATION_STATE} | {"updated_at": work.now, "last_message_at": work.now}
             if state.is_new:
@@ -643,15 +709,26 @@ class InboundWriter:
                                   "created_at": work.now, "snoozed_until": None, **record})
             else:
                 changed_convs.append({"b_id": state.id, **record})
-        if new_convs:
-            conn.execute(INSERT_CONVERSATIONS, new_convs)
-        if changed_convs:
-            # in id order, so that two processes touching the same conversations wait instead of deadlocking
-            changed_convs.sort(key=lambda r: r["b_id"])
-            UPDATE_CONVERSATIONS(conn, changed_convs)
-        if work.messages:
-            work.messages.sort(key=lambda r: (r["channel"], r["external_id"] or ""))
-            INSERT_MESSAGES(conn, work.messages)
+        new_ids = {row["id"] for row in work.new_customers}
+        last_seen = [{"b_id": cid, "last_seen_at": fields["last_seen_at"]} for cid, fields in work.customer_updates.items()
+                     if set(fields) == {"last_seen_at"} and cid not in new_ids]
+        work.new_identities.sort(key=lambda r: (r["channel"], r["external_id"]))
+        changed_convs.sort(key=lambda r: r["b_id"])
+        work.messages.sort(key=lambda r: (r["channel"], r["external_id"] or ""))
+        last_seen.sort(key=lambda r: r["b_id"])
+        return {"customers": work.new_customers, "identities": work.new_identities, "conversations": new_convs,
+                "conversation_changes": changed_convs, "messages": work.messages, "outbox": work.outbox, "last_seen": last_seen}
+
+    @staticmethod
+    def _other_customer_updates(work: _Work) -> dict[uuid.UUID, dict[str, Any]]:
+        return {cid: fields for cid, fields in work.customer_updates.items() if fields and set(fields) != {"last_seen_at"}}
+
+    def _has_rare_writes(self, work: _Work) -> bool:
+        return bool(work.reachable_again or work.edits or work.new_tags or work.consents or work.handoffs
+                    or self._other_customer_updates(work))
+
+    def _flush_rare(self, conn: Connection, work: _Work) -> None:
+        """What few batches write, a statement each, after the common writes."""
         for channel, external_id in work.reachable_again:
             conn.execute(update(identities_t).where(identities_t.c.channel == channel, identities_t.c.external_id == external_id)
                          .values(reachable=True))
@@ -661,9 +738,8 @@ class InboundWriter:
             conn.execute(
                 update(messages_t).where(messages_t.c.id == edit["id"]).values(text=edit["text"], edited_at=work.now, metadata=meta)
             )
-        if work.outbox:
-            INSERT_OUTBOX(conn, work.outbox)
-        self._flush_customer_updates(conn, work)
+        for cid, fields in self._other_customer_updates(work).items():
+            conn.execute(update(customers_t).where(customers_t.c.id == cid).values(**fields))
         if work.new_tags:
             conn.execute(INSERT_TAGS, work.new_tags)
         for consent in work.consents:
@@ -674,21 +750,10 @@ class InboundWriter:
                 )
             )
             conn.execute(insert(consents_t).values(id=new_id(), source="bot", updated_at=work.now, **consent))
+        if work.handoffs:
+            from crm_store.routing import route_handoffs
 
-    def _flush_customer_updates(self, conn: Connection, work: _Work) -> None:
-        new_ids = {row["id"] for row in work.new_customers}
-        plain: list[dict[str, Any]] = []
-        for cid, fields in work.customer_updates.items():
-            if not fields:
-                continue
-            if set(fields) == {"last_seen_at"}:
-                if cid not in new_ids:
-                    plain.append({"b_id": cid, "last_seen_at": fields["last_seen_at"]})
-                continue
-            conn.execute(update(customers_t).where(customers_t.c.id == cid).values(**fields))
-        if plain:
-            plain.sort(key=lambda r: r["b_id"])
-            UPDATE_LAST_SEEN(conn, plain)
+            route_handoffs(conn, list(dict.fromkeys(work.handoffs)), work.now)
 
 
 def _customer_state(row: Any) -> CustomerState:
