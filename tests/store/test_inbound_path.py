@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from typing import Any
 
-from sqlalchemy import update
+import pytest
+from sqlalchemy import event, update
 
 from crm_store.database import Database
 from crm_store.models import Conversation
@@ -166,3 +168,41 @@ async def test_a_deep_link_start_parameter_is_kept_on_the_customer(db: Database)
     assert customer.attributes["start_param"] == "spring-sale"
     assert customer.attributes["last_start_param"] == "friend-42"
 
+
+
+async def test_a_batch_of_new_messages_on_postgresql_is_one_read_and_one_write(db: Database) -> None:
+    """Each round trip costs the serving process and PostgreSQL: a batch makes two, however many messages it holds."""
+    if db.is_sqlite:
+        pytest.skip("on SQLite a statement is a function call, not a round trip")
+    engine = await sample_engine(db)
+    await engine.handle(msg("hello", sender="warm-up", ext="w"))  # the store's connections and statements are ready
+    statements: list[str] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    event.listen(db.writer.sync_engine, "before_cursor_execute", seen)
+    try:
+        results = await asyncio.gather(*(engine.handle(msg("hello", sender=f"new-{i}", ext=f"n{i}")) for i in range(8)))
+    finally:
+        event.remove(db.writer.sync_engine, "before_cursor_execute", seen)
+    await engine.close()
+    assert all(len(r.replies) == 1 and not r.duplicate for r in results)
+    assert await count(db, "outbox") == 9
+    assert len(statements) == 2 * engine.committer.batches - 2, statements  # the warm-up's batch came before the listener
+    assert [s.split()[0] for s in statements[:2]] == ["SELECT", "WITH"]
+
+
+async def test_a_batch_whose_rare_write_fails_leaves_nothing_behind(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A handoff's routing is written with the batch, in one transaction: its failure takes the messages with it."""
+    import crm_store.routing
+
+    def broken(*args: Any) -> None:
+        raise RuntimeError("routing broke")
+
+    monkeypatch.setattr(crm_store.routing, "route_handoffs", broken)
+    engine = await sample_engine(db)
+    with pytest.raises(RuntimeError, match="routing broke"):
+        await engine.handle(msg("/human_handoff", ext="h1", payload="/human_handoff"))
+    await engine.close()
+    assert await count(db, "messages") == 0 and await count(db, "customers") == 0 and await count(db, "conversations") == 0
