@@ -30,6 +30,7 @@ from crm_store.types import utcnow
 
 log = logging.getLogger(__name__)
 
+
 class DeliveryWorker:
     """Claims rows into a queue that ``concurrency`` long-lived sender tasks drain.
 
@@ -81,6 +82,7 @@ class DeliveryWorker:
         self._results_waiting = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._flusher: asyncio.Task[None] | None = None
+        self._flusher_stopping = False
         self._senders: list[asyncio.Task[None]] = []
 
     def wake(self) -> None:
@@ -113,9 +115,10 @@ class DeliveryWorker:
             for sender in stuck:  # its row stays claimed: the lease brings it back, sent or not
                 sender.cancel()
             await asyncio.gather(*stuck, return_exceptions=True)
-        if self._flusher is not None:
-            self._flusher.cancel()
-            await asyncio.gather(self._flusher, return_exceptions=True)
+        if self._flusher is not None:  # not cancelled: results in a flush under way must reach the store
+            self._flusher_stopping = True
+            self._results_waiting.set()
+            await self._flusher
         await self._flush()
 
     async def run_once(self) -> int:
@@ -230,6 +233,8 @@ class DeliveryWorker:
         """Results a claim did not take are settled ``settle_linger`` after the first of them."""
         while True:
             await self._results_waiting.wait()
+            if self._flusher_stopping:
+                return  # stop() settles what is left
             await asyncio.sleep(self.settle_linger)
             await self._flush()
 
