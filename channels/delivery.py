@@ -231,7 +231,9 @@ class DeliveryWorker:
 
     async def _flush_forever(self) -> None:
         """Results a claim did not take are settled ``settle_linger`` after the first of them."""
-        while True:
+        # Checked again after every flush: stop() may have set the event while one was under
+        # way, and that flush's taking of the results cleared it.
+        while not self._flusher_stopping:
             await self._results_waiting.wait()
             if self._flusher_stopping:
                 return  # stop() settles what is left

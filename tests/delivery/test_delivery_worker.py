@@ -379,3 +379,16 @@ async def test_a_results_flush_settles_what_no_claim_took(db: Database) -> None:
     statuses = {r.status for r in await rows(db, "outbox")}
     await w.stop()
     assert seen == ["sent", "sent"] and statuses == {"sent"}
+
+
+async def test_stopping_while_results_wait_to_be_flushed_settles_them_and_returns(db: Database) -> None:
+    await queue_replies(db, 2)
+    channel = ScriptedChannel()
+    w = DeliveryWorker(Outbox(db), {"webchat": channel}, poll_seconds=5, settle_linger=0.3)
+    w.start()
+    for _ in range(100):
+        if len(channel.sent) == 2:
+            break
+        await asyncio.sleep(0.01)
+    await asyncio.wait_for(w.stop(), timeout=5)  # the flush lingering when stop() began must not leave it waiting
+    assert {r.status for r in await rows(db, "outbox")} == {"sent"}
