@@ -211,7 +211,10 @@ class DeliveryWorker:
         for outbox_id in ids:
             self._held.pop(outbox_id, None)
         if ids:
-            await self.outbox.release(ids)
+            try:
+                await self.outbox.release(ids)
+            except Exception:  # noqa: BLE001 - stopping goes on: the sends in flight still need their results recorded
+                log.exception("could not give %d unsent outbox rows back; they come back after their lease", len(ids))
 
     # -- sending --------------------------------------------------------------
 
@@ -223,7 +226,12 @@ class DeliveryWorker:
                 return
             if ready.qsize() < self.batch:
                 self._room.set()
-            settlement = await self._send(message)
+            try:
+                settlement = await self._send(message)
+            except Exception as exc:  # noqa: BLE001 - the store failed mid-send (marking a blocked recipient)
+                # A sender that died here would leave its row held, and renewed, for ever.
+                log.exception("sending outbox row %s failed outside the channel; it is tried again later", message.outbox_id)
+                settlement = self._retry(message, f"{type(exc).__name__}: {exc}", None)
             self._results.append((settlement, message))
             self._results_waiting.set()
 

@@ -392,3 +392,22 @@ async def test_stopping_while_results_wait_to_be_flushed_settles_them_and_return
         await asyncio.sleep(0.01)
     await asyncio.wait_for(w.stop(), timeout=5)  # the flush lingering when stop() began must not leave it waiting
     assert {r.status for r in await rows(db, "outbox")} == {"sent"}
+
+
+async def test_a_store_failure_while_sending_retries_the_row_and_the_sender_goes_on(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    async def store_away(self: Outbox, *args: Any) -> None:
+        raise DBAPIError("UPDATE channel_identities ...", {}, Exception("connection lost"))
+
+    monkeypatch.setattr(Outbox, "mark_unreachable", store_away)
+    await queue_replies(db, 2)
+    channel = ScriptedChannel([RecipientBlocked("bot was blocked by the user")])
+    w = DeliveryWorker(Outbox(db), {"webchat": channel}, concurrency=1, poll_seconds=0.05, backoff_base=60.0)
+    w.start()
+    for _ in range(200):
+        if channel.sent:
+            break
+        await asyncio.sleep(0.02)
+    await w.stop()
+    assert len(channel.sent) == 1  # the one sender lived on to send the next row
+    statuses = sorted((r.status, r.attempts, bool(r.last_error)) for r in await rows(db, "outbox"))
+    assert statuses == [("queued", 1, True), ("sent", 1, False)]
