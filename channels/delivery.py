@@ -124,7 +124,7 @@ class DeliveryWorker:
     async def run_once(self) -> int:
         """Claim and send one batch, and settle it.  For tests and ``dangol worker --once``."""
         claimed = self._hold(await self._claim())
-        results = await asyncio.gather(*(self._send(m) for m in claimed))
+        results = await asyncio.gather(*(self._attempt(m) for m in claimed))
         self._results.extend(zip(results, claimed, strict=True))
         await self._flush()
         return len(claimed)
@@ -226,12 +226,7 @@ class DeliveryWorker:
                 return
             if ready.qsize() < self.batch:
                 self._room.set()
-            try:
-                settlement = await self._send(message)
-            except Exception as exc:  # noqa: BLE001 - the store failed mid-send (marking a blocked recipient)
-                # A sender that died here would leave its row held, and renewed, for ever.
-                log.exception("sending outbox row %s failed outside the channel; it is tried again later", message.outbox_id)
-                settlement = self._retry(message, f"{type(exc).__name__}: {exc}", None)
+            settlement = await self._attempt(message)
             self._results.append((settlement, message))
             self._results_waiting.set()
 
@@ -280,6 +275,15 @@ class DeliveryWorker:
                 self._held.pop(message.outbox_id, None)
             if self.on_result:
                 self.on_result(message, settlement.outcome)
+
+    async def _attempt(self, message: OutboundMessage) -> Settlement:
+        """``_send``, whose result is always one to record: a sender task that died, or a
+        gathered batch that lost its other results, would leave rows held (and renewed) or sent twice."""
+        try:
+            return await self._send(message)
+        except Exception as exc:  # noqa: BLE001 - the store failed mid-send (marking a blocked recipient)
+            log.exception("sending outbox row %s failed outside the channel; it is tried again later", message.outbox_id)
+            return self._retry(message, f"{type(exc).__name__}: {exc}", None)
 
     async def _send(self, message: OutboundMessage) -> Settlement:
         assert message.outbox_id is not None

@@ -411,3 +411,16 @@ async def test_a_store_failure_while_sending_retries_the_row_and_the_sender_goes
     assert len(channel.sent) == 1  # the one sender lived on to send the next row
     statuses = sorted((r.status, r.attempts, bool(r.last_error)) for r in await rows(db, "outbox"))
     assert statuses == [("queued", 1, True), ("sent", 1, False)]
+
+
+async def test_one_batch_records_every_result_when_one_send_meets_a_store_failure(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    async def store_away(self: Outbox, *args: Any) -> None:
+        raise DBAPIError("UPDATE channel_identities ...", {}, Exception("connection lost"))
+
+    monkeypatch.setattr(Outbox, "mark_unreachable", store_away)
+    await queue_replies(db, 2)
+    channel = ScriptedChannel([RecipientBlocked("bot was blocked by the user")])
+    w = worker(db, channel)
+    assert await w.run_once() == 2
+    await w.stop()
+    assert sorted(r.status for r in await rows(db, "outbox")) == ["queued", "sent"]  # nothing left 'sending' to go out twice
