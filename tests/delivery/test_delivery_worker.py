@@ -28,6 +28,7 @@ from crm_store.models import OutboxRow
 from crm_store.outbox import Outbox
 from crm_store.records import InboundMessage
 from crm_store.types import utcnow
+from tests.fakes.base import eventually
 from tests.helpers import rows, sample_engine
 
 
@@ -386,41 +387,63 @@ async def test_stopping_while_results_wait_to_be_flushed_settles_them_and_return
     channel = ScriptedChannel()
     w = DeliveryWorker(Outbox(db), {"webchat": channel}, poll_seconds=5, settle_linger=0.3)
     w.start()
-    for _ in range(100):
-        if len(channel.sent) == 2:
-            break
-        await asyncio.sleep(0.01)
+    await eventually(lambda: len(channel.sent) == 2)
     await asyncio.wait_for(w.stop(), timeout=5)  # the flush lingering when stop() began must not leave it waiting
     assert {r.status for r in await rows(db, "outbox")} == {"sent"}
 
 
-async def test_a_store_failure_while_sending_retries_the_row_and_the_sender_goes_on(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
-    async def store_away(self: Outbox, *args: Any) -> None:
-        raise DBAPIError("UPDATE channel_identities ...", {}, Exception("connection lost"))
+def _store_away(statement: str) -> Any:
+    async def fail(self: Outbox, *args: Any) -> None:
+        raise DBAPIError(statement, {}, Exception("connection lost"))
+    return fail
 
-    monkeypatch.setattr(Outbox, "mark_unreachable", store_away)
+
+@pytest.fixture
+def cannot_mark_unreachable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(Outbox, "mark_unreachable", _store_away("UPDATE channel_identities ..."))
+
+
+@pytest.mark.usefixtures("cannot_mark_unreachable")
+async def test_a_store_failure_while_sending_retries_the_row_and_the_sender_goes_on(db: Database) -> None:
     await queue_replies(db, 2)
     channel = ScriptedChannel([RecipientBlocked("bot was blocked by the user")])
     w = DeliveryWorker(Outbox(db), {"webchat": channel}, concurrency=1, poll_seconds=0.05, backoff_base=60.0)
     w.start()
-    for _ in range(200):
-        if channel.sent:
-            break
-        await asyncio.sleep(0.02)
+    await eventually(lambda: bool(channel.sent))  # the one sender lived on to send the next row
     await w.stop()
-    assert len(channel.sent) == 1  # the one sender lived on to send the next row
     statuses = sorted((r.status, r.attempts, bool(r.last_error)) for r in await rows(db, "outbox"))
     assert statuses == [("queued", 1, True), ("sent", 1, False)]
 
 
-async def test_one_batch_records_every_result_when_one_send_meets_a_store_failure(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
-    async def store_away(self: Outbox, *args: Any) -> None:
-        raise DBAPIError("UPDATE channel_identities ...", {}, Exception("connection lost"))
-
-    monkeypatch.setattr(Outbox, "mark_unreachable", store_away)
+@pytest.mark.usefixtures("cannot_mark_unreachable")
+async def test_one_batch_records_every_result_when_one_send_meets_a_store_failure(db: Database) -> None:
     await queue_replies(db, 2)
-    channel = ScriptedChannel([RecipientBlocked("bot was blocked by the user")])
-    w = worker(db, channel)
+    w = worker(db, ScriptedChannel([RecipientBlocked("bot was blocked by the user")]))
     assert await w.run_once() == 2
     await w.stop()
     assert sorted(r.status for r in await rows(db, "outbox")) == ["queued", "sent"]  # nothing left 'sending' to go out twice
+
+
+async def test_stopping_finishes_the_sends_in_flight_when_the_unsent_rows_cannot_be_given_back(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(Outbox, "release", _store_away("UPDATE outbox ..."))
+    await queue_replies(db, 12)
+    gate = asyncio.Event()
+
+    class Slow(ScriptedChannel):
+        async def send(self, message: OutboundMessage) -> SendResult:
+            await gate.wait()
+            return await super().send(message)
+
+    channel = Slow()
+    w = DeliveryWorker(Outbox(db), {"webchat": channel}, batch=4, concurrency=2, poll_seconds=0.05)
+    w.start()
+    await asyncio.sleep(0.3)  # two sends hold the slots; the next batch was claimed ahead
+    stopping = asyncio.create_task(w.stop())
+    await asyncio.sleep(0.05)
+    gate.set()
+    await asyncio.wait_for(stopping, timeout=5)
+    outbox = await rows(db, "outbox")
+    assert len(channel.sent) == 2 and sum(r.status == "sent" for r in outbox) == 2
+    assert any(r.status == "sending" for r in outbox)  # the rows claimed ahead wait for their lease
