@@ -9,6 +9,12 @@ printed as ratios to it.  Runs on a SQLite file and on PostgreSQL
 (127.0.0.1:5432) unless told otherwise, talks only to 127.0.0.1, and stops
 by itself.
 
+Beside the rates it prints the CPU time each message cost, per process of
+the service (the serving processes and their children) and in PostgreSQL's
+server processes, read from /proc over the measured run.  On a shared
+machine whose speed drifts from minute to minute these show where the time
+goes even when the rates move.
+
     python bench/inbound.py [--seconds 10] [--connections 32] [--runs 3] [--only sqlite|postgresql]
 """
 
@@ -114,6 +120,64 @@ def run_wrk(port: int, seconds: int, connections: int, threads: int, lua: Path) 
     return parse_wrk(out)
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of one process so far (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _process_table() -> list[tuple[int, int, str]]:
+    """(pid, parent pid, command name) of every process, from /proc."""
+    table = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                head, rest = (entry / "stat").read_text().rsplit(")", 1)
+            except OSError:
+                continue
+            table.append((int(entry.name), int(rest.split()[1]), head.split("(", 1)[1]))
+    return table
+
+
+def _service_processes(root: int) -> list[int]:
+    """``root`` and every process below it."""
+    table = _process_table()
+    found = [root]
+    for pid in found:
+        found += [child for child, parent, _ in table if parent == pid]
+    return found
+
+
+class CpuMeter:
+    """CPU seconds the service's processes and PostgreSQL's spent between ``start`` and ``stop`` (Linux /proc)."""
+
+    def __init__(self, root: int) -> None:
+        self.root = root
+        self._before: dict[int, float] = {}
+
+    def _read(self) -> dict[int, float]:
+        pids = _service_processes(self.root) + [pid for pid, _, name in _process_table() if name == "postgres"]
+        return {pid: _cpu_seconds(pid) for pid in pids}
+
+    def start(self) -> None:
+        self._before = self._read() if Path("/proc/self/stat").exists() else {}
+
+    def stop(self, messages: float) -> dict[str, Any]:
+        """Milliseconds of CPU per message: each service process (largest first) and PostgreSQL's in all."""
+        if not self._before or messages <= 0:
+            return {}
+        after = self._read()
+        service = set(_service_processes(self.root))
+        spent = {pid: after[pid] - self._before.get(pid, 0.0) for pid in after}
+        per_message = lambda seconds: round(seconds / messages * 1000, 3)  # noqa: E731
+        return {"service_processes": sorted((per_message(v) for p, v in spent.items() if p in service), reverse=True),
+                "postgres": per_message(sum(v for p, v in spent.items() if p not in service)),
+                "total": per_message(sum(spent.values()))}
+
+
 def lua_script(folder: Path, run_id: str) -> Path:
     path = folder / f"bench-{run_id}.lua"
     # each text as a JSON string literal inside a Lua long string
@@ -170,7 +234,11 @@ def measure_dangol(kind: str, seconds: int, connections: int, threads: int, fold
             # instead of using the unique indexes.  Measure the steady state a
             # running service has.
             asyncio.run(_pg("ANALYZE", pg_name))
-        result: dict[str, Any] = run_wrk(port, seconds, connections, threads, lua_script(folder, "run-" + secrets.token_hex(3)))
+        lua = lua_script(folder, "run-" + secrets.token_hex(3))
+        meter = CpuMeter(proc.pid)
+        meter.start()
+        result: dict[str, Any] = run_wrk(port, seconds, connections, threads, lua)
+        result["cpu_ms_per_message"] = meter.stop(result["rps"] * seconds)
         return result
     finally:
         proc.terminate()
@@ -205,9 +273,12 @@ def main() -> None:
                 result = measure_dangol(kind, args.seconds, args.connections, args.threads, folder, args.warmup, extra_env)
                 result["ratio_to_echo"] = result["rps"] / echo["rps"]
                 entry[kind] = result
+                cpu = result["cpu_ms_per_message"]
+                cpu_text = (f"  cpu ms/msg: service {' + '.join(f'{v:.2f}' for v in cpu['service_processes'] if v >= 0.01)}"
+                            + (f", postgres {cpu['postgres']:.2f}" if kind == "postgresql" else "")) if cpu else ""
                 print(f"run {run + 1} {kind:10s} {result['rps']:8.0f} msg/s  p50 {result['p50_ms']:6.2f} ms  "
                       f"p99 {result['p99_ms']:6.2f} ms  ratio {result['ratio_to_echo']:.3f}  (echo {echo['rps']:.0f}/s, "
-                      f"non-2xx {result['non_2xx']})", flush=True)
+                      f"non-2xx {result['non_2xx']}){cpu_text}", flush=True)
             runs.append(entry)
     summary: dict[str, Any] = {"cores": os.cpu_count(), "connections": args.connections, "seconds": args.seconds,
                                "sqlite_synchronous": args.sqlite_synchronous, "workers": args.workers,
@@ -215,10 +286,13 @@ def main() -> None:
     summary["median"]["echo_rps"] = statistics.median(r["echo"]["rps"] for r in runs)
     for kind in kinds:
         summary["median"][kind] = {key: statistics.median(r[kind][key] for r in runs) for key in ("rps", "p50_ms", "p99_ms", "ratio_to_echo")}
+        if all(r[kind]["cpu_ms_per_message"] for r in runs):
+            summary["median"][kind]["cpu_ms_per_message"] = statistics.median(r[kind]["cpu_ms_per_message"]["total"] for r in runs)
     print(f"\ncores: {summary['cores']}  workers: {args.workers}  connections: {args.connections}  echo ceiling (median): {summary['median']['echo_rps']:.0f} req/s")
     for kind in kinds:
         m = summary["median"][kind]
-        print(f"median {kind:10s} {m['rps']:8.0f} msg/s  p50 {m['p50_ms']:.2f} ms  p99 {m['p99_ms']:.2f} ms  ratio to echo {m['ratio_to_echo']:.3f}")
+        cpu_text = f"  cpu {m['cpu_ms_per_message']:.2f} ms/msg in all" if "cpu_ms_per_message" in m else ""
+        print(f"median {kind:10s} {m['rps']:8.0f} msg/s  p50 {m['p50_ms']:.2f} ms  p99 {m['p99_ms']:.2f} ms  ratio to echo {m['ratio_to_echo']:.3f}{cpu_text}")
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "inbound.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
 
