@@ -120,62 +120,52 @@ def run_wrk(port: int, seconds: int, connections: int, threads: int, lua: Path) 
     return parse_wrk(out)
 
 
-def _cpu_seconds(pid: int) -> float:
-    """User plus system CPU time of one process so far (0 once it is gone)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _process_table() -> list[tuple[int, int, str]]:
-    """(pid, parent pid, command name) of every process, from /proc."""
-    table = []
+def _processes() -> dict[int, tuple[int, str, float]]:
+    """pid -> (parent pid, command name, user plus system CPU seconds so far) of every process, from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    table = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
                 head, rest = (entry / "stat").read_text().rsplit(")", 1)
-            except OSError:
+            except OSError:  # gone meanwhile
                 continue
-            table.append((int(entry.name), int(rest.split()[1]), head.split("(", 1)[1]))
+            fields = rest.split()
+            table[int(entry.name)] = (int(fields[1]), head.split("(", 1)[1], (int(fields[11]) + int(fields[12])) / tick)
     return table
 
 
-def _service_processes(root: int) -> list[int]:
-    """``root`` and every process below it."""
-    table = _process_table()
-    found = [root]
-    for pid in found:
-        found += [child for child, parent, _ in table if parent == pid]
-    return found
-
-
 class CpuMeter:
-    """CPU seconds the service's processes and PostgreSQL's spent between ``start`` and ``stop`` (Linux /proc)."""
+    """CPU the service's processes (``root`` and all below it), and PostgreSQL's if asked, spent between ``start`` and ``stop``."""
 
-    def __init__(self, root: int) -> None:
+    def __init__(self, root: int, *, postgres: bool) -> None:
         self.root = root
-        self._before: dict[int, float] = {}
+        self.postgres = postgres
+        self._before: tuple[dict[int, float], dict[int, float]] | None = None
 
-    def _read(self) -> dict[int, float]:
-        pids = _service_processes(self.root) + [pid for pid, _, name in _process_table() if name == "postgres"]
-        return {pid: _cpu_seconds(pid) for pid in pids}
+    def _read(self) -> tuple[dict[int, float], dict[int, float]]:
+        table = _processes()
+        service = [self.root]
+        for pid in service:
+            service += [child for child, (parent, _, _) in table.items() if parent == pid]
+        postgres = [pid for pid, (_, name, _) in table.items() if self.postgres and name == "postgres"]
+        return {pid: table[pid][2] for pid in service if pid in table}, {pid: table[pid][2] for pid in postgres}
 
     def start(self) -> None:
-        self._before = self._read() if Path("/proc/self/stat").exists() else {}
+        self._before = self._read() if Path("/proc/self/stat").exists() else None
 
     def stop(self, messages: float) -> dict[str, Any]:
-        """Milliseconds of CPU per message: each service process (largest first) and PostgreSQL's in all."""
-        if not self._before or messages <= 0:
+        """Milliseconds of CPU per message: each service process (largest first), PostgreSQL's, and all of it."""
+        if self._before is None or messages <= 0:
             return {}
-        after = self._read()
-        service = set(_service_processes(self.root))
-        spent = {pid: after[pid] - self._before.get(pid, 0.0) for pid in after}
-        per_message = lambda seconds: round(seconds / messages * 1000, 3)  # noqa: E731
-        return {"service_processes": sorted((per_message(v) for p, v in spent.items() if p in service), reverse=True),
-                "postgres": per_message(sum(v for p, v in spent.items() if p not in service)),
-                "total": per_message(sum(spent.values()))}
+        spent = [{pid: cpu - before.get(pid, 0.0) for pid, cpu in after.items()} for after, before in zip(self._read(), self._before)]
+
+        def per_message(seconds: float) -> float:
+            return round(seconds / messages * 1000, 3)
+
+        service, postgres = (sum(part.values()) for part in spent)
+        return {"service_processes": sorted((per_message(v) for v in spent[0].values()), reverse=True),
+                "postgres": per_message(postgres), "total": per_message(service + postgres)}
 
 
 def lua_script(folder: Path, run_id: str) -> Path:
@@ -235,7 +225,7 @@ def measure_dangol(kind: str, seconds: int, connections: int, threads: int, fold
             # running service has.
             asyncio.run(_pg("ANALYZE", pg_name))
         lua = lua_script(folder, "run-" + secrets.token_hex(3))
-        meter = CpuMeter(proc.pid)
+        meter = CpuMeter(proc.pid, postgres=pg_name is not None)
         meter.start()
         result: dict[str, Any] = run_wrk(port, seconds, connections, threads, lua)
         result["cpu_ms_per_message"] = meter.stop(result["rps"] * seconds)

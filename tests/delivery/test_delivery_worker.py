@@ -198,7 +198,9 @@ async def test_a_running_worker_claiming_ahead_sends_every_row_once(db: Database
     assert {r.status for r in await rows(db, "outbox")} == {"sent"}
 
 
-async def test_rows_claimed_ahead_go_back_uncounted_when_the_worker_stops(db: Database) -> None:
+async def stop_while_two_sends_wait(db: Database) -> ScriptedChannel:
+    """12 replies queued; a worker sending two at a time (batches of 4, the next claimed ahead) is
+    stopped while both sends wait on the channel, which then lets them finish.  The channel, once stopped."""
     await queue_replies(db, 12)
     gate = asyncio.Event()
 
@@ -214,7 +216,12 @@ async def test_rows_claimed_ahead_go_back_uncounted_when_the_worker_stops(db: Da
     stopping = asyncio.create_task(w.stop())
     await asyncio.sleep(0.05)
     gate.set()
-    await stopping
+    await asyncio.wait_for(stopping, timeout=5)
+    return channel
+
+
+async def test_rows_claimed_ahead_go_back_uncounted_when_the_worker_stops(db: Database) -> None:
+    channel = await stop_while_two_sends_wait(db)
     outbox = await rows(db, "outbox")
     assert not [r for r in outbox if r.status == "sending"]
     queued = [r for r in outbox if r.status == "queued"]
@@ -428,22 +435,7 @@ async def test_stopping_finishes_the_sends_in_flight_when_the_unsent_rows_cannot
     db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(Outbox, "release", _store_away("UPDATE outbox ..."))
-    await queue_replies(db, 12)
-    gate = asyncio.Event()
-
-    class Slow(ScriptedChannel):
-        async def send(self, message: OutboundMessage) -> SendResult:
-            await gate.wait()
-            return await super().send(message)
-
-    channel = Slow()
-    w = DeliveryWorker(Outbox(db), {"webchat": channel}, batch=4, concurrency=2, poll_seconds=0.05)
-    w.start()
-    await asyncio.sleep(0.3)  # two sends hold the slots; the next batch was claimed ahead
-    stopping = asyncio.create_task(w.stop())
-    await asyncio.sleep(0.05)
-    gate.set()
-    await asyncio.wait_for(stopping, timeout=5)
+    channel = await stop_while_two_sends_wait(db)
     outbox = await rows(db, "outbox")
     assert len(channel.sent) == 2 and sum(r.status == "sent" for r in outbox) == 2
     assert any(r.status == "sending" for r in outbox)  # the rows claimed ahead wait for their lease
