@@ -133,7 +133,9 @@ async def build_parser(folder: BotFolder, *, nlu_model: Path | None = None, rasa
         from bot.nlu_process import ProcessParser
 
         return ProcessParser(model, saved_at)
-    return nlu.LocalParser(model)
+    from bot.parsing import BatchParser
+
+    return BatchParser(model)
 
 
 async def load_bot(bot_path: Path, *, nlu_model: Path | None = None, rasa_url: str | None = None,

@@ -14,13 +14,14 @@ so a broken NLU process never stops the message path.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
 from bot.child_process import ChildBatches, serve_batches
-from crm_store.group_commit import GroupCommitter
+from bot.parsing import BatchParser
+from crm_store.group_commit import BatchFn
 
 
 def _child_main(conn: Connection, model_path: str) -> None:
@@ -29,38 +30,29 @@ def _child_main(conn: Connection, model_path: str) -> None:
     def load() -> Callable[[list[str]], list[dict[str, Any]]]:
         from nlu import load_model
 
-        model = load_model(model_path)
-        return lambda texts: [model.parse(text) for text in texts]
+        return load_model(model_path).parse_many
 
     serve_batches(conn, load)
 
 
-class ProcessParser:
-    """``Parser`` over a model saved at ``model_path``, parsed in a child process; ``model`` is the same model, here."""
+class ProcessParser(BatchParser):
+    """``BatchParser`` whose batches are parsed in a child process, from the model saved at ``model_path``."""
 
-    def __init__(self, model: Any, model_path: Path, *, max_batch: int = 64) -> None:
-        self.model = model
+    def __init__(self, model: Any, model_path: Path) -> None:
+        super().__init__(model)
         self.model_path = model_path
         self._child: ChildBatches[str, dict[str, Any]] = ChildBatches(
-            "nlu", _child_main, (str(model_path),), self._local, retry_here=True)
+            "nlu", _child_main, (str(model_path),), self._parse_here, retry_here=True)
         self._child.start()
-        self._batcher: GroupCommitter[str, dict[str, Any]] = GroupCommitter(self._child.run, max_batch=max_batch)
-        self._started = False
 
     @property
     def child_pid(self) -> int | None:
         """The NLU process's pid once it answers (for operators and tests)."""
         return self._child.child_pid
 
-    async def parse(self, text: str) -> dict[str, Any]:
-        if not self._started:
-            self._started = True
-            self._batcher.start()
-        return await self._batcher.submit(text)
-
-    async def _local(self, texts: Sequence[str]) -> list[dict[str, Any]]:
-        return [self.model.parse(text) for text in texts]
+    def _batches(self) -> BatchFn[str, dict[str, Any]]:
+        return self._child.run
 
     async def close(self) -> None:
-        await self._batcher.close()
+        await super().close()
         await self._child.close()

@@ -36,7 +36,7 @@ from scipy.optimize import minimize_scalar
 from sklearn.model_selection import StratifiedKFold
 from sklearn.svm import LinearSVC
 
-from nlu.features import Featurizer
+from nlu.features import Featurizer, row_sums
 
 Progress = Callable[[str], None]
 FALLBACK_INTENT = "nlu_fallback"
@@ -88,16 +88,12 @@ class LinearIntentModel:
     bias: np.ndarray  # (n_classes,)
     temperature: float = 1.0
 
-    def scores_one(self, text: str) -> np.ndarray:
-        idx, vals = self.featurizer.transform_one(text)
-        if len(idx) == 0:
-            return self.bias.astype(np.float64)
-        return vals @ self.weights[idx] + self.bias
-
-    def proba_one(self, text: str) -> np.ndarray:
-        return softmax(self.scores_one(text), self.temperature)
+    def scores_many(self, starts: np.ndarray, cols: np.ndarray, vals: np.ndarray) -> np.ndarray:
+        """(texts, classes) scores of feature vectors given as ``Featurizer.transform_many`` parts."""
+        return row_sums(self.weights[cols] * vals[:, None], starts) + self.bias
 
     def scores(self, texts: Sequence[str]) -> np.ndarray:
+        """Scores of many texts at once (validation): one sparse product, no (entries, classes) array in between."""
         X = self.featurizer.transform(texts)
         return np.asarray(X @ self.weights) + self.bias
 

@@ -2,8 +2,15 @@
 
 scikit-learn's `transform` spends about 1 ms per call on input checks and
 sparse-matrix assembly, more than the whole parse budget; applying the fitted
-vocabulary and idf weights directly to one text takes a few microseconds per
-n-gram. Both paths produce the same vector (a test checks it).
+vocabulary and idf weights directly takes a few microseconds per n-gram.
+Both paths produce the same vectors (a test checks it).
+
+After the n-gram lookups, a batch of texts costs a fixed handful of numpy
+calls, and at this size each call's overhead is the cost: texts that arrive
+together are featurized together.  Measured on the sample bot with 2,211
+customer texts (its examples and BANKING77's test questions): 204 µs a parse
+with the former one-text code, 110 µs a text in batches of 8, 104 µs in
+batches of 16, 288 µs for a batch of one (bench texts, best of 5 passes).
 """
 
 from __future__ import annotations
@@ -11,7 +18,6 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
-from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Sequence
 
@@ -24,6 +30,19 @@ TOKEN_PATTERN = r"(?u)\b\w+\b"  # keeps one-character words: Korean and Chinese 
 WORD_CACHE_SIZE = 50_000
 _WHITE_SPACES = re.compile(r"\s\s+")  # as scikit-learn's char analyzers collapse whitespace
 _WHITE_SPACE = re.compile(r"\s")
+
+
+def row_sums(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Sum of each row's slice ``values[starts[i]:starts[i + 1]]`` (rows of a 2-D array), zeros where a slice is empty.
+
+    Each slice is added up in order from its own entries alone, so a row's
+    sum is the same whatever other rows are in the batch.
+    """
+    out = np.zeros((len(starts) - 1, values.shape[1]))
+    filled = starts[:-1] < starts[1:]
+    if filled.any():
+        out[filled] = np.add.reduceat(values, starts[:-1][filled], axis=0)
+    return out
 
 
 def normalize_text(text: str) -> str:
@@ -145,7 +164,8 @@ class Featurizer:
         normalized = [normalize_text(t) for t in texts]
         parts = []
         self.blocks = []
-        self.__dict__.pop("_idf", None)  # refit: the cached idf belongs to the old blocks
+        for cached in ("_idf", "_block_of"):  # refit: what was cached belongs to the old blocks
+            self.__dict__.pop(cached, None)
         offset = 0
         for kind, ngrams in self._specs():
             vec = _vectorizer(kind, ngrams)
@@ -163,39 +183,48 @@ class Featurizer:
         return sp.hstack(parts, format="csr")
 
     def transform(self, texts: Sequence[str]) -> sp.csr_matrix:
-        rows, cols, vals = [], [], []
-        for i, text in enumerate(texts):
-            idx, v = self.transform_one(text)
-            rows.extend([i] * len(idx))
-            cols.extend(idx.tolist())
-            vals.extend(v.tolist())
-        return sp.csr_matrix((vals, (rows, cols)), shape=(len(texts), self.n_features))
+        starts, cols, vals = self.transform_many(texts)
+        return sp.csr_matrix((vals, cols, starts), shape=(len(texts), self.n_features))
 
-    def transform_one(self, text: str) -> tuple[np.ndarray, np.ndarray]:
-        """Column indices and values of one text's feature vector (the fast path of parse).
+    def transform_many(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The texts' feature vectors as CSR parts: row pointers, columns (sorted within a row) and values.
 
         Sublinear tf (1 + log count) times idf, L2-normalised per block, as
-        scikit-learn's TfidfVectorizer; a handful of numpy calls for the whole
-        vector rather than a handful per block, because at this size each call's
-        overhead is the cost.
+        scikit-learn's TfidfVectorizer.  Every step after the lookups works
+        on each row's own entries in column order, so a text's vector is the
+        same alone or in any batch (a test checks it).
         """
-        normalized = normalize_text(text)
-        counts: Counter[int] = Counter()
-        ends: list[int] = []
-        for block in self.blocks:
-            counts.update(block.columns(normalized))
-            ends.append(len(counts))
-        n = len(counts)
-        if not n:
-            return np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.float64)
-        ids = np.fromiter(counts.keys(), dtype=np.intp, count=n)
-        w = (1.0 + np.log(np.fromiter(counts.values(), dtype=np.float64, count=n))) * self._idf[ids]
-        # each block's squared norm from a running sum, spread back over its columns
-        running = np.concatenate(([0.0], np.cumsum(w * w)))
-        bounds = np.asarray([0, *ends])
-        norms = np.sqrt(running[bounds[1:]] - running[bounds[:-1]])
+        grams: list[int] = []
+        lengths: list[int] = []
+        for text in texts:
+            normalized = normalize_text(text)
+            before = len(grams)
+            for block in self.blocks:
+                grams += block.columns(normalized)
+            lengths.append(len(grams) - before)
+        n_rows = len(texts)
+        if not grams:
+            return np.zeros(n_rows + 1, dtype=np.intp), np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.float64)
+        # one key per (row, column): sorted, the repeats of a key are its count
+        keys = np.array(grams, dtype=np.int64)
+        keys += np.repeat(np.arange(n_rows, dtype=np.int64) * self.n_features, lengths)
+        keys.sort()
+        first = np.empty(len(keys), dtype=bool)
+        first[0] = True
+        np.not_equal(keys[1:], keys[:-1], out=first[1:])
+        at = np.flatnonzero(first)
+        counts = np.diff(np.append(at, len(keys)))
+        rows, cols = np.divmod(keys[at], self.n_features)
+        w = (1.0 + np.log(counts)) * self._idf[cols]
+        cells = rows * len(self.blocks) + self._block_of[cols]  # (row, block) of each entry
+        norms = np.sqrt(np.bincount(cells, weights=w * w, minlength=n_rows * len(self.blocks)))
         norms[norms == 0] = 1.0
-        return ids, w / np.repeat(norms, np.diff(bounds))
+        return np.searchsorted(rows, np.arange(n_rows + 1)), cols.astype(np.intp), w / norms[cells]
+
+    @functools.cached_property
+    def _block_of(self) -> np.ndarray:
+        """The block of each feature column."""
+        return np.repeat(np.arange(len(self.blocks)), [len(b.vocabulary) for b in self.blocks])
 
     @functools.cached_property
     def _idf(self) -> np.ndarray:

@@ -11,7 +11,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import sklearn
@@ -30,7 +30,7 @@ from nlu.classifier import (
     validation_scores,
 )
 from nlu.entities import DataEntityExtractor
-from nlu.features import Featurizer
+from nlu.features import Featurizer, row_sums
 from nlu.training_data import TrainingData
 
 MODEL_FORMAT = "dangol-nlu-model"
@@ -77,49 +77,59 @@ class Model:
 
     def parse(self, text: str) -> dict[str, Any]:
         """Rasa's `POST /model/parse` answer for `text`."""
-        if not text or not text.strip():
-            return {"text": text, "intent": {"name": FALLBACK_INTENT, "confidence": 0.0}, "intent_ranking": [], "entities": []}
-        m = self.intent_model
-        idx, vals = m.featurizer.transform_one(text)
-        scores = vals @ m.weights[idx] + m.bias if len(idx) else m.bias.astype(np.float64)
-        proba = softmax(scores, m.temperature)
-        confidences = proba.tolist()  # one conversion, not a numpy scalar per ranked intent
-        ranking = [{"name": m.classes[i], "confidence": confidences[i]} for i in np.argsort(-proba)[:RANKING_LENGTH].tolist()]
-        top = ranking[0]
-        answer: dict[str, Any] = {"text": text}
-        if top["confidence"] < self.threshold:
-            answer["intent"] = {"name": FALLBACK_INTENT, "confidence": float(self.threshold)}
-            answer["intent_ranking"] = [dict(answer["intent"])] + ranking
-        else:
-            answer["intent"] = dict(top)
-            answer["intent_ranking"] = ranking
-        answer["entities"] = self.extractor.extract(text)
-        if self.selectors:
-            answer["response_selector"] = self._select_responses(idx, vals)
-        return answer
+        return self.parse_many([text])[0]
 
-    def _select_responses(self, idx: np.ndarray, vals: np.ndarray) -> dict[str, Any]:
-        out: dict[str, Any] = {
+    def parse_many(self, texts: Sequence[str]) -> list[dict[str, Any]]:
+        """`parse` of each text, computed together (see nlu.features); each answer is the one it gets alone."""
+        m = self.intent_model
+        starts, cols, vals = m.featurizer.transform_many(texts)
+        proba = softmax(m.scores_many(starts, cols, vals), m.temperature)
+        rankings = np.argsort(-proba, axis=1)[:, :RANKING_LENGTH].tolist()
+        confidences = proba.tolist()  # one conversion, not a numpy scalar per ranked intent
+        selected = self._select_responses(starts, cols, vals) if self.selectors else None
+        answers: list[dict[str, Any]] = []
+        for i, text in enumerate(texts):
+            if not text or not text.strip():
+                answers.append({"text": text, "intent": {"name": FALLBACK_INTENT, "confidence": 0.0}, "intent_ranking": [], "entities": []})
+                continue
+            ranking = [{"name": m.classes[j], "confidence": confidences[i][j]} for j in rankings[i]]
+            answer: dict[str, Any] = {"text": text}
+            if ranking[0]["confidence"] < self.threshold:
+                answer["intent"] = {"name": FALLBACK_INTENT, "confidence": float(self.threshold)}
+                answer["intent_ranking"] = [dict(answer["intent"])] + ranking
+            else:
+                answer["intent"] = dict(ranking[0])
+                answer["intent_ranking"] = ranking
+            answer["entities"] = self.extractor.extract(text)
+            if selected is not None:
+                answer["response_selector"] = selected[i]
+            answers.append(answer)
+        return answers
+
+    def _select_responses(self, starts: np.ndarray, cols: np.ndarray, vals: np.ndarray) -> list[dict[str, Any]]:
+        """Rasa's `response_selector` part of each text's answer."""
+        out: list[dict[str, Any]] = [{
             "all_retrieval_intents": sorted(self.selectors),
             "default": {
                 "response": {"responses": None, "confidence": 0.0, "intent_response_key": None, "utter_action": "utter_None"},
                 "ranking": [],
             },
-        }
+        } for _ in range(len(starts) - 1)]
         for intent, sel in self.selectors.items():
-            scores = vals @ sel.weights[idx] + sel.bias if len(idx) else sel.bias.astype(np.float64)
-            proba = softmax(scores, self.intent_model.temperature) if len(sel.keys) > 1 else np.ones(1)
-            order = np.argsort(-proba)[:RANKING_LENGTH]
-            best = f"{intent}/{sel.keys[order[0]]}"
-            out[intent] = {
-                "response": {
-                    "responses": self.responses.get(f"utter_{best}"),
-                    "confidence": float(proba[order[0]]),
-                    "intent_response_key": best,
-                    "utter_action": f"utter_{best}",
-                },
-                "ranking": [{"confidence": float(proba[i]), "intent_response_key": f"{intent}/{sel.keys[i]}"} for i in order],
-            }
+            scores = row_sums(sel.weights[cols] * vals[:, None], starts) + sel.bias
+            proba = softmax(scores, self.intent_model.temperature) if len(sel.keys) > 1 else np.ones((len(out), 1))
+            for i, row in enumerate(proba.tolist()):
+                order = sorted(range(len(row)), key=lambda k: -row[k])[:RANKING_LENGTH]
+                best = f"{intent}/{sel.keys[order[0]]}"
+                out[i][intent] = {
+                    "response": {
+                        "responses": self.responses.get(f"utter_{best}"),
+                        "confidence": row[order[0]],
+                        "intent_response_key": best,
+                        "utter_action": f"utter_{best}",
+                    },
+                    "ranking": [{"confidence": row[k], "intent_response_key": f"{intent}/{sel.keys[k]}"} for k in order],
+                }
         return out
 
     # --- persistence -----------------------------------------------------------------

@@ -40,6 +40,25 @@ def test_parse_answers_in_rasa_shape(small_model: Model) -> None:
     json.dumps(answer)  # JSON-serialisable as is
 
 
+@pytest.fixture(scope="module")
+def selector_model() -> Model:
+    pairs = [(t, "greet") for t in GREET] + [
+        ("what is your name", "chitchat/ask_name"), ("who are you", "chitchat/ask_name"), ("your name?", "chitchat/ask_name"),
+        ("how is the weather", "chitchat/ask_weather"), ("is it raining", "chitchat/ask_weather"), ("is it sunny", "chitchat/ask_weather"),
+    ]
+    return train(TrainingData.from_pairs(pairs))
+
+
+BATCH_TEXTS = GREET + ORDER + ["", "   ", "?", "주문 어디", "what's the weather like", "hello hello hello", "ｈｅｌｌｏ", "x" * 300]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.sampled_from(BATCH_TEXTS), min_size=1, max_size=12))
+def test_a_text_parsed_in_a_batch_gets_the_answer_it_gets_alone(small_model: Model, selector_model: Model, texts: list[str]) -> None:
+    for model in (small_model, selector_model):
+        assert model.parse_many(texts) == [model.parse(text) for text in texts]
+
+
 def test_ranking_holds_at_most_ten_intents() -> None:
     pairs = [(f"topic{i} question number {j}", f"intent_{i}") for i in range(15) for j in range(3)]
     answer = train(TrainingData.from_pairs(pairs)).parse("topic3 question")
@@ -110,16 +129,16 @@ FIT_TEXTS = ["Hello WORLD", "ｆｕｌｌ-width Ｔｅｘｔ", "주문했는데 
 
 
 def _assert_same_as_sklearn(fit_texts: list[str], texts: list[str]) -> None:
-    """transform_one against scikit-learn's own TfidfVectorizers fitted on the same texts."""
+    """transform_many, on each text alone and on all together, against scikit-learn's own TfidfVectorizers fitted on the same texts."""
     f = Featurizer(char_raw_ngrams=(2, 5))
     f.fit_transform(fit_texts)
     fitted = [_vectorizer(kind, ngrams).fit([normalize_text(t) for t in fit_texts]) for kind, ngrams in f._specs()]
     matrix = sp.hstack([v.transform([normalize_text(t) for t in texts]) for v in fitted]).toarray()
+    together = f.transform(texts).toarray()
     for i, text in enumerate(texts):
-        idx, vals = f.transform_one(text)
-        row = np.zeros(f.n_features)
-        row[idx] = vals
-        assert np.allclose(row, matrix[i]), text
+        alone = f.transform([text]).toarray()[0]
+        assert np.allclose(alone, matrix[i]), text
+        assert np.array_equal(together[i], alone), text
 
 
 def test_fast_featurizer_equals_sklearn_transform() -> None:
@@ -160,7 +179,7 @@ def test_featurizer_state_without_raw_char_block_still_loads() -> None:
     meta.pop("char_raw_ngrams")  # as written before the raw char block existed
     g = Featurizer.from_state(meta, arrays)
     assert g.char_raw_ngrams is None and len(g.blocks) == 2
-    assert np.allclose(g.transform_one("hello")[1], f.transform_one("hello")[1])
+    assert np.allclose(g.transform(["hello"]).toarray(), f.transform(["hello"]).toarray())
 
 
 def test_two_svms_fill_disjoint_columns(small_model: Model) -> None:
