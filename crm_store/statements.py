@@ -135,16 +135,22 @@ class ArrayWrite:
     message may name a conversation inserted beside it).  Measured on the
     message path, every round trip through SQLAlchemy and asyncpg cost the
     serving process 130-250 µs of CPU and PostgreSQL a statement of its own,
-    and a batch made seven; the SQL text never changes, so it is prepared
-    once per connection.
+    and a batch made seven.
+
+    A batch's statement holds only the parts that have rows: most batches
+    write messages and conversation changes alone, and every empty part
+    still cost its array parameters' encoding here and, in PostgreSQL, the
+    opening of its table and indexes.  The few combinations that occur each
+    have their own SQL text, prepared once per connection.
     """
 
     def __init__(self, parts: dict[str, Insert | Update]) -> None:
         self.parts = parts
-        self._plans: dict[str, tuple[str, list[tuple[str, list[tuple[str, Callable[[Any], Any] | None]]]]]] = {}
+        #: Per dialect and per combination of parts with rows: the SQL and each part's parameters.
+        self._plans: dict[tuple[str, tuple[str, ...]], tuple[str, list[tuple[str, list[tuple[str, Callable[[Any], Any] | None]]]]]] = {}
 
-    def _plan(self, dialect: Any) -> tuple[str, list[tuple[str, list[tuple[str, Callable[[Any], Any] | None]]]]]:
-        plan = self._plans.get(dialect.name)
+    def _plan(self, dialect: Any, names: tuple[str, ...]) -> tuple[str, list[tuple[str, list[tuple[str, Callable[[Any], Any] | None]]]]]:
+        plan = self._plans.get((dialect.name, names))
         if plan is not None:
             return plan
         if dialect.name != "postgresql":
@@ -162,12 +168,13 @@ class ArrayWrite:
                 cast.append(f"${number}::{table.c[key].type.compile(dialect=dialect)}[]")
             return f"unnest({', '.join(cast)})"
 
-        for name, part in self.parts.items():
+        for name in names:
+            part = self.parts[name]
             table = part.table
             if isinstance(part, Insert):
                 keys = list(part.columns or [c.key for c in table.c])
-                names = ", ".join(quote(table.c[k].name) for k in keys)
-                ctes.append(f"w_{name} AS (INSERT INTO {quote(table.name)} ({names}) SELECT * FROM {arrays(table, keys)})")
+                columns = ", ".join(quote(table.c[k].name) for k in keys)
+                ctes.append(f"w_{name} AS (INSERT INTO {quote(table.name)} ({columns}) SELECT * FROM {arrays(table, keys)})")
             else:
                 keys = [part.key, *part.columns]
                 aliases = [f"c{i}" for i in range(len(keys))]
@@ -178,14 +185,17 @@ class ArrayWrite:
             processors = [table.c[k].type._cached_bind_processor(dialect) for k in keys]  # noqa: SLF001 - SQLAlchemy's own
             given = keys if isinstance(part, Insert) else [part.param or part.key, *part.columns]
             params.append((name, list(zip(given, processors, strict=True))))
-        plan = self._plans[dialect.name] = ("WITH " + ",\n".join(ctes) + "\nSELECT 1", params)
+        plan = self._plans[(dialect.name, names)] = ("WITH " + ",\n".join(ctes) + "\nSELECT 1", params)
         return plan
 
     def __call__(self, conn: Connection, rows: dict[str, list[dict[str, Any]]]) -> None:
-        """Write ``rows[part]`` for each part (a part without rows writes nothing)."""
-        sql, parts = self._plan(conn.dialect)
+        """Write ``rows[part]`` for each part; parts without rows are left out, and with none nothing is sent."""
+        names = tuple(name for name in self.parts if rows.get(name))
+        if not names:
+            return
+        sql, parts = self._plan(conn.dialect, names)
         params: list[list[Any]] = []
         for name, columns in parts:
-            part_rows = rows.get(name, ())
+            part_rows = rows[name]
             params += [[_bound(row[key], process) for row in part_rows] for key, process in columns]
         conn.exec_driver_sql(sql, tuple(params))

@@ -193,6 +193,36 @@ async def test_a_batch_of_new_messages_on_postgresql_is_one_read_and_one_write(d
     assert [s.split()[0] for s in statements[:2]] == ["SELECT", "WITH"]
 
 
+async def test_a_known_customers_message_writes_only_its_message_parts_on_postgresql(db: Database) -> None:
+    """Parts of the batch's write without rows (new customers, identities ...) are left out of its statement."""
+    if db.is_sqlite:
+        pytest.skip("PostgreSQL's one-statement write")
+    engine = await sample_engine(db)
+    await engine.handle(msg("hello", sender="known", ext="k1"))
+    statements: list[str] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    event.listen(db.writer.sync_engine, "before_cursor_execute", seen)
+    try:
+        await engine.handle(msg("hello again", sender="known", ext="k2"))
+    finally:
+        event.remove(db.writer.sync_engine, "before_cursor_execute", seen)
+    await engine.close()
+    (write,) = [s for s in statements if s.startswith("WITH")]
+    assert "INSERT INTO messages" in write and "UPDATE conversations" in write
+    assert "INSERT INTO customers" not in write and "INSERT INTO channel_identities" not in write
+    assert await count(db, "messages", direction="in") == 2
+
+
+async def test_the_stores_postgresql_sessions_cost_random_pages_as_cached_data(db: Database) -> None:
+    if db.is_sqlite:
+        pytest.skip("a PostgreSQL planner setting")
+    async with db.read() as conn:
+        assert (await conn.exec_driver_sql("SHOW random_page_cost")).scalar() == "1.1"
+
+
 async def test_a_batch_whose_rare_write_fails_leaves_nothing_behind(db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
     """A handoff's routing is written with the batch, in one transaction: its failure takes the messages with it."""
     import crm_store.routing
