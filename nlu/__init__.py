@@ -7,20 +7,18 @@ server without the rest of the service noticing.
 from nlu.classifier import FALLBACK_INTENT, ClassifierConfig
 from nlu.evaluate import evaluate
 from nlu.model import Model, ModelError, load_model, train
-from nlu.rasa_backend import LocalParser, Parser, RasaBackend, make_parser
+from nlu.rasa_backend import Parser, RasaBackend
 from nlu.training_data import EntityAnnotation, Example, TrainingData, TrainingDataError, load_training_data
 
 __all__ = [
     "FALLBACK_INTENT",
     "ClassifierConfig",
-    "LocalParser",
     "Model",
     "ModelError",
     "Parser",
     "RasaBackend",
     "evaluate",
     "load_model",
-    "make_parser",
     "train",
     "EntityAnnotation",
     "Example",

@@ -1,4 +1,4 @@
-"""Parsers the bot calls: the built-in model, or a Rasa server with the built-in model behind it.
+"""A Rasa server as the bot's parser, with the built-in model behind it.
 
 Rasa runs as its own process (it cannot share our Python); when it is down,
 slow or answers garbage, the conversation must go on, so every failure falls
@@ -16,7 +16,7 @@ import aiohttp
 
 from nlu.classifier import FALLBACK_INTENT
 from nlu.entities import builtin_entities
-from nlu.model import Model, load_model
+from nlu.model import Model
 
 log = logging.getLogger(__name__)
 
@@ -36,19 +36,6 @@ def fallback_answer(text: str) -> dict[str, Any]:
         "intent_ranking": [],
         "entities": builtin_entities(text),
     }
-
-
-class LocalParser:
-    """The built-in model behind the async `Parser` interface (parse takes well under a millisecond)."""
-
-    def __init__(self, model: Model) -> None:
-        self.model = model
-
-    async def parse(self, text: str) -> dict[str, Any]:
-        return self.model.parse(text)
-
-    async def close(self) -> None:
-        return None
 
 
 class RasaBackend:
@@ -109,13 +96,3 @@ class RasaBackend:
     async def close(self) -> None:
         if self._owns_session and self._session is not None and not self._session.closed:
             await self._session.close()
-
-
-def make_parser(model_path: str | None, rasa_url: str | None, timeout: float = 3.0) -> Parser:
-    """The parser the bot's configuration asks for: Rasa (with the local model as fallback) or local only."""
-    model = load_model(model_path) if model_path else None
-    if rasa_url:
-        return RasaBackend(rasa_url, timeout=timeout, fallback=model)
-    if model is None:
-        raise ValueError("NLU needs a model path or a Rasa URL")
-    return LocalParser(model)

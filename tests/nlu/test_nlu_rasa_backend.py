@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from nlu import LocalParser, Model, Parser, RasaBackend, TrainingData, make_parser, train
+from nlu import Model, RasaBackend, TrainingData, train
 
 RASA_ANSWER: dict[str, Any] = {
     "text": "hello",
@@ -89,18 +89,3 @@ async def test_given_session_is_used_and_left_open(aiohttp_server: Any) -> None:
         await backend.parse("hello")
         await backend.close()
         assert not session.closed
-
-
-async def test_local_parser_is_a_parser(local_model: Model) -> None:
-    parser = LocalParser(local_model)
-    assert isinstance(parser, Parser)
-    assert (await parser.parse("hello"))["intent"]["name"] == "greet"
-
-
-async def test_make_parser_picks_rasa_or_local(local_model: Model, tmp_path: Any) -> None:
-    local_model.save(tmp_path / "m")
-    assert isinstance(make_parser(str(tmp_path / "m"), None, 1.0), LocalParser)
-    rasa = make_parser(str(tmp_path / "m"), "http://127.0.0.1:9", 1.0)
-    assert isinstance(rasa, RasaBackend) and rasa.fallback is not None
-    with pytest.raises(ValueError):
-        make_parser(None, None, 1.0)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
 import pytest
 from sqlalchemy import event, update
@@ -13,6 +14,8 @@ from crm_store.database import Database
 from crm_store.models import Conversation
 from crm_store.records import InboundMessage, Profile
 from tests.helpers import count, rows, sample_engine
+
+T = TypeVar("T")
 
 
 def msg(text: str, sender: str = "alice", ext: str | None = None, channel: str = "webchat", **kw: object) -> InboundMessage:
@@ -170,12 +173,8 @@ async def test_a_deep_link_start_parameter_is_kept_on_the_customer(db: Database)
 
 
 
-async def test_a_batch_of_new_messages_on_postgresql_is_one_read_and_one_write(db: Database) -> None:
-    """Each round trip costs the serving process and PostgreSQL: a batch makes two, however many messages it holds."""
-    if db.is_sqlite:
-        pytest.skip("on SQLite a statement is a function call, not a round trip")
-    engine = await sample_engine(db)
-    await engine.handle(msg("hello", sender="warm-up", ext="w"))  # the store's connections and statements are ready
+async def statements_during(db: Database, work: Awaitable[T]) -> tuple[list[str], T]:
+    """The SQL the store's writer sent while ``work`` ran, and what ``work`` returned."""
     statements: list[str] = []
 
     def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
@@ -183,9 +182,19 @@ async def test_a_batch_of_new_messages_on_postgresql_is_one_read_and_one_write(d
 
     event.listen(db.writer.sync_engine, "before_cursor_execute", seen)
     try:
-        results = await asyncio.gather(*(engine.handle(msg("hello", sender=f"new-{i}", ext=f"n{i}")) for i in range(8)))
+        return statements, await work
     finally:
         event.remove(db.writer.sync_engine, "before_cursor_execute", seen)
+
+
+async def test_a_batch_of_new_messages_on_postgresql_is_one_read_and_one_write(db: Database) -> None:
+    """Each round trip costs the serving process and PostgreSQL: a batch makes two, however many messages it holds."""
+    if db.is_sqlite:
+        pytest.skip("on SQLite a statement is a function call, not a round trip")
+    engine = await sample_engine(db)
+    await engine.handle(msg("hello", sender="warm-up", ext="w"))  # the store's connections and statements are ready
+    statements, results = await statements_during(db, asyncio.gather(
+        *(engine.handle(msg("hello", sender=f"new-{i}", ext=f"n{i}")) for i in range(8))))
     await engine.close()
     assert all(len(r.replies) == 1 and not r.duplicate for r in results)
     assert await count(db, "outbox") == 9
@@ -199,16 +208,7 @@ async def test_a_known_customers_message_writes_only_its_message_parts_on_postgr
         pytest.skip("PostgreSQL's one-statement write")
     engine = await sample_engine(db)
     await engine.handle(msg("hello", sender="known", ext="k1"))
-    statements: list[str] = []
-
-    def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        statements.append(statement)
-
-    event.listen(db.writer.sync_engine, "before_cursor_execute", seen)
-    try:
-        await engine.handle(msg("hello again", sender="known", ext="k2"))
-    finally:
-        event.remove(db.writer.sync_engine, "before_cursor_execute", seen)
+    statements, _ = await statements_during(db, engine.handle(msg("hello again", sender="known", ext="k2")))
     await engine.close()
     (write,) = [s for s in statements if s.startswith("WITH")]
     assert "INSERT INTO messages" in write and "UPDATE conversations" in write
