@@ -114,6 +114,9 @@ class _Span:
 
 def builtin_entities(text: str, phone_regions: tuple[str, ...] = _PHONE_REGIONS) -> list[dict[str, Any]]:
     """E-mails, money, order numbers and phone numbers; earlier kinds win overlaps."""
+    has_digit = _DIGIT.search(text) is not None
+    if not has_digit and "@" not in text and "#" not in text:
+        return []  # every pattern needs one of them: most texts are done here, without a regex run
     found: list[dict[str, Any]] = []
     taken: list[_Span] = []
 
@@ -133,7 +136,7 @@ def builtin_entities(text: str, phone_regions: tuple[str, ...] = _PHONE_REGIONS)
     for m in _ORDER.finditer(text):
         group = "hash" if m.group("hash") else "code"
         add(m.start(group), m.end(group), "order_number", m.group(group).upper())
-    if _DIGIT.search(text):
+    if has_digit:
         if _HANGUL.search(text) and phone_regions and phone_regions[0] != "KR":
             phone_regions = ("KR",) + tuple(r for r in phone_regions if r != "KR")
         for m in _PHONE.finditer(text):

@@ -11,12 +11,17 @@ together are featurized together.  Measured on the sample bot with 2,211
 customer texts (its examples and BANKING77's test questions): 204 µs a parse
 with the former one-text code, 110 µs a text in batches of 8, 104 µs in
 batches of 16, 288 µs for a batch of one (bench texts, best of 5 passes).
+The cached columns are packed C ints, joined into one array per batch and
+sorted as 32-bit keys: 115 µs -> 63 µs a parse in batches of 16, with the
+built-in entity patterns skipped on texts that none of them can match
+(best of 12 passes, same machine, same run).
 """
 
 from __future__ import annotations
 
 import functools
 import re
+from array import array
 import unicodedata
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Sequence
@@ -30,6 +35,9 @@ TOKEN_PATTERN = r"(?u)\b\w+\b"  # keeps one-character words: Korean and Chinese 
 WORD_CACHE_SIZE = 50_000
 _WHITE_SPACES = re.compile(r"\s\s+")  # as scikit-learn's char analyzers collapse whitespace
 _WHITE_SPACE = re.compile(r"\s")
+_TOKEN = re.compile(TOKEN_PATTERN)
+#: The blocks' cached columns are C ints packed by ``array("i")``.
+_COLUMN = np.dtype(np.intc)
 
 
 def row_sums(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
@@ -43,6 +51,17 @@ def row_sums(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
     if filled.any():
         out[filled] = np.add.reduceat(values, starts[:-1][filled], axis=0)
     return out
+
+
+def _word_grams(text: str, ngram_range: tuple[int, int]) -> list[str]:
+    """scikit-learn's ``word`` n-grams of ``text`` (``TOKEN_PATTERN``, no stop words, no preprocessing),
+    without its analyzer's per-call checks: the same list, in the same order."""
+    tokens = _TOKEN.findall(text)
+    lo, hi = ngram_range
+    grams = list(tokens) if lo == 1 else []
+    for n in range(max(lo, 2), min(hi, len(tokens)) + 1):
+        grams += [" ".join(tokens[i:i + n]) for i in range(len(tokens) - n + 1)]
+    return grams
 
 
 def normalize_text(text: str) -> str:
@@ -83,27 +102,27 @@ class _Block:
         self._windows_inside = functools.lru_cache(maxsize=WORD_CACHE_SIZE)(self._columns_inside)
         self._windows_across = functools.lru_cache(maxsize=WORD_CACHE_SIZE)(self._columns_across)
 
-    def columns(self, normalized: str) -> list[int]:
-        """Feature-vector columns of every n-gram of ``normalized`` the block knows, repeats kept (they are the counts)."""
+    def columns(self, normalized: str, out: list[bytes]) -> None:
+        """Append to ``out`` the feature-vector columns (packed C ints) of every n-gram of ``normalized``
+        the block knows, repeats kept (they are the counts)."""
         if self.analyzer_kind == "char_wb":
-            cols: list[int] = []
-            for word in normalized.split():
-                cols += self._word_columns(word)
-            return cols
-        if self.analyzer_kind == "char":
-            return self._char_columns(_WHITE_SPACES.sub(" ", normalized))
-        return [j for j in map(self._columns.get, self.analyze(normalized)) if j is not None]
+            out += map(self._word_columns, normalized.split())
+        elif self.analyzer_kind == "char":
+            self._char_columns(_WHITE_SPACES.sub(" ", normalized), out)
+        else:
+            out.append(self._known(_word_grams(normalized, self.ngram_range)))
 
-    def _columns_of_word(self, word: str) -> tuple[int, ...]:
+    def _columns_of_word(self, word: str) -> bytes:
         return self._known(self.analyze(word))
 
-    def _known(self, grams: Iterable[str]) -> tuple[int, ...]:
-        """The columns of the n-grams the block knows.  A tuple: the caches keep tens of
-        thousands of these, and tuples of ints leave the garbage collector's sight, lists do not
-        (each full collection walked them all, and it showed in the p99 latency)."""
-        return tuple(j for j in map(self._columns.get, grams) if j is not None)
+    def _known(self, grams: Iterable[str]) -> bytes:
+        """The columns of the n-grams the block knows, packed: a batch's columns are then joined
+        into one numpy array without converting each int, and bytes, like tuples of ints, stay out
+        of the garbage collector's sight (the caches keep tens of thousands of these; when they
+        were lists each full collection walked them all, and it showed in the p99 latency)."""
+        return array("i", [j for j in map(self._columns.get, grams) if j is not None]).tobytes()
 
-    def _char_columns(self, text: str) -> list[int]:
+    def _char_columns(self, text: str, out: list[bytes]) -> None:
         """scikit-learn's ``char`` n-grams (every window of ``text``, whitespace runs already one
         character), counted without cutting every window out of every text.
 
@@ -114,21 +133,19 @@ class _Block:
         window is counted once, and both lookups are cached.
         """
         hi = self.ngram_range[1]
-        cols: list[int] = []
         word_start = 0
         for match in _WHITE_SPACE.finditer(text):
             p = match.start()
-            cols += self._windows_inside(text[word_start:p])
-            cols += self._windows_across(text[max(word_start, p - hi + 1):p], text[p:p + hi])
+            out.append(self._windows_inside(text[word_start:p]))
+            out.append(self._windows_across(text[max(word_start, p - hi + 1):p], text[p:p + hi]))
             word_start = p + 1
-        cols += self._windows_inside(text[word_start:])
-        return cols
+        out.append(self._windows_inside(text[word_start:]))
 
-    def _columns_inside(self, word: str) -> tuple[int, ...]:
+    def _columns_inside(self, word: str) -> bytes:
         lo, hi = self.ngram_range
         return self._known(word[i:i + n] for n in range(lo, min(hi, len(word)) + 1) for i in range(len(word) - n + 1))
 
-    def _columns_across(self, before: str, after: str) -> tuple[int, ...]:
+    def _columns_across(self, before: str, after: str) -> bytes:
         """Windows of ``before + after`` that start in ``before`` (or at the whitespace) and reach the whitespace."""
         lo, hi = self.ngram_range
         text, p = before + after, len(before)
@@ -194,27 +211,29 @@ class Featurizer:
         on each row's own entries in column order, so a text's vector is the
         same alone or in any batch (a test checks it).
         """
-        grams: list[int] = []
+        chunks: list[bytes] = []
         lengths: list[int] = []
         for text in texts:
             normalized = normalize_text(text)
-            before = len(grams)
+            before = len(chunks)
             for block in self.blocks:
-                grams += block.columns(normalized)
-            lengths.append(len(grams) - before)
+                block.columns(normalized, chunks)
+            lengths.append(sum(map(len, chunks[before:])) // _COLUMN.itemsize)
         n_rows = len(texts)
-        if not grams:
+        columns = np.frombuffer(b"".join(chunks), dtype=_COLUMN)
+        if not len(columns):
             return np.zeros(n_rows + 1, dtype=np.intp), np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.float64)
-        # one key per (row, column): sorted, the repeats of a key are its count
-        keys = np.array(grams, dtype=np.int64)
-        keys += np.repeat(np.arange(n_rows, dtype=np.int64) * self.n_features, lengths)
+        # one key per (row, column): sorted, the repeats of a key are its count (32-bit keys sort twice as fast)
+        key_type = np.int32 if n_rows * self.n_features < 2**31 else np.int64
+        keys = columns.astype(key_type)
+        keys += np.repeat(np.arange(n_rows, dtype=key_type) * self.n_features, lengths)
         keys.sort()
         first = np.empty(len(keys), dtype=bool)
         first[0] = True
         np.not_equal(keys[1:], keys[:-1], out=first[1:])
         at = np.flatnonzero(first)
         counts = np.diff(np.append(at, len(keys)))
-        rows, cols = np.divmod(keys[at], self.n_features)
+        rows, cols = np.divmod(keys[at].astype(np.intp), self.n_features)
         w = (1.0 + np.log(counts)) * self._idf[cols]
         cells = rows * len(self.blocks) + self._block_of[cols]  # (row, block) of each entry
         norms = np.sqrt(np.bincount(cells, weights=w * w, minlength=n_rows * len(self.blocks)))
