@@ -72,7 +72,8 @@ def _child_main(conn: Connection, spec: WriterSpec, inline_channels: frozenset[s
         db = Database(spec.database_url, pool_size=1, sqlite_synchronous=spec.sqlite_synchronous, checkpoints=False)
         opened.append(db)
         loop.run_until_complete(db.check_current())
-        writer = InboundWriter(db, RuleBot(load_bot_folder(spec.bot_path)).decide, inline_channels=inline_channels)
+        writer = InboundWriter(db, RuleBot(load_bot_folder(spec.bot_path)).decide, inline_channels=inline_channels,
+                               own_thread=True)
         return lambda items: [_sendable(result) for result in loop.run_until_complete(writer.write_batch(items))]
 
     try:

@@ -214,10 +214,15 @@ class InboundWriter:
         decide: Decider,
         *,
         inline_channels: Iterable[str] = (),
+        own_thread: bool = False,
     ) -> None:
+        """``own_thread`` (SQLite): write each batch on the calling thread while no other writer
+        holds the lock, for a process that does nothing else (bot.writer_process); in a serving
+        process the event loop must not wait on the store, and the writer thread writes."""
         self.db = db
         self.decide = decide
         self.inline_channels = frozenset(inline_channels)
+        self.own_thread = own_thread
 
     async def write_batch(self, items: Sequence[InboundItem]) -> list[HandleResult | BaseException]:
         """Write ``items``, retrying when another process got in the way.
@@ -261,7 +266,7 @@ class InboundWriter:
         """
         work = _Work(now=utcnow())
         if self.db.is_sqlite:
-            results = await self.db.run_in_transaction(self._plan_and_flush, items, work)
+            results = await self.db.run_in_transaction(self._plan_and_flush, items, work, inline=self.own_thread)
         else:
             results = await self.db.run_autocommit(self._plan_and_write, items, work, not (optimistic and self._optimistic))
         if work.contact_joins:
