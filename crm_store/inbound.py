@@ -27,7 +27,7 @@ from sqlalchemy.engine import Connection
 from crm_store.database import Database, pause_before_retry
 from crm_store.models import ChannelIdentity, Consent, Conversation, Customer, CustomerTag, Message, OutboxRow
 from crm_store.statements import ArrayWrite, BulkInsert, Executemany, Insert, InList, Prebuilt, Update
-from crm_store.records import Attachment, Button, HandleResult, InboundMessage, OutboundMessage
+from crm_store.records import Attachment, Button, HandleResult, InboundMessage, OutboundMessage, pickled_by_fields
 from crm_store.types import new_id, utcnow
 
 log = logging.getLogger(__name__)
@@ -176,6 +176,7 @@ class Decision:
 Decider = Callable[[Turn], Decision]
 
 
+@pickled_by_fields
 @dataclass(slots=True)
 class InboundItem:
     message: InboundMessage
