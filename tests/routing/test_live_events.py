@@ -49,3 +49,25 @@ async def test_an_event_published_in_one_process_reaches_another_within_a_second
         await here.close()
         await there.close()
 
+
+
+async def test_events_published_one_by_one_in_a_burst_travel_in_one_notify(pg_database: str) -> None:
+    """Each inbound message publishes its own event: a burst of them costs one round trip, not one each."""
+    here, there = LiveHub(pg_database), LiveHub(pg_database)
+    notifies: list[str] = []
+    receive = there._on_notify
+    there._on_notify = lambda conn, pid, channel, payload: (notifies.append(payload), receive(conn, pid, channel, payload))  # type: ignore[method-assign]
+    await here.start()
+    await there.start()
+    try:
+        inbox = there.subscribe()
+        await asyncio.sleep(0.3)  # both LISTEN connections are up
+        for i in range(10):
+            here.publish({"type": "message", "conversation_id": f"c{i}"})
+            await asyncio.sleep(0.001)  # messages a millisecond apart, as under load
+        got = [await asyncio.wait_for(inbox.get(), 1) for _ in range(10)]
+    finally:
+        await here.close()
+        await there.close()
+    assert [e["conversation_id"] for e in got] == [f"c{i}" for i in range(10)]
+    assert len(notifies) <= 2
