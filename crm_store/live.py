@@ -111,6 +111,8 @@ class LiveHub:
             self._conn = None
 
     def _on_notify(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        if not self._may_want(payload):
+            return
         try:
             message = json.loads(payload)
         except ValueError:
@@ -119,6 +121,17 @@ class LiveHub:
             return
         for event in message.get("events", []):
             self._deliver(event)
+
+    def _may_want(self, payload: str) -> bool:
+        """Whether a subscriber here may want an event of ``payload``: a look for the types they
+        want (as ``_flush`` encodes them) before decoding.  Every serving process hears of every
+        inbound message, and most have no console open: only the web chat's relay listens."""
+        wanted: set[str] = set()
+        for types in self._subscribers.values():
+            if types is None:
+                return True
+            wanted |= types
+        return any(f'"type":{json.dumps(kind, ensure_ascii=False)}' in payload for kind in wanted)
 
     async def _run(self) -> None:
         backoff = 0.5

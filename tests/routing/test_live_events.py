@@ -71,3 +71,20 @@ async def test_events_published_one_by_one_in_a_burst_travel_in_one_notify(pg_da
         await there.close()
     assert [e["conversation_id"] for e in got] == [f"c{i}" for i in range(10)]
     assert len(notifies) <= 2
+
+
+async def test_a_process_that_wants_some_types_gets_them_from_a_notify_that_carries_others(pg_database: str) -> None:
+    here, there = LiveHub(pg_database), LiveHub(pg_database)
+    await here.start()
+    await there.start()
+    try:
+        relays = there.subscribe(frozenset({"webchat.relay"}))
+        await asyncio.sleep(0.3)  # both LISTEN connections are up
+        here.publish(*({"type": "message", "conversation_id": f"c{i}"} for i in range(5)),
+                     {"type": "webchat.relay", "visitor": "방문자-1"})
+        got = await asyncio.wait_for(relays.get(), 1)
+        await asyncio.sleep(0.1)
+    finally:
+        await here.close()
+        await there.close()
+    assert got["visitor"] == "방문자-1" and relays.empty()
