@@ -219,14 +219,10 @@ def build_delivery(services: Services) -> DeliveryWorker:
 
 
 def _handled(services: Services, message: InboundMessage, result: HandleResult, seconds: float) -> None:
-    _count(services.metrics, message, result, seconds)
+    # the REST channel's replies leave with its answer; the others' are counted as the delivery worker sends them
+    services.metrics.count_inbound(message.channel, result.duplicate, seconds,
+                                   len(result.replies) if message.channel == "rest" else 0)
     if services.live is not None and not result.duplicate and result.conversation_id:
         services.live.publish({"type": "message", "conversation_id": result.conversation_id,
                                "customer_id": result.customer_id, "message_id": result.message_id, "channel": message.channel})
 
-
-def _count(metrics: Metrics, message: InboundMessage, result: HandleResult, seconds: float) -> None:
-    metrics.messages_in.labels(message.channel, "duplicate" if result.duplicate else "stored").inc()
-    metrics.handling.labels(message.channel).observe(seconds)
-    if result.replies and message.channel == "rest":
-        metrics.messages_out.labels(message.channel, "sent").inc(len(result.replies))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 
@@ -22,6 +24,23 @@ class Metrics:
         self.http_requests = Counter(
             "dangol_http_requests_total", "HTTP requests by route and status", ["route", "status"], registry=self.registry
         )
+
+        #: Each channel's labelled series of the message path (``labels()`` takes a lock and
+        #: builds a key: 7 µs a message for the three series, 2 µs with them kept).
+        self._inbound: dict[str, tuple[Any, Any, Any, Any]] = {}
+
+    def count_inbound(self, channel: str, duplicate: bool, seconds: float, replies_sent: int) -> None:
+        """One inbound message handled: stored or duplicate, how long it took, replies sent with the answer."""
+        series = self._inbound.get(channel)
+        if series is None:
+            series = self._inbound[channel] = (
+                self.messages_in.labels(channel, "stored"), self.messages_in.labels(channel, "duplicate"),
+                self.handling.labels(channel), self.messages_out.labels(channel, "sent"))
+        stored, repeated, handling, sent = series
+        (repeated if duplicate else stored).inc()
+        handling.observe(seconds)
+        if replies_sent:
+            sent.inc(replies_sent)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
