@@ -8,6 +8,7 @@ lead to the same "I did not understand" turn.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from sklearn.metrics import precision_recall_fscore_support
@@ -18,8 +19,12 @@ from nlu.training_data import TrainingData
 OUT_OF_SCOPE = (FALLBACK_INTENT, "oos")
 
 
+#: Texts parsed together (see nlu.features: a text's answer is the same in any batch).
+BATCH = 64
+
+
 class _Parses(Protocol):
-    def parse(self, text: str) -> dict[str, Any]: ...
+    def parse_many(self, texts: Sequence[str]) -> list[dict[str, Any]]: ...
 
 
 def _same_meaning(gold: str, predicted: str) -> str:
@@ -37,8 +42,9 @@ def evaluate(model: _Parses, data: TrainingData, confused_pairs: int = 10) -> di
     gold: list[str] = []
     predicted: list[str] = []
     top1_right = 0
-    for ex in examples:
-        answer = model.parse(ex.text)
+    answers = [answer for start in range(0, len(examples), BATCH)
+               for answer in model.parse_many([ex.text for ex in examples[start:start + BATCH]])]
+    for ex, answer in zip(examples, answers, strict=True):
         name = answer["intent"]["name"] or FALLBACK_INTENT
         gold.append(ex.intent)
         predicted.append(_same_meaning(ex.intent, name))

@@ -96,8 +96,8 @@ def test_evaluate_reports_in_scope_accuracy_and_oos_recall() -> None:
 
 def test_nlu_fallback_answer_counts_as_right_for_an_oos_example() -> None:
     class Always:
-        def parse(self, text: str) -> dict:  # type: ignore[type-arg]
-            return {"intent": {"name": "nlu_fallback", "confidence": 0.3}, "intent_ranking": []}
+        def parse_many(self, texts: list[str]) -> list[dict]:  # type: ignore[type-arg]
+            return [{"intent": {"name": "nlu_fallback", "confidence": 0.3}, "intent_ranking": []} for _ in texts]
 
     report = evaluate(Always(), TrainingData.from_pairs([("weather?", "oos"), ("balance", "balance")]))
     assert report["oos_recall"] == 1.0 and report["in_scope_accuracy"] == 0.0 and report["accuracy"] == 0.5
