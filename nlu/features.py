@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import functools
 import re
-from array import array
 import unicodedata
+from array import array
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Sequence
 
