@@ -35,7 +35,6 @@ TOKEN_PATTERN = r"(?u)\b\w+\b"  # keeps one-character words: Korean and Chinese 
 WORD_CACHE_SIZE = 50_000
 _WHITE_SPACES = re.compile(r"\s\s+")  # as scikit-learn's char analyzers collapse whitespace
 _WHITE_SPACE = re.compile(r"\s")
-_TOKEN = re.compile(TOKEN_PATTERN)
 #: The blocks' cached columns are C ints packed by ``array("i")``.
 _COLUMN = np.dtype(np.intc)
 
@@ -51,17 +50,6 @@ def row_sums(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
     if filled.any():
         out[filled] = np.add.reduceat(values, starts[:-1][filled], axis=0)
     return out
-
-
-def _word_grams(text: str, ngram_range: tuple[int, int]) -> list[str]:
-    """scikit-learn's ``word`` n-grams of ``text`` (``TOKEN_PATTERN``, no stop words, no preprocessing),
-    without its analyzer's per-call checks: the same list, in the same order."""
-    tokens = _TOKEN.findall(text)
-    lo, hi = ngram_range
-    grams = list(tokens) if lo == 1 else []
-    for n in range(max(lo, 2), min(hi, len(tokens)) + 1):
-        grams += [" ".join(tokens[i:i + n]) for i in range(len(tokens) - n + 1)]
-    return grams
 
 
 def normalize_text(text: str) -> str:
@@ -110,7 +98,7 @@ class _Block:
         elif self.analyzer_kind == "char":
             self._char_columns(_WHITE_SPACES.sub(" ", normalized), out)
         else:
-            out.append(self._known(_word_grams(normalized, self.ngram_range)))
+            out.append(self._known(self.analyze(normalized)))
 
     def _columns_of_word(self, word: str) -> bytes:
         return self._known(self.analyze(word))

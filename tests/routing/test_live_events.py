@@ -50,7 +50,6 @@ async def test_an_event_published_in_one_process_reaches_another_within_a_second
         await there.close()
 
 
-
 async def test_events_published_one_by_one_in_a_burst_travel_in_one_notify(pg_database: str) -> None:
     """Each inbound message publishes its own event: a burst of them costs one round trip, not one each."""
     here, there = LiveHub(pg_database), LiveHub(pg_database)
