@@ -233,6 +233,10 @@ from nlu.cli import nlu as _nlu  # noqa: E402
 
 main.add_command(_nlu)
 main.add_command(_telegram)
+from bot.insights_cli import COMMANDS as _insights_commands  # noqa: E402
+
+for _command in _insights_commands:
+    main.add_command(_command)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 
 from crm_store.models import Base
+import crm_store.insight_tables  # noqa: F401,E402 - registers the insights tables on Base
 
 connection = context.config.attributes.get("connection")
 if connection is None:

@@ -1,0 +1,266 @@
+"""Reading purchase histories from the files analysts have: CDNOW's text format,
+Online Retail's invoice lines (UCI 352, as published), and plain CSV.
+
+Each reader yields ``(line_number, EventIn)`` for what it accepts and
+``(line_number, reason)`` for what it rejects, so an import can report every
+rejected row and why; :func:`transactions` turns the same into arrays for
+fitting models straight from a file.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import gzip
+import hashlib
+import io
+import json
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+
+from crm_store.events import EventIn
+
+#: Online Retail's InvoiceDate is UK local time (its SOURCE.md).
+UK = ZoneInfo("Europe/London")
+ONLINE_RETAIL_HEADER = ["InvoiceNo", "StockCode", "Description", "Quantity", "InvoiceDate", "UnitPrice", "CustomerID", "Country"]
+EVENT_COLUMNS = {"event_id", "customer_id", "type", "occurred_at", "amount", "currency", "items"}
+MAX_TYPE = 64
+
+Parsed = tuple[int, EventIn | str]
+
+
+class SourceError(Exception):
+    """The file as a whole cannot be read (unknown format, bad header, not text)."""
+
+
+def open_text(path: str | Path) -> io.TextIOBase:
+    """A text stream over the file, gunzipped when it is a gzip."""
+    path = Path(path)
+    try:
+        with path.open("rb") as probe:
+            magic = probe.read(2)
+    except OSError as exc:
+        raise SourceError(f"cannot read {path}: {exc.strerror}") from None
+    raw = gzip.open(path, "rb") if magic == b"\x1f\x8b" else path.open("rb")
+    return io.TextIOWrapper(raw, encoding="utf-8", newline="")  # type: ignore[arg-type]
+
+
+def detect(path: str | Path) -> str:
+    """``cdnow``, ``online_retail`` or ``csv``, from the first line."""
+    try:
+        with open_text(path) as stream:
+            first = stream.readline()
+    except UnicodeDecodeError:
+        raise SourceError(f"{path} is not UTF-8 text") from None
+    except (OSError, EOFError) as exc:
+        raise SourceError(f"cannot read {path}: {exc}") from None
+    fields = first.split()
+    if fields and (fields[0].isdigit() or fields[:2] == ["customer_id", "date"]) and "," not in first:
+        return "cdnow"
+    if next(csv.reader([first]), []) == ONLINE_RETAIL_HEADER:
+        return "online_retail"
+    if "," in first:
+        return "csv"
+    raise SourceError(f"{path}: not CDNOW text, Online Retail invoice lines nor a CSV with a header")
+
+
+def _day(text: str) -> dt.datetime:
+    return dt.datetime.strptime(text, "%Y%m%d").replace(tzinfo=dt.UTC)
+
+
+def read_cdnow(path: str | Path) -> Iterator[Parsed]:
+    """CDNOW master (customer, date, cds, dollars; a header) or sample (sample id first, five columns).
+
+    Several purchases of one customer on one day are one transaction (as in
+    the papers), and their key makes a re-import harmless.
+    """
+    days: dict[tuple[str, str], list[Any]] = {}
+    with open_text(path) as stream:
+        for number, line in enumerate(stream, 1):
+            fields = line.split()
+            if not fields or (number == 1 and not fields[0].isdigit()):
+                continue
+            if len(fields) not in (4, 5):
+                yield number, f"expected 4 or 5 columns, found {len(fields)}"
+                continue
+            customer, date, cds, dollars = fields[-4:]
+            try:
+                when, quantity, amount = _day(date), int(cds), float(dollars)
+            except ValueError:
+                yield number, "date must be YYYYMMDD, quantity an integer and amount a number"
+                continue
+            entry = days.setdefault((customer.lstrip("0") or "0", date), [number, when, 0, 0.0])
+            entry[2] += quantity
+            entry[3] += amount
+    for (customer, date), (number, when, quantity, amount) in days.items():
+        yield number, EventIn(type="purchase", occurred_at=when, customer_key=customer, external_id=f"cdnow-{customer}-{date}",
+                              amount=round(amount, 2), properties={"quantity": quantity})
+
+
+def read_online_retail(path: str | Path) -> Iterator[Parsed]:
+    """Invoice lines grouped into one purchase (or, for ``C`` invoices, one return) with its items."""
+    invoices: dict[str, list[Any]] = {}
+    times: dict[str, dt.datetime] = {}  # an invoice's lines share a time: parse each once
+    with open_text(path) as stream:
+        reader = csv.reader(stream)
+        next(reader, None)
+        for number, row in enumerate(reader, 2):
+            if len(row) != 8:
+                yield number, f"expected 8 columns, found {len(row)}"
+                continue
+            invoice, sku, name, quantity, date, price, customer, country = row
+            if not customer.strip():
+                yield number, "no customer on this line"
+                continue
+            try:
+                qty, unit = int(quantity), float(price)
+                when = times.get(date) or times.setdefault(date, dt.datetime.strptime(date, "%Y-%m-%d %H:%M").replace(tzinfo=UK))
+            except ValueError:
+                yield number, "Quantity must be an integer, UnitPrice a number and InvoiceDate YYYY-MM-DD HH:MM"
+                continue
+            entry = invoices.get(invoice)
+            if entry is None:
+                entry = invoices[invoice] = [number, when, customer.strip(), country, [], 0.0]
+            entry[4].append({"sku": sku, "name": name.strip(), "quantity": qty, "price": unit})
+            entry[5] += qty * unit
+    for invoice, (number, when, customer, country, items, amount) in invoices.items():
+        kind = "return" if invoice.startswith("C") else "purchase"
+        yield number, EventIn(type=kind, occurred_at=when, customer_key=customer, external_id=f"invoice-{invoice}",
+                              amount=round(amount, 2), currency="GBP", items=items, properties={"invoice": invoice},
+                              customer_attributes={"country": country})
+
+
+def _parse_time(text: str, zone: dt.tzinfo) -> dt.datetime:
+    text = text.strip()
+    value = _day(text) if len(text) == 8 and text.isdigit() else dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return value if value.tzinfo else value.replace(tzinfo=zone)
+
+
+def parse_event(row: dict[str, str], zone: dt.tzinfo = dt.UTC) -> EventIn:
+    """One CSV row of the events format; ValueError names the column at fault."""
+    customer = (row.get("customer_id") or row.get("customer") or "").strip()
+    if not customer:
+        raise ValueError("customer_id is empty")
+    kind = (row.get("type") or "purchase").strip()
+    if not kind or len(kind) > MAX_TYPE:
+        raise ValueError(f"type must be 1-{MAX_TYPE} characters")
+    try:
+        when = _parse_time(row.get("occurred_at") or row.get("date") or "", zone)
+    except ValueError:
+        raise ValueError("occurred_at must be an ISO 8601 time or YYYYMMDD") from None
+    amount = None
+    if (row.get("amount") or "").strip():
+        try:
+            amount = float(row["amount"])
+        except ValueError:
+            raise ValueError("amount must be a number") from None
+        if not math.isfinite(amount):
+            raise ValueError("amount must be a finite number")
+    items = None
+    if (row.get("items") or "").strip():
+        items = check_items(_json(row["items"], "items"))
+    currency = (row.get("currency") or "").strip().upper() or None
+    if currency is not None and (len(currency) != 3 or not currency.isalpha()):
+        raise ValueError("currency must be a three-letter code such as KRW")
+    properties = {k: v for k, v in row.items() if k not in EVENT_COLUMNS | {"customer", "date"} and k and v not in (None, "")}
+    event_id = (row.get("event_id") or "").strip()
+    if not event_id:  # the same row always gets the same id, so re-importing it changes nothing
+        event_id = "row-" + hashlib.sha256(json.dumps([customer, kind, when.isoformat(), amount, items, properties],
+                                                      sort_keys=True).encode()).hexdigest()[:32]
+    return EventIn(type=kind, occurred_at=when, customer_key=customer, external_id=event_id[:255], amount=amount,
+                   currency=currency, items=items, properties=properties)
+
+
+def _json(text: str, column: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        raise ValueError(f"{column} is not valid JSON") from None
+
+
+def check_items(items: Any) -> list[dict[str, Any]]:
+    """A purchase's lines: a list of objects with a sku, and a numeric quantity and price when given."""
+    if not isinstance(items, list) or len(items) > 1000:
+        raise ValueError("items must be a list of at most 1000 objects")
+    out = []
+    for n, item in enumerate(items):
+        if not isinstance(item, dict) or not str(item.get("sku", "")).strip():
+            raise ValueError(f"items[{n}] must be an object with a sku")
+        for key in ("quantity", "price"):
+            if key in item and (not isinstance(item[key], int | float) or isinstance(item[key], bool) or not math.isfinite(item[key])):
+                raise ValueError(f"items[{n}].{key} must be a number")
+        out.append({"sku": str(item["sku"])[:64], "name": str(item.get("name") or "")[:255],
+                    "quantity": item.get("quantity", 1), "price": item.get("price")})
+    return out
+
+
+def read_events_csv(path: str | Path, zone: dt.tzinfo = dt.UTC) -> Iterator[Parsed]:
+    with open_text(path) as stream:
+        reader = csv.DictReader(stream)
+        header = reader.fieldnames or []
+        if not ({"customer_id", "customer"} & set(header)) or not ({"occurred_at", "date"} & set(header)):
+            raise SourceError("the CSV header needs customer_id (or customer) and occurred_at (or date) columns; found "
+                              + ", ".join(header))
+        for number, row in enumerate(reader, 2):
+            if None in row:
+                yield number, "more fields than the header has"
+                continue
+            try:
+                yield number, parse_event(row, zone)
+            except ValueError as exc:
+                yield number, str(exc)
+
+
+def read_any(path: str | Path, zone: dt.tzinfo = dt.UTC) -> Iterator[Parsed]:
+    kind = detect(path)
+    if kind == "cdnow":
+        return read_cdnow(path)
+    if kind == "online_retail":
+        return read_online_retail(path)
+    return read_events_csv(path, zone)
+
+
+@dataclass(slots=True)
+class Transactions:
+    """Purchases as arrays: customer index, day (days since 1970-01-01, UTC date) and amount."""
+
+    customers: list[str]
+    customer: np.ndarray
+    day: np.ndarray
+    amount: np.ndarray
+    #: per purchase: the SKUs bought (empty when the source has no items)
+    items: list[list[str]]
+    names: dict[str, str]
+
+
+def transactions(path: str | Path) -> Transactions:
+    """The purchases of a file (returns and rejected rows left out), for the models."""
+    index: dict[str, int] = {}
+    cust: list[int] = []
+    days: list[int] = []
+    amounts: list[float] = []
+    items: list[list[str]] = []
+    names: dict[str, str] = {}
+    epoch = dt.date(1970, 1, 1)
+    for _, event in read_any(path):
+        if isinstance(event, str) or event.type != "purchase" or event.customer_key is None:
+            continue
+        cust.append(index.setdefault(event.customer_key, len(index)))
+        local = event.occurred_at
+        days.append((local.date() - epoch).days)
+        amounts.append(float(event.amount or 0.0))
+        skus = []
+        for line in event.items or []:
+            skus.append(line["sku"])
+            if line.get("name"):
+                names.setdefault(line["sku"], line["name"])
+        items.append(skus)
+    if not cust:
+        raise SourceError(f"{path} holds no purchases")
+    return Transactions(list(index), np.asarray(cust), np.asarray(days), np.asarray(amounts, dtype=float), items, names)

@@ -1,0 +1,30 @@
+"""Data for the insights tests: the shared CDNOW and Online Retail files, small cuts of them in tmp."""
+
+from __future__ import annotations
+
+import gzip
+import itertools
+from pathlib import Path
+
+import pytest
+
+from tests.service.conftest import admin, client, store, token_for  # noqa: F401 - the API fixtures
+
+
+@pytest.fixture(scope="session")
+def cdnow_sample(shared_dir: Path) -> Path:
+    return shared_dir / "datasets" / "cdnow" / "CDNOW_sample.txt"
+
+
+@pytest.fixture(scope="session")
+def online_retail(shared_dir: Path) -> Path:
+    return shared_dir / "datasets" / "online_retail" / "online_retail.csv.gz"
+
+
+@pytest.fixture(scope="session")
+def online_retail_head(online_retail: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The first 5,000 lines of the real file, gzipped as published (cancellations and lines without customers included)."""
+    path = tmp_path_factory.mktemp("retail") / "head.csv.gz"
+    with gzip.open(online_retail, "rt", encoding="utf-8", newline="") as source, gzip.open(path, "wt", encoding="utf-8", newline="") as out:
+        out.writelines(itertools.islice(source, 5001))
+    return path
