@@ -66,6 +66,8 @@ class CoreSettings(BaseSettings):
     rasa_timeout: float = Field(default=2.0, gt=0)
     nlu_model: Path | None = None
     shutdown_timeout: float = Field(default=20.0, gt=0)
+    #: Seconds between scoring runs of every customer (RFM, CLV, clusters, recommendations); 0 turns them off.
+    insights_score_interval: float = Field(default=3600.0, ge=0)
 
     @field_validator("database_url")
     @classmethod

@@ -144,14 +144,14 @@ def engagement(conn: Connection, as_of: dt.datetime) -> list[Engagement]:
 
 
 def purchased_items(conn: Connection) -> list[tuple[uuid.UUID, str]]:
-    """Distinct (customer, sku) pairs over every purchase, unnested in the database."""
+    """Distinct (customer, sku) pairs over every purchase, unnested in the database; fee lines left out."""
     if conn.dialect.name == "postgresql":
         sql = text("""SELECT DISTINCT e.customer_id, i.value ->> 'sku' FROM customer_events e,
                       jsonb_array_elements(CASE WHEN jsonb_typeof(e.items) = 'array' THEN e.items ELSE '[]'::jsonb END) AS i(value)
-                      WHERE e.type = 'purchase'""")
+                      WHERE e.type = 'purchase' AND (i.value ->> 'fee') IS DISTINCT FROM 'true'""")
     else:
         sql = text("""SELECT DISTINCT e.customer_id, json_extract(i.value, '$.sku') FROM customer_events e, json_each(e.items) AS i
-                      WHERE e.type = 'purchase' AND e.items IS NOT NULL""")
+                      WHERE e.type = 'purchase' AND e.items IS NOT NULL AND COALESCE(json_extract(i.value, '$.fee'), 0) != 1""")
     out = []
     for cid, sku in conn.execute(sql):
         if sku is not None:

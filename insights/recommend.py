@@ -3,9 +3,8 @@
 Two items are alike when the same customers buy both: the cosine between
 their columns of the customer x item purchase matrix (scipy.sparse).  A
 customer's candidates score the sum of their similarity to what the customer
-bought; what they bought already is never recommended.  Fees, postage and
-vouchers (codes without a digit, ``gift_*``, ``C2``) are not products and are
-neither recommended nor counted as hits.
+bought; what they bought already is never recommended.  Lines marked as fees
+(``"fee": true``: postage, charges, vouchers) never reach this module.
 """
 
 from __future__ import annotations
@@ -15,13 +14,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import sparse
-
-NOT_PRODUCTS = {"C2"}
-
-
-def is_product(sku: str) -> bool:
-    return any(ch.isdigit() for ch in sku) and not sku.lower().startswith("gift_") and sku not in NOT_PRODUCTS
-
 
 @dataclass(slots=True)
 class Basket:
@@ -33,13 +25,11 @@ class Basket:
 
 
 def basket(pairs: Sequence[tuple[str, str]]) -> Basket:
-    """From (customer, sku) pairs; non-products are left out."""
+    """From (customer, sku) pairs."""
     customers: dict[str, int] = {}
     items: dict[str, int] = {}
     rows, cols = [], []
     for customer, sku in pairs:
-        if not is_product(sku):
-            continue
         rows.append(customers.setdefault(customer, len(customers)))
         cols.append(items.setdefault(sku, len(items)))
     matrix = sparse.csr_matrix((np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=(len(customers), len(items)))
@@ -109,7 +99,7 @@ def evaluate(before: Sequence[tuple[str, str]], after: Sequence[tuple[str, str]]
     truth: dict[int, set[int]] = {}
     for customer, sku in after:
         row, col = customer_row.get(customer), item_col.get(sku)
-        if row is None or col is None or not is_product(sku):
+        if row is None or col is None:
             continue
         truth.setdefault(row, set()).add(col)
     owned = data.matrix

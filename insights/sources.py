@@ -31,6 +31,13 @@ UK = ZoneInfo("Europe/London")
 ONLINE_RETAIL_HEADER = ["InvoiceNo", "StockCode", "Description", "Quantity", "InvoiceDate", "UnitPrice", "CustomerID", "Country"]
 EVENT_COLUMNS = {"event_id", "customer_id", "type", "occurred_at", "amount", "currency", "items"}
 MAX_TYPE = 64
+#: Online Retail stock codes that are not products (its SOURCE.md): postage, charges, fees, vouchers.
+NOT_PRODUCTS = {"C2"}
+
+
+def is_fee(sku: str) -> bool:
+    """An Online Retail line that is not a product: a code without a digit (POST, DOT, M, BANK CHARGES ...), C2, gift_*."""
+    return not any(ch.isdigit() for ch in sku) or sku in NOT_PRODUCTS or sku.lower().startswith("gift_")
 
 Parsed = tuple[int, EventIn | str]
 
@@ -127,7 +134,10 @@ def read_online_retail(path: str | Path) -> Iterator[Parsed]:
             entry = invoices.get(invoice)
             if entry is None:
                 entry = invoices[invoice] = [number, when, customer.strip(), country, [], 0.0]
-            entry[4].append({"sku": sku, "name": name.strip(), "quantity": qty, "price": unit})
+            line = {"sku": sku, "name": name.strip(), "quantity": qty, "price": unit}
+            if is_fee(sku):
+                line["fee"] = True  # kept in the invoice's lines, left out of recommendations
+            entry[4].append(line)
             entry[5] += qty * unit
     for invoice, (number, when, customer, country, items, amount) in invoices.items():
         kind = "return" if invoice.startswith("C") else "purchase"
@@ -185,7 +195,8 @@ def _json(text: str, column: str) -> Any:
 
 
 def check_items(items: Any) -> list[dict[str, Any]]:
-    """A purchase's lines: a list of objects with a sku, and a numeric quantity and price when given."""
+    """A purchase's lines: a list of objects with a sku, and a numeric quantity and price when given;
+    ``"fee": true`` marks a line that is not a product (postage, a charge)."""
     if not isinstance(items, list) or len(items) > 1000:
         raise ValueError("items must be a list of at most 1000 objects")
     out = []
@@ -195,8 +206,13 @@ def check_items(items: Any) -> list[dict[str, Any]]:
         for key in ("quantity", "price"):
             if key in item and (not isinstance(item[key], int | float) or isinstance(item[key], bool) or not math.isfinite(item[key])):
                 raise ValueError(f"items[{n}].{key} must be a number")
-        out.append({"sku": str(item["sku"])[:64], "name": str(item.get("name") or "")[:255],
-                    "quantity": item.get("quantity", 1), "price": item.get("price")})
+        if "fee" in item and not isinstance(item["fee"], bool):
+            raise ValueError(f"items[{n}].fee must be true or false")
+        line = {"sku": str(item["sku"])[:64], "name": str(item.get("name") or "")[:255],
+                "quantity": item.get("quantity", 1), "price": item.get("price")}
+        if item.get("fee"):
+            line["fee"] = True
+        out.append(line)
     return out
 
 
@@ -257,6 +273,8 @@ def transactions(path: str | Path) -> Transactions:
         amounts.append(float(event.amount or 0.0))
         skus = []
         for line in event.items or []:
+            if line.get("fee"):
+                continue
             skus.append(line["sku"])
             if line.get("name"):
                 names.setdefault(line["sku"], line["name"])
