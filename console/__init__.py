@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from console import pages
+from console import dashboards, pages
 from console.live_socket import live
 from console.render import STATIC
 
@@ -24,5 +24,6 @@ def setup(app: web.Application) -> None:
     r.add_get("/console/customers/{customer_id}", pages.customer_page)
     r.add_get("/console/admin", pages.admin_page)
     r.add_post("/console/admin/{what}", pages.admin_action)
+    dashboards.setup(app)
     r.add_get("/console/live", live)
     r.add_static("/console/static", STATIC)

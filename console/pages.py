@@ -35,6 +35,7 @@ from console.auth import (
     SESSION_COOKIE,
     COOKIE_PATH,
 )
+from console.dashboards import panel_insights
 from console.render import render
 from crm_store import agents as accounts
 from crm_store import customers, inbox, routing, sessions, teams
@@ -210,6 +211,7 @@ async def _conversation(request: web.Request, session: Session, conversation_id:
         return render("_conv_header.html", **context)
     customer = await customers.get_customer(db, customer_id)
     panel = await inbox.customer_panel(db, customer_id)
+    panel["insights"] = await panel_insights(db, customer_id)
     events = await inbox.audit_events(db, conversation_id)
     canned = await teams.list_canned(db)
     return render("conversation.html", status, customer=customer, panel=panel, events=events, canned=canned, error=error,
@@ -296,6 +298,7 @@ async def customer_page(request: web.Request) -> web.StreamResponse:
     except NotFound:
         raise NotFound("There is no such customer.") from None
     panel = await inbox.customer_panel(db, customer_id)
+    panel["insights"] = await panel_insights(db, customer_id)
     if session.agent.role == "marketer":
         panel["conversations"] = []  # marketers do not read conversations
     return render("customer.html", customer=customer, panel=panel, now=utcnow(), **_base(session, "customers"))

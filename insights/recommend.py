@@ -9,24 +9,27 @@ bought; what they bought already is never recommended.  Lines marked as fees
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import sparse
 
+#: Catalogues up to this many items keep their similarity matrix dense (at most 400 MB as float32).
+DENSE_ITEMS = 10_000
+
 @dataclass(slots=True)
 class Basket:
     """Who bought what: a binary customer x item matrix and its labels."""
 
-    customers: list[str]
+    customers: list[Hashable]
     items: list[str]
     matrix: sparse.csr_matrix
 
 
-def basket(pairs: Sequence[tuple[str, str]]) -> Basket:
-    """From (customer, sku) pairs."""
-    customers: dict[str, int] = {}
+def basket(pairs: Sequence[tuple[Hashable, str]]) -> Basket:
+    """From (customer, sku) pairs; customers may be any hashable id."""
+    customers: dict[Hashable, int] = {}
     items: dict[str, int] = {}
     rows, cols = [], []
     for customer, sku in pairs:
@@ -51,13 +54,17 @@ class ItemToItem:
         similarity = (normalized.T @ normalized).tocsr()
         similarity.setdiag(0)
         similarity.eliminate_zeros()
-        self.similarity = similarity
+        # co-purchase similarity is dense in small catalogues: a dense matrix then multiplies
+        # about ten times faster (Online Retail: 3,600 items, 52 MB as float32)
+        self.similarity: sparse.csr_matrix | np.ndarray = (
+            similarity.toarray().astype(np.float32) if similarity.shape[0] <= DENSE_ITEMS else similarity)
         self.popularity = np.asarray(data.matrix.sum(axis=0)).ravel()
 
     def scores(self, rows: np.ndarray) -> np.ndarray:
         """Dense scores of every item for the given customers (row indices), bought ones at -inf."""
         history = self.data.matrix[rows]
-        scores = np.asarray((history @ self.similarity).todense(), dtype=np.float64)
+        product = history @ self.similarity
+        scores = np.asarray(product.todense() if sparse.issparse(product) else product, dtype=np.float64)
         scores += 1e-9 * self.popularity / max(float(self.popularity.max()), 1.0)  # ties go to the popular
         scores[history.nonzero()] = -np.inf
         return scores

@@ -1,8 +1,9 @@
 """RFM: recency, frequency and monetary quintile scores (1-5) and the usual named cells.
 
 Scores are quintiles of each customer's rank among the buyers of the same
-run (ties share their average rank), so 5 is always the best fifth: the
-most recent, most frequent, highest spending.  The cells follow the common
+run, so 5 is the best fifth: the most recent, most frequent, highest
+spending; customers with equal values share a score (a tie group takes the
+score of its average rank: when more than half bought once, they are all F 2 or 3).  The cells follow the common
 R x F grid of RFM practice (monetary is reported beside it, not used to
 name the cell):
 
@@ -34,12 +35,12 @@ LABELS = {cell: cell.replace("_", " ").replace("cant", "can't") for cell in CELL
 
 
 def quintiles(values: np.ndarray, *, higher_is_better: bool = True) -> np.ndarray:
-    """1-5 by rank; ties share a score."""
+    """1-5 by each customer's rank; tied customers share their average rank, so the score."""
     values = np.asarray(values, dtype=float)
     if len(values) == 0:
         return np.zeros(0, dtype=int)
     ranks = rankdata(values if higher_is_better else -values, method="average")
-    return np.clip(np.ceil(ranks / len(values) * 5), 1, 5).astype(int)
+    return np.clip(np.ceil(5 * ranks / len(values)), 1, 5).astype(int)
 
 
 def cell(r: int, f: int) -> str:

@@ -131,11 +131,10 @@ def _compute(summaries: list[store.PurchaseSummary], engagement: list[store.Enga
 
 
 def _recommendations(pairs: list[tuple[Any, str]], k: int) -> list[tuple[Any, list[tuple[str, float]]]]:
-    data = basket([(str(c), s) for c, s in pairs])
+    data = basket(pairs)
     if data.matrix.shape[1] == 0:
         return []
     model = ItemToItem(data)
-    ids = {str(c): c for c, _ in pairs}
     out = []
     for start in range(0, len(data.customers), 1024):
         rows = np.arange(start, min(start + 1024, len(data.customers)))
@@ -144,7 +143,7 @@ def _recommendations(pairs: list[tuple[Any, str]], k: int) -> list[tuple[Any, li
             chosen = [(data.items[j], float(scores[row - start, j])) for j in picks if np.isfinite(scores[row - start, j])
                       and scores[row - start, j] > 1e-6]
             if chosen:
-                out.append((ids[data.customers[row]], chosen))
+                out.append((store.as_uuid(data.customers[row]), chosen))
     return out
 
 

@@ -155,3 +155,57 @@ async def post_score(request: web.Request, agent: AgentRecord, query: ScoreQuery
 
     run = await score_customers(_db(request), recommendations=10 if query.recommendations == "true" else 0)
     return run.as_json()
+
+
+class ReportQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    since: dt.datetime | None = Field(default=None, description="Start (ISO 8601); support reports default to 30 days ago, others to all time.")
+    until: dt.datetime | None = Field(default=None, description="End (ISO 8601), default now.")
+    format: Literal["json", "csv"] = "json"
+
+    @field_validator("since", "until")
+    @classmethod
+    def _aware(cls, value: dt.datetime | None) -> dt.datetime | None:
+        return value if value is None or value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+def _csv(rows: list[dict[str, Any]], name: str) -> web.Response:
+    import csv
+    import io
+
+    out = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(out, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return web.Response(body=out.getvalue().encode("utf-8"), content_type="text/csv", charset="utf-8",
+                        headers={"Content-Disposition": f'attachment; filename="{name}.csv"'})
+
+
+def _report_route(name: str) -> None:
+    async def handler(request: web.Request, agent: AgentRecord, query: ReportQuery) -> Any:
+        from crm_store import reports
+        from crm_store.types import utcnow
+
+        since, until = reports.window(name, 30, utcnow())
+        since, until = query.since or since, query.until or until
+        if since >= until:
+            raise json_error(400, "invalid_field", "since must be before until", "since")
+        rows = await reports.report(_db(request), name, since, until)
+        return _csv(rows, name) if query.format == "csv" else {"report": name, "since": since.isoformat(), "until": until.isoformat(),
+                                                               "rows": rows}
+
+    handler.__name__ = "report_" + name.replace("-", "_")
+    route("GET", f"/reports/{name}", summary=f"Dashboard data: {name.replace('-', ' ')} (JSON or CSV)", query=ReportQuery,
+          tag="reports")(handler)
+
+
+def _register_reports() -> None:
+    from crm_store.reports import REPORTS
+
+    for name in REPORTS:
+        _report_route(name)
+
+
+_register_reports()

@@ -1,0 +1,118 @@
+"""Dashboards with Online Retail loaded: every chart's data from /api/v1/reports as JSON and CSV,
+the reports page and a customer's value panel in a real browser at desktop and phone widths."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from crm_store import agents
+from crm_store.database import Database
+from crm_store.events import EventIn, store_events
+from insights.scoring import score_customers
+from insights.sources import read_online_retail
+from tests.conftest import ARTIFACTS
+
+PASSWORD = "correct horse battery"
+WAIT = 10_000
+
+
+async def load_retail(store: Database, path: Path) -> None:
+    events = [e for _, e in read_online_retail(path) if isinstance(e, EventIn)]
+    await store.run_in_transaction(store_events, events)
+    await score_customers(store, dt.datetime(2011, 12, 10, tzinfo=dt.UTC))
+
+
+async def chat(client: TestClient, sender: str, text: str) -> None:
+    response = await client.post("/webhooks/rest/webhook", json={"sender": sender, "message": text})
+    assert response.status == 200
+
+
+@pytest.fixture
+async def loaded(client: TestClient, store: Database, online_retail_tenth: Path) -> Database:
+    await load_retail(store, online_retail_tenth)
+    for n in range(3):
+        await chat(client, f"visitor-{n}", "hello")
+    return store
+
+
+@pytest.mark.parametrize("db_url", ["sqlite", "postgresql"], indirect=True)
+async def test_every_report_is_served_as_json_and_csv(client: TestClient, admin: dict[str, str], loaded: Database) -> None:
+    grid = await (await client.get("/api/v1/reports/rfm-grid", headers=admin)).json()
+    assert grid["rows"] and all(1 <= r["rfm_r"] <= 5 and 1 <= r["rfm_f"] <= 5 for r in grid["rows"])
+    countries = await (await client.get("/api/v1/reports/revenue-by-country", headers=admin)).json()
+    assert countries["rows"][0]["country"] == "United Kingdom" and countries["rows"][0]["revenue"] > 0
+    channels = await (await client.get("/api/v1/reports/conversations-by-channel", headers=admin)).json()
+    assert sum(r["conversations"] for r in channels["rows"]) == 3
+    response = await client.get("/api/v1/reports/clv-distribution?format=csv", headers=admin)
+    assert response.status == 200 and response.content_type == "text/csv"
+    rows = list(csv.DictReader(io.StringIO(await response.text())))
+    assert rows and set(rows[0]) == {"bin", "from", "to", "customers", "clv"}
+    bad = await client.get("/api/v1/reports/rfm-grid?since=2024-02-01&until=2024-01-01", headers=admin)
+    assert bad.status == 400 and (await bad.json())["error"]["field"] == "since"
+
+
+async def open_console(browser: Any, client: TestClient, email: str, width: int) -> Any:
+    context = await browser.new_context(viewport={"width": width, "height": 900})
+    page = await context.new_page()
+    await page.goto(str(client.server.make_url("/console/reports")))
+    await page.fill("input[name=email]", email)
+    await page.fill("input[name=password]", PASSWORD)
+    await page.click("button[type=submit]")
+    await page.wait_for_selector("h1:text('Reports')", timeout=WAIT)
+    return page
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+async def test_the_reports_page_and_the_value_panel_render_in_the_browser(client: TestClient, loaded: Database, browser: Any) -> None:
+    await agents.create_agent(loaded, email="mk@example.com", name="Marketer", role="marketer", password=PASSWORD)
+    ARTIFACTS.mkdir(exist_ok=True)
+    for width, name in ((1440, "desktop"), (390, "phone")):
+        page = await open_console(browser, client, "mk@example.com", width)
+        assert await page.locator("svg.chart").count() == 7
+        assert await page.locator("svg.chart rect").count() > 20  # the grid, bars and legends are drawn
+        assert "No data yet" not in await page.locator(".chart-card:has-text('RFM grid')").inner_text()
+        overflow = await page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+        if overflow > 1:
+            print(await page.evaluate("""[...document.querySelectorAll('*')].filter(e => e.getBoundingClientRect().right > document.documentElement.clientWidth + 1).slice(0, 8).map(e => e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right))"""))
+        assert overflow <= 1, f"the page scrolls sideways by {overflow}px at {width}px"
+        await page.screenshot(path=str(ARTIFACTS / f"insights-reports-{name}.png"), full_page=True)
+        await page.goto(str(client.server.make_url("/console/customers?q=")))
+        await page.goto(str(client.server.make_url(await customer_with_recommendations(loaded))))
+        await page.wait_for_selector("h3:text('Value and prediction')", timeout=WAIT)
+        assert await page.locator(".insights dt:text('CLV, 12 months')").count() == 1
+        assert await page.locator(".insights .recs li").count() >= 1
+        await page.screenshot(path=str(ARTIFACTS / f"insights-customer-{name}.png"), full_page=True)
+        await page.context.close()
+
+
+async def customer_with_recommendations(db: Database) -> str:
+    from sqlalchemy import select
+
+    from crm_store.insight_tables import CustomerRecommendation, CustomerScores
+
+    async with db.read() as conn:
+        row = (await conn.execute(select(CustomerScores.customer_id).join(
+            CustomerRecommendation.__table__, CustomerRecommendation.customer_id == CustomerScores.customer_id)
+            .where(CustomerScores.frequency > 1).limit(1))).first()
+    assert row is not None
+    return f"/console/customers/{row[0]}"
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+async def test_the_customers_csv_is_for_marketers_and_admins(client: TestClient, loaded: Database) -> None:
+    from tests.console.conftest import log_in
+
+    await agents.create_agent(loaded, email="mk2@example.com", name="M", role="marketer", password=PASSWORD)
+    await log_in(client, "mk2@example.com")
+    response = await client.get("/console/customers.csv")
+    assert response.status == 200 and response.headers["Content-Disposition"].startswith("attachment")
+    rows = list(csv.DictReader(io.StringIO(await response.text())))
+    assert len(rows) > 10 and any(r["rfm_cell"] for r in rows)
