@@ -28,12 +28,11 @@ import re
 import string
 from typing import Any
 
-from nlu import FALLBACK_INTENT
-
 from bot.bot_folder import Action, BotFolder, FormSpec, HandoffTarget, ResponseVariant
-from bot.forms import candidate, validate
 from bot.engine.turn import Decision, Handoff, Reply, Turn
+from bot.forms import candidate, validate
 from contracts.messages import Attachment
+from nlu import FALLBACK_INTENT
 
 HANGUL = re.compile(r"[\uac00-\ud7a3]")
 _LATIN_WORD = re.compile(r"(?<![\w@.])(?=[A-Za-z]{2})[A-Za-z]*[a-z][A-Za-z]*(?![\w@])")

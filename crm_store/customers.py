@@ -9,7 +9,9 @@ from typing import Any
 from sqlalchemy import Select, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from crm_store.columns import new_id, utcnow
 from crm_store.database import Database
+from crm_store.errors import Conflict, NotFound
 from crm_store.models import (
     ChannelIdentity,
     Consent,
@@ -20,9 +22,7 @@ from crm_store.models import (
     Message,
     OutboxRow,
 )
-from crm_store.errors import Conflict, NotFound
 from crm_store.paging import Page, decode_cursor, encode_cursor
-from crm_store.columns import new_id, utcnow
 
 customers_t = Customer.__table__
 tags_t = CustomerTag.__table__

@@ -25,6 +25,7 @@ from sqlalchemy.exc import DBAPIError
 
 from bot.engine.turn import HUMAN_STATES, Decider, Decision, InboundItem, Turn
 from contracts.messages import HandleResult, InboundMessage, OutboundMessage
+from crm_store.columns import new_id, utcnow
 from crm_store.customers import join_verified_contact
 from crm_store.database import Database, pause_before_retry
 from crm_store.message_batch import (
@@ -39,7 +40,6 @@ from crm_store.message_batch import (
     run_batch,
     write_plan,
 )
-from crm_store.columns import new_id, utcnow
 
 log = logging.getLogger(__name__)
 
