@@ -16,10 +16,14 @@ from console.render import harden, render
 from crm_store import reports
 from crm_store.database import Database
 from crm_store.scores import customer_insights
-from crm_store.types import utcnow
-from insights.rfm import LABELS
+from crm_store.columns import utcnow
 
 PERIODS = (7, 30, 90, 365)
+
+
+def cell_label(cell: str) -> str:
+    """``cant_lose`` -> ``can't lose``: the RFM cells' keys as people read them."""
+    return cell.replace("_", " ").replace("cant ", "can't ")
 
 
 async def panel_insights(db: Database, customer_id: uuid.UUID) -> dict[str, Any]:
@@ -28,7 +32,7 @@ async def panel_insights(db: Database, customer_id: uuid.UUID) -> dict[str, Any]
         found = await conn.run_sync(customer_insights, customer_id)
     scores = found["scores"]
     if scores.get("rfm_cell"):
-        scores["rfm_label"] = LABELS.get(scores["rfm_cell"], scores["rfm_cell"])
+        scores["rfm_label"] = cell_label(scores["rfm_cell"])
     return found
 
 
@@ -67,7 +71,7 @@ async def reports_page(request: web.Request) -> web.StreamResponse:
         "containment": charts.hbar_chart([r["channel"] for r in containment], [100 * (r["containment"] or 0) for r in containment],
                                          "Bot containment (% of resolved conversations no person answered)"),
         "rfm": charts.rfm_heatmap(grid, "RFM grid: customers and revenue"),
-        "cells": charts.hbar_chart([LABELS.get(r["rfm_cell"], r["rfm_cell"]) for r in cells], [r["customers"] for r in cells],
+        "cells": charts.hbar_chart([cell_label(r["rfm_cell"]) for r in cells], [r["customers"] for r in cells],
                                    "Customers per RFM cell"),
         "clv": charts.bar_chart([r["bin"] for r in clv], [r["customers"] for r in clv], "Customers by predicted 12-month CLV"),
         "country": charts.hbar_chart([r["country"] for r in country], [r["revenue"] for r in country], "Net revenue by country"),

@@ -12,6 +12,7 @@ column), so a second import of the same file changes nothing.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from crm_store.insight_tables import CustomerKey
 from crm_store.models import Customer, CustomerEvent
-from crm_store.types import new_id, utcnow
+from crm_store.columns import new_id, utcnow
 
 customers_t = Customer.__table__
 events_t = CustomerEvent.__table__
@@ -168,3 +169,25 @@ def count_events(conn: Connection) -> int:
     from sqlalchemy import func
 
     return int(conn.execute(select(func.count()).select_from(events_t)).scalar_one())
+
+
+def check_items(items: Any) -> list[dict[str, Any]]:
+    """A purchase's lines: a list of objects with a sku, and a numeric quantity and price when given;
+    ``"fee": true`` marks a line that is not a product (postage, a charge)."""
+    if not isinstance(items, list) or len(items) > 1000:
+        raise ValueError("items must be a list of at most 1000 objects")
+    out = []
+    for n, item in enumerate(items):
+        if not isinstance(item, dict) or not str(item.get("sku", "")).strip():
+            raise ValueError(f"items[{n}] must be an object with a sku")
+        for key in ("quantity", "price"):
+            if key in item and (not isinstance(item[key], int | float) or isinstance(item[key], bool) or not math.isfinite(item[key])):
+                raise ValueError(f"items[{n}].{key} must be a number")
+        if "fee" in item and not isinstance(item["fee"], bool):
+            raise ValueError(f"items[{n}].fee must be true or false")
+        line = {"sku": str(item["sku"])[:64], "name": str(item.get("name") or "")[:255],
+                "quantity": item.get("quantity", 1), "price": item.get("price")}
+        if item.get("fee"):
+            line["fee"] = True
+        out.append(line)
+    return out

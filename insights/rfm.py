@@ -31,7 +31,6 @@ from scipy.stats import rankdata
 
 CELLS = ("champions", "loyal", "potential_loyalist", "new", "promising", "need_attention", "about_to_sleep", "at_risk",
          "cant_lose", "hibernating", "lost")
-LABELS = {cell: cell.replace("_", " ").replace("cant", "can't") for cell in CELLS}
 
 
 def quintiles(values: np.ndarray, *, higher_is_better: bool = True) -> np.ndarray:

@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from crm_store.events import EventIn
+from crm_store.events import EventIn, check_items
 
 #: Online Retail's InvoiceDate is UK local time (its SOURCE.md).
 UK = ZoneInfo("Europe/London")
@@ -192,28 +192,6 @@ def _json(text: str, column: str) -> Any:
         return json.loads(text)
     except ValueError:
         raise ValueError(f"{column} is not valid JSON") from None
-
-
-def check_items(items: Any) -> list[dict[str, Any]]:
-    """A purchase's lines: a list of objects with a sku, and a numeric quantity and price when given;
-    ``"fee": true`` marks a line that is not a product (postage, a charge)."""
-    if not isinstance(items, list) or len(items) > 1000:
-        raise ValueError("items must be a list of at most 1000 objects")
-    out = []
-    for n, item in enumerate(items):
-        if not isinstance(item, dict) or not str(item.get("sku", "")).strip():
-            raise ValueError(f"items[{n}] must be an object with a sku")
-        for key in ("quantity", "price"):
-            if key in item and (not isinstance(item[key], int | float) or isinstance(item[key], bool) or not math.isfinite(item[key])):
-                raise ValueError(f"items[{n}].{key} must be a number")
-        if "fee" in item and not isinstance(item["fee"], bool):
-            raise ValueError(f"items[{n}].fee must be true or false")
-        line = {"sku": str(item["sku"])[:64], "name": str(item.get("name") or "")[:255],
-                "quantity": item.get("quantity", 1), "price": item.get("price")}
-        if item.get("fee"):
-            line["fee"] = True
-        out.append(line)
-    return out
 
 
 def read_events_csv(path: str | Path, zone: dt.tzinfo = dt.UTC) -> Iterator[Parsed]:

@@ -1,8 +1,13 @@
-"""Events in batches, a customer's scores and recommendations, and scoring on demand."""
+"""Events in batches, a customer's scores and recommendations, and the dashboards' data.
+
+Scoring on demand (``POST /insights/score``) runs the insights package, which
+the bot may not import: dangol/insights_api.py declares it."""
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 import json
 import math
 import uuid
@@ -11,12 +16,15 @@ from typing import Any, Literal
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from bot.api.routing import path_uuid, route
-from channels.http import json_error
+from bot.api.endpoints import path_uuid, route
+from bot.services import SERVICES
+from contracts.http_errors import json_error
+from crm_store import customers as profiles
+from crm_store import reports
 from crm_store.agents import AgentRecord
-from crm_store.events import EventIn, store_events
+from crm_store.events import EventIn, check_items, store_events
 from crm_store.scores import customer_insights
-from insights.sources import check_items
+from crm_store.columns import utcnow
 
 WRITERS = ("admin", "agent", "marketer")
 MAX_BATCH = 1000
@@ -87,15 +95,7 @@ class BatchAnswer(BaseModel):
     errors: list[ItemError]
 
 
-class ScoreQuery(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    recommendations: Literal["true", "false"] = "true"
-
-
 def _db(request: web.Request) -> Any:
-    from bot.app import SERVICES
-
     return request.app[SERVICES].db
 
 
@@ -138,23 +138,12 @@ async def post_events(request: web.Request, agent: AgentRecord, body: EventBatch
 @route("GET", "/customers/{customer_id}/insights", summary="A customer's scores and recommendations", tag="insights")
 async def get_customer_insights(request: web.Request, agent: AgentRecord) -> dict[str, Any]:
     customer = path_uuid(request, "customer_id")
-    from crm_store import customers as profiles
-
     try:
         await profiles.get_customer(_db(request), customer)
     except profiles.NotFound as exc:
         raise json_error(404, "not_found", str(exc), "customer_id") from None
     async with _db(request).read() as conn:
         return await conn.run_sync(customer_insights, customer)
-
-
-@route("POST", "/insights/score", summary="Recompute every customer's scores now", roles=("admin", "marketer"), query=ScoreQuery,
-       tag="insights")
-async def post_score(request: web.Request, agent: AgentRecord, query: ScoreQuery) -> dict[str, Any]:
-    from insights.scoring import score_customers
-
-    run = await score_customers(_db(request), recommendations=10 if query.recommendations == "true" else 0)
-    return run.as_json()
 
 
 class ReportQuery(BaseModel):
@@ -171,9 +160,6 @@ class ReportQuery(BaseModel):
 
 
 def _csv(rows: list[dict[str, Any]], name: str) -> web.Response:
-    import csv
-    import io
-
     out = io.StringIO()
     if rows:
         writer = csv.DictWriter(out, fieldnames=list(rows[0]))
@@ -185,9 +171,6 @@ def _csv(rows: list[dict[str, Any]], name: str) -> web.Response:
 
 def _report_route(name: str) -> None:
     async def handler(request: web.Request, agent: AgentRecord, query: ReportQuery) -> Any:
-        from crm_store import reports
-        from crm_store.types import utcnow
-
         since, until = reports.window(name, 30, utcnow())
         since, until = query.since or since, query.until or until
         if since >= until:
@@ -201,11 +184,5 @@ def _report_route(name: str) -> None:
           tag="reports")(handler)
 
 
-def _register_reports() -> None:
-    from crm_store.reports import REPORTS
-
-    for name in REPORTS:
-        _report_route(name)
-
-
-_register_reports()
+for _name in reports.REPORTS:
+    _report_route(_name)

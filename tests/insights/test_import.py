@@ -11,7 +11,7 @@ from pathlib import Path
 from click.testing import CliRunner
 from sqlalchemy import select
 
-from bot.cli import main
+from dangol.cli import main
 from crm_store.database import Database
 from crm_store.insight_tables import CustomerKey
 from crm_store.models import Customer, CustomerEvent

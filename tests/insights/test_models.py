@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from bot.cli import main
+from dangol.cli import main
 from insights.analyst import clv_report
 from insights.models import BGNBD, fit_bgnbd
 

@@ -10,7 +10,7 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
-from bot.insights_jobs import score_periodically
+from dangol.insights_jobs import score_periodically
 from crm_store.database import Database
 from crm_store.events import EventIn, store_events
 from crm_store.insight_tables import CustomerKey

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import crm_store.types
+import crm_store.columns
 from sqlalchemy.dialects import postgresql
 
 revision = '0003'
@@ -53,7 +53,7 @@ def upgrade() -> None:
     sa.Column('lead_score', sa.Float(), nullable=True),
     sa.Column('informational_value', sa.Float(), nullable=True),
     sa.Column('growth_value', sa.Float(), nullable=True),
-    sa.Column('updated_at', crm_store.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', crm_store.columns.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], name=op.f('fk_customer_scores_customer_id_customers'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('customer_id', name=op.f('pk_customer_scores'))
     )
@@ -73,7 +73,7 @@ def upgrade() -> None:
     sa.Column('name', sa.String(length=64), nullable=False),
     sa.Column('description', sa.Text(), nullable=False),
     sa.Column('size', sa.Integer(), nullable=False),
-    sa.Column('updated_at', crm_store.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', crm_store.columns.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_customer_clusters'))
     )
 

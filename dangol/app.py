@@ -1,0 +1,18 @@
+"""The whole app: the engine's (webhooks, widget, health) with the API and the console mounted on it."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+import console
+from bot import api
+from bot.app import create_app
+from bot.config import CoreSettings
+from dangol import insights_api, insights_jobs
+
+
+def build_app(settings: CoreSettings) -> web.Application:
+    """What ``dangol serve`` serves."""
+    # insights_api's routes are declared on import, before api.setup mounts them
+    assert insights_api.post_score is not None
+    return create_app(settings, extensions=[api.setup, console.setup, insights_jobs.setup])
