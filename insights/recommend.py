@@ -9,7 +9,7 @@ bought; what they bought already is never recommended.  Lines marked as fees
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -84,21 +84,27 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
     return np.take_along_axis(part, order, axis=1)
 
 
+#: A recommender under evaluation: (training basket, customer rows) -> scores of every item for those rows.
+Scorer = Callable[[Basket, np.ndarray], np.ndarray]
+
+
 @dataclass(frozen=True, slots=True)
 class Evaluation:
     customers: int
-    model_hit_rate: float
-    model_recall: float
-    popular_hit_rate: float
-    popular_recall: float
+    #: name -> {"hit_rate", "recall"}; always "model" (item-to-item) and "popular"
+    results: dict[str, dict[str, float]]
 
     def as_json(self) -> dict[str, object]:
-        return {"customers": self.customers, "model": {"hit_rate": self.model_hit_rate, "recall": self.model_recall},
-                "popular": {"hit_rate": self.popular_hit_rate, "recall": self.popular_recall}}
+        return {"customers": self.customers, **self.results}
 
 
-def evaluate(before: Sequence[tuple[str, str]], after: Sequence[tuple[str, str]], k: int = 10, batch: int = 512) -> Evaluation:
-    """Train on ``before``; score customers who bought on both sides, against the items new to each after the split."""
+def evaluate(before: Sequence[tuple[str, str]], after: Sequence[tuple[str, str]], k: int = 10, batch: int = 512,
+             others: dict[str, Scorer] | None = None) -> Evaluation:
+    """Train on ``before``; score customers who bought on both sides, against the items new to each after the split.
+
+    ``others``: more recommenders to measure the same way (the benchmark's peers);
+    whatever they score for an item already bought is ignored.
+    """
     data = basket(before)
     model = ItemToItem(data)
     customer_row = {c: i for i, c in enumerate(data.customers)}
@@ -111,17 +117,19 @@ def evaluate(before: Sequence[tuple[str, str]], after: Sequence[tuple[str, str]]
         truth.setdefault(row, set()).add(col)
     owned = data.matrix
     rows = np.array(sorted(r for r, cols in truth.items() if cols - set(owned[r].indices)), dtype=np.int64)
-    if len(rows) == 0:
-        return Evaluation(0, 0.0, 0.0, 0.0, 0.0)
-    sums = {"model": [0.0, 0.0], "popular": [0.0, 0.0]}
+    scorers: dict[str, Scorer] = {"model": lambda _, part: model.scores(part), "popular": lambda _, part: model.popular_scores(part),
+                                  **(others or {})}
+    sums = {name: [0.0, 0.0] for name in scorers}
     for start in range(0, len(rows), batch):
         part = rows[start:start + batch]
-        for name, scores in (("model", model.scores(part)), ("popular", model.popular_scores(part))):
+        for name, scorer in scorers.items():
+            scores = np.array(scorer(data, part), dtype=np.float64)
+            scores[owned[part].nonzero()] = -np.inf
             picks = top_k(scores, k)
             for row, chosen in zip(part, picks, strict=True):
                 new = truth[int(row)] - set(owned[int(row)].indices)
                 hits = len(new.intersection(chosen.tolist()))
                 sums[name][0] += hits > 0
                 sums[name][1] += hits / len(new)
-    n = float(len(rows))
-    return Evaluation(len(rows), sums["model"][0] / n, sums["model"][1] / n, sums["popular"][0] / n, sums["popular"][1] / n)
+    n = float(max(len(rows), 1))
+    return Evaluation(len(rows), {name: {"hit_rate": h / n, "recall": r / n} for name, (h, r) in sums.items()})
