@@ -21,13 +21,14 @@ from typing import Any
 from sqlalchemy import Connection, Table, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from crm_store.insight_tables import CustomerKey
+from crm_store.insight_tables import CatalogueItem, CustomerKey
 from crm_store.models import Customer, CustomerEvent
 from crm_store.columns import new_id, utcnow
 
 customers_t = Customer.__table__
 events_t = CustomerEvent.__table__
 keys_t = CustomerKey.__table__
+catalogue_t = CatalogueItem.__table__
 
 #: Rows per statement parameter list: under SQLite's limit of 32,766 bound values.
 CHUNK = 5000
@@ -154,9 +155,14 @@ def store_events(conn: Connection, events: Sequence[EventIn]) -> BatchResult:
                      "items": e.items})
         if e.type in STAGE_MOVES:
             moves.setdefault(e.type, set()).add(customer)
-    before = len(rows)
     insert_ignoring(conn, events_t, rows, ["external_id"])
-    result.inserted = before
+    result.inserted = len(rows)
+    names: dict[str, str | None] = {}
+    for row in rows:
+        for line in row["items"] or ():
+            if not line.get("fee") and (line["sku"] not in names or not names[line["sku"]]):
+                names[line["sku"]] = (line.get("name") or None)
+    insert_ignoring(conn, catalogue_t, [{"sku": sku, "name": name} for sku, name in names.items()], ["sku"])
     for kind, customers in moves.items():
         stage, from_stages = STAGE_MOVES[kind]
         for part in _chunks(sorted(customers)):

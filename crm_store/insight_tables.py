@@ -73,3 +73,12 @@ class CustomerCluster(Base):
     description: Mapped[str] = mapped_column(Text, nullable=False)
     size: Mapped[int] = mapped_column(Integer, nullable=False)
     updated_at: Mapped[dt.datetime] = _created()
+
+
+class CatalogueItem(Base):
+    """Every SKU seen in a purchase, with its name: recommendations are named without reading purchases again."""
+
+    __tablename__ = "catalogue_items"
+
+    sku: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str | None] = mapped_column(String(255))

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import Connection, delete, func, insert, select, text, update
 
 from crm_store.events import _chunks
-from crm_store.insight_tables import CustomerCluster, CustomerKey, CustomerRecommendation, CustomerScores
+from crm_store.insight_tables import CatalogueItem, CustomerCluster, CustomerKey, CustomerRecommendation, CustomerScores
 from crm_store.models import Customer, CustomerTag
 from crm_store.columns import utcnow
 
@@ -26,6 +26,7 @@ recommendations_t = CustomerRecommendation.__table__
 clusters_t = CustomerCluster.__table__
 keys_t = CustomerKey.__table__
 tags_t = CustomerTag.__table__
+catalogue_t = CatalogueItem.__table__
 
 SCORE_COLUMNS = tuple(c.name for c in scores_t.columns if c.name not in ("customer_id", "updated_at"))
 #: Event types that say something about the customer (informational value)
@@ -162,16 +163,12 @@ def as_uuid(value: Any) -> uuid.UUID:
 
 
 def item_names(conn: Connection, skus: Sequence[str]) -> dict[str, str]:
-    """A name for each SKU, taken from the purchases that carry one."""
-    wanted = set(skus)
-    if conn.dialect.name == "postgresql":
-        sql = text("""SELECT i.value ->> 'sku', MAX(i.value ->> 'name') FROM customer_events e,
-                      jsonb_array_elements(CASE WHEN jsonb_typeof(e.items) = 'array' THEN e.items ELSE '[]'::jsonb END) AS i(value)
-                      WHERE e.type = 'purchase' GROUP BY 1""")
-    else:
-        sql = text("""SELECT json_extract(i.value, '$.sku'), MAX(json_extract(i.value, '$.name')) FROM customer_events e,
-                      json_each(e.items) AS i WHERE e.type = 'purchase' AND e.items IS NOT NULL GROUP BY 1""")
-    return {str(s): n for s, n in conn.execute(sql) if s is not None and str(s) in wanted and n}
+    """A name for each SKU, from the catalogue the imports fill."""
+    names: dict[str, str] = {}
+    for part in _chunks(sorted(set(skus))):
+        names.update({sku: name for sku, name in conn.execute(
+            select(catalogue_t.c.sku, catalogue_t.c.name).where(catalogue_t.c.sku.in_(part))) if name})
+    return names
 
 
 def replace_scores(conn: Connection, rows: Sequence[dict[str, Any]], clusters: Sequence[dict[str, Any]]) -> None:

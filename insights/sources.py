@@ -114,6 +114,7 @@ def read_online_retail(path: str | Path) -> Iterator[Parsed]:
     """Invoice lines grouped into one purchase (or, for ``C`` invoices, one return) with its items."""
     invoices: dict[str, list[Any]] = {}
     times: dict[str, dt.datetime] = {}  # an invoice's lines share a time: parse each once
+    fees: dict[str, bool] = {}
     with open_text(path) as stream:
         reader = csv.reader(stream)
         next(reader, None)
@@ -135,7 +136,10 @@ def read_online_retail(path: str | Path) -> Iterator[Parsed]:
             if entry is None:
                 entry = invoices[invoice] = [number, when, customer.strip(), country, [], 0.0]
             line = {"sku": sku, "name": name.strip(), "quantity": qty, "price": unit}
-            if is_fee(sku):
+            fee = fees.get(sku)
+            if fee is None:
+                fee = fees[sku] = is_fee(sku)
+            if fee:
                 line["fee"] = True  # kept in the invoice's lines, left out of recommendations
             entry[4].append(line)
             entry[5] += qty * unit

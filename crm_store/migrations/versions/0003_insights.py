@@ -1,4 +1,4 @@
-"""insights: event ids and items, customer keys, scores, recommendations, clusters
+"""insights: event ids and items, customer keys, scores, recommendations, clusters, item catalogue
 
 Revision ID: 0003
 Revises: 0002
@@ -68,6 +68,11 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], name=op.f('fk_customer_recommendations_customer_id_customers'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('customer_id', 'rank', name=op.f('pk_customer_recommendations'))
     )
+    op.create_table('catalogue_items',
+    sa.Column('sku', sa.String(length=64), nullable=False),
+    sa.Column('name', sa.String(length=255), nullable=True),
+    sa.PrimaryKeyConstraint('sku', name=op.f('pk_catalogue_items'))
+    )
     op.create_table('customer_clusters',
     sa.Column('id', sa.Integer(), autoincrement=False, nullable=False),
     sa.Column('name', sa.String(length=64), nullable=False),
@@ -80,6 +85,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table('customer_clusters')
+    op.drop_table('catalogue_items')
     op.drop_table('customer_recommendations')
     op.drop_index(op.f('ix_customer_scores_rfm_cell'), table_name='customer_scores')
     op.drop_table('customer_scores')
