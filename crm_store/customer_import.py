@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
-from crm_store.events import _chunks, customers_by_key, insert_ignoring
+from crm_store.events import chunks, customers_by_key, insert_ignoring
 from crm_store.insight_tables import CustomerKey
 from crm_store.models import Customer, CustomerTag
 from crm_store.columns import new_id, utcnow
@@ -43,7 +43,7 @@ class CustomerBatchResult:
 
 def _by_contact(conn: Connection, column: str, values: Sequence[str]) -> dict[str, uuid.UUID]:
     found: dict[str, uuid.UUID] = {}
-    for part in _chunks(sorted(set(values))):
+    for part in chunks(sorted(set(values))):
         found.update({r[0]: r[1] for r in conn.execute(
             select(customers_t.c[column], customers_t.c.id).where(customers_t.c[column].in_(part)))})
     return found
@@ -81,7 +81,7 @@ def upsert_customers(conn: Connection, rows: Sequence[CustomerIn]) -> CustomerBa
         if target is None:
             created_ids[index] = planned
     current = {}
-    for part in _chunks([t for t in targets if t is not None]):
+    for part in chunks([t for t in targets if t is not None]):
         current.update({r.id: r for r in conn.execute(select(customers_t).where(customers_t.c.id.in_(part)))})
     now = utcnow()
     new_rows: list[dict[str, Any]] = []

@@ -78,14 +78,14 @@ def insert_ignoring(conn: Connection, table: Table, rows: list[dict[str, Any]], 
         conn.execute(dialect.insert(table).on_conflict_do_nothing(index_elements=list(keys)), rows[start:start + CHUNK])
 
 
-def _chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
+def chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
     for start in range(0, len(values), CHUNK):
         yield values[start:start + CHUNK]
 
 
 def customers_by_key(conn: Connection, keys: Iterable[str]) -> dict[str, uuid.UUID]:
     found: dict[str, uuid.UUID] = {}
-    for part in _chunks(sorted(set(keys))):
+    for part in chunks(sorted(set(keys))):
         found.update({r.external_id: r.customer_id for r in conn.execute(
             select(keys_t.c.external_id, keys_t.c.customer_id).where(keys_t.c.external_id.in_(part)))})
     return found
@@ -108,21 +108,21 @@ def ensure_customers(conn: Connection, wanted: dict[str, dict[str, Any]], stage:
     insert_ignoring(conn, keys_t, [{"external_id": k, "customer_id": made[k]} for k in missing], ["external_id"])
     found.update(customers_by_key(conn, missing))
     lost = [made[k] for k in missing if found[k] != made[k]]
-    for part in _chunks(lost):
+    for part in chunks(lost):
         conn.execute(delete(customers_t).where(customers_t.c.id.in_(part)))
     return found, len(missing) - len(lost)
 
 
 def existing_customer_ids(conn: Connection, ids: Iterable[uuid.UUID]) -> set[uuid.UUID]:
     present: set[uuid.UUID] = set()
-    for part in _chunks(sorted(set(ids))):
+    for part in chunks(sorted(set(ids))):
         present.update(r[0] for r in conn.execute(select(customers_t.c.id).where(customers_t.c.id.in_(part))))
     return present
 
 
 def _existing_event_ids(conn: Connection, ids: Iterable[str]) -> set[str]:
     present: set[str] = set()
-    for part in _chunks(sorted(set(ids))):
+    for part in chunks(sorted(set(ids))):
         present.update(r[0] for r in conn.execute(select(events_t.c.external_id).where(events_t.c.external_id.in_(part))))
     return present
 
@@ -165,7 +165,7 @@ def store_events(conn: Connection, events: Sequence[EventIn]) -> BatchResult:
     insert_ignoring(conn, catalogue_t, [{"sku": sku, "name": name} for sku, name in names.items()], ["sku"])
     for kind, customers in moves.items():
         stage, from_stages = STAGE_MOVES[kind]
-        for part in _chunks(sorted(customers)):
+        for part in chunks(sorted(customers)):
             conn.execute(update(customers_t).where(customers_t.c.id.in_(part), customers_t.c.lifecycle_stage.in_(from_stages))
                          .values(lifecycle_stage=stage, updated_at=now))
     return result

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, func, insert, select, text, update
 
-from crm_store.events import _chunks
+from crm_store.events import chunks
 from crm_store.insight_tables import CatalogueItem, CustomerCluster, CustomerKey, CustomerRecommendation, CustomerScores
 from crm_store.models import Customer, CustomerTag
 from crm_store.columns import utcnow
@@ -165,7 +165,7 @@ def as_uuid(value: Any) -> uuid.UUID:
 def item_names(conn: Connection, skus: Sequence[str]) -> dict[str, str]:
     """A name for each SKU, from the catalogue the imports fill."""
     names: dict[str, str] = {}
-    for part in _chunks(sorted(set(skus))):
+    for part in chunks(sorted(set(skus))):
         names.update({sku: name for sku, name in conn.execute(
             select(catalogue_t.c.sku, catalogue_t.c.name).where(catalogue_t.c.sku.in_(part))) if name})
     return names
@@ -175,7 +175,7 @@ def replace_scores(conn: Connection, rows: Sequence[dict[str, Any]], clusters: S
     """All scores of one run replace the last run's, in the caller's transaction."""
     now = utcnow()
     conn.execute(delete(scores_t))
-    for part in _chunks(list(rows)):
+    for part in chunks(list(rows)):
         conn.execute(insert(scores_t), [{**{c: r.get(c) for c in SCORE_COLUMNS}, "customer_id": r["customer_id"], "updated_at": now}
                                         for r in part])
     conn.execute(delete(clusters_t))
@@ -185,14 +185,14 @@ def replace_scores(conn: Connection, rows: Sequence[dict[str, Any]], clusters: S
 
 def set_stages(conn: Connection, customer_ids: Sequence[uuid.UUID], stage: str, from_stages: Sequence[str]) -> None:
     now = utcnow()
-    for part in _chunks(list(customer_ids)):
+    for part in chunks(list(customer_ids)):
         conn.execute(update(customers_t).where(customers_t.c.id.in_(part), customers_t.c.lifecycle_stage.in_(from_stages))
                      .values(lifecycle_stage=stage, updated_at=now))
 
 
 def replace_recommendations(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
     conn.execute(delete(recommendations_t))
-    for part in _chunks(list(rows)):
+    for part in chunks(list(rows)):
         conn.execute(insert(recommendations_t), list(part))
 
 
