@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 
 #: A buyer whose probability of being alive falls below this is moved to "churned".
 CHURNED_BELOW = 0.2
+#: Below this mean drop-out probability per purchase the fit says "nobody leaves" (a short history).
+NO_DROPOUT = 1e-3
 EPOCH = dt.date(1970, 1, 1)
 
 
@@ -81,6 +83,9 @@ def _buyer_scores(summaries: list[store.PurchaseSummary], as_of_day: int, run: S
     try:
         bg: BGNBD = fit_bgnbd(x, t_x, T)
         run.bgnbd = {k: round(v, 6) for k, v in bg.params().items()}
+        if bg.a / (bg.a + bg.b) < NO_DROPOUT:
+            run.notes.append("BG/NBD finds almost no drop-out in this history (mean drop-out chance per purchase "
+                             f"{bg.a / (bg.a + bg.b):.1e}): p_alive is near 1 and churn_risk near 0 for everyone; read rfm_cell")
         out["p_alive"] = bg.p_alive(x, t_x, T)
         out["expected_purchases_90d"] = bg.expected_purchases(90 / 7.0, x, t_x, T)
         out["churn_risk"] = 1.0 - out["p_alive"]
