@@ -30,6 +30,7 @@ from typing import Any
 
 from bot.bot_folder import Action, BotFolder, FormSpec, HandoffTarget, ResponseVariant
 from bot.forms import candidate, validate
+from campaigns.opt_out import load_opt_out_words
 from crm_store.inbound import Decision, Handoff, Reply, Turn
 from crm_store.records import Attachment
 
@@ -120,6 +121,7 @@ class RuleBot:
                 index.setdefault((v.channel, v.lang or self.policy.default_language), []).append(v)
             self._index[name] = index
         self._answer_only = {intent for intent, actions in folder.rules.items() if all(a.kind == "response" for a in actions)}
+        self.opt_out = load_opt_out_words(folder.path, self.policy.default_language)
 
     # --- responses -------------------------------------------------------------------
 
@@ -171,6 +173,11 @@ class RuleBot:
         step = _Step(turn, state, lang, intent if understood else FALLBACK)
         if state.get("lang") != lang:
             step.set("lang", lang)
+
+        if (opted := self.opt_out.classify(turn.message.text, lang)) is not None:  # STOP / 수신거부: before any rule
+            step.decision.consents.extend(opted.consents)
+            step.decision.replies.append(Reply(text=opted.confirmation, metadata={"response": opted.kind}))
+            return step.finish()
 
         if policy.vip_tags and not state.get("vip_routed") and not policy.vip_tags.isdisjoint(turn.customer.tags):
             self._say(step, policy.vip_response)

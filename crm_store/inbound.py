@@ -25,7 +25,8 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.engine import Connection
 
 from crm_store.database import Database, pause_before_retry
-from crm_store.models import ChannelIdentity, Consent, Conversation, Customer, CustomerTag, Message, OutboxRow
+from crm_store.consents import ConsentChange, record as record_consents
+from crm_store.models import ChannelIdentity, Conversation, Customer, CustomerTag, Message, OutboxRow
 from crm_store.statements import ArrayWrite, BulkInsert, Executemany, Insert, InList, Prebuilt, Update
 from crm_store.records import Attachment, Button, HandleResult, InboundMessage, OutboundMessage, pickled_by_fields
 from crm_store.types import new_id, utcnow
@@ -38,7 +39,6 @@ identities_t = ChannelIdentity.__table__
 customers_t = Customer.__table__
 conversations_t = Conversation.__table__
 tags_t = CustomerTag.__table__
-consents_t = Consent.__table__
 
 # The message path's statements, built once (see crm_store.statements).
 _c, _v, _i, _m = customers_t.c, conversations_t.c, identities_t.c, messages_t.c
@@ -748,14 +748,8 @@ class InboundWriter:
             conn.execute(update(customers_t).where(customers_t.c.id == cid).values(**fields))
         if work.new_tags:
             conn.execute(INSERT_TAGS, work.new_tags)
-        for consent in work.consents:
-            conn.execute(
-                consents_t.delete().where(
-                    and_(consents_t.c.customer_id == consent["customer_id"], consents_t.c.channel == consent["channel"],
-                         consents_t.c.purpose == consent["purpose"])
-                )
-            )
-            conn.execute(insert(consents_t).values(id=new_id(), source="bot", updated_at=work.now, **consent))
+        if work.consents:  # current state and the audit trail (an opt-out written in the conversation, a form's consent)
+            record_consents(conn, [ConsentChange(**consent) for consent in work.consents], source="bot", now=work.now)
         if work.handoffs:
             from crm_store.routing import route_handoffs
 
