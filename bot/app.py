@@ -22,6 +22,7 @@ from bot.config import CoreSettings
 from bot.engine import Engine
 from bot.metrics import Metrics
 from bot.writer_process import WriterSpec
+from campaigns.scheduler import CampaignScheduler
 from channels.base import Channel, HandleResult, InboundMessage
 from channels.delivery import DeliveryWorker
 from channels.http import error_body, json_error
@@ -46,6 +47,8 @@ class Services:
     delivery: DeliveryWorker | None = None
     #: Live events for the console (new messages, assignments, status changes).
     live: LiveHub | None = None
+    #: Fires scheduled campaigns and materializes their runs (campaigns.scheduler).
+    campaigns: CampaignScheduler | None = None
     started_at: float = field(default_factory=time.time)
 
 
@@ -150,6 +153,8 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     services.engine = engine
     if services.delivery:
         services.delivery.start()
+    services.campaigns = CampaignScheduler(db, on_rows=services.delivery.wake if services.delivery else None)
+    services.campaigns.start()
     waker = asyncio.create_task(_wake_snoozed_forever(db, live), name="snooze-waker")
     log.info("dangol started: channels %s, store %s", ", ".join(sorted(services.channels)) or "none", "sqlite" if db.is_sqlite else "postgresql")
     try:
@@ -159,6 +164,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         services.engine = None
         waker.cancel()
         await asyncio.gather(waker, return_exceptions=True)
+        await services.campaigns.stop()
         await engine.close()
         if services.delivery:
             await services.delivery.stop(settings.shutdown_timeout)

@@ -174,7 +174,9 @@ class RuleBot:
         if state.get("lang") != lang:
             step.set("lang", lang)
 
-        if (opted := self.opt_out.classify(turn.message.text, lang)) is not None:  # STOP / 수신거부: before any rule
+        # STOP / 수신거부 before any rule (in a running form, a word the NLU reads as cancel cancels the form)
+        if (opted := self.opt_out.classify(turn.message.text, lang)) is not None and not (
+                state.get("form") and intent in policy.cancel_intents):
             step.decision.consents.extend(opted.consents)
             step.decision.replies.append(Reply(text=opted.confirmation, metadata={"response": opted.kind}))
             return step.finish()

@@ -666,7 +666,7 @@ class InboundWriter:
                         "id": outbox_id, "message_id": reply_id, "conversation_id": conv.id, "customer_id": customer.id,
                         "channel": msg.channel, "recipient": recipient, "payload": out.to_payload(), "status": "queued",
                         "attempts": 0, "next_attempt_at": now, "claimed_until": None, "last_error": None,
-                        "external_id": None, "created_at": now, "sent_at": None,
+                        "external_id": None, "created_at": now, "sent_at": None, "campaign_run_id": None, "campaign_variant": None,
                     }
                 )
             result.replies.append(out)

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any
+import csv
+import io
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, Literal
 
 from aiohttp import web
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from bot.api.routing import path_uuid, route
 from bot.api.schemas import Strict
+from campaigns import service
+from campaigns.spec import SpecError
 from channels.http import json_error
+from crm_store import campaigns as campaign_store
 from crm_store import segments as segment_store
 from crm_store.agents import AgentRecord
 
@@ -92,3 +100,135 @@ async def count_rule(request: web.Request, agent: AgentRecord, body: RuleIn) -> 
         return {"count": await segment_store.count_rule(_db(request), body.rule)}
     except segment_store.RuleError as exc:
         raise rule_error(exc) from None
+
+
+# -- campaigns ----------------------------------------------------------------------
+
+
+class CampaignIn(Strict):
+    name: str = Field(min_length=1, max_length=200)
+    segment_id: str
+    purpose: Literal["marketing", "service"]
+    channels: list[str] = Field(min_length=1, max_length=20, description="Channels in order of preference.")
+    message: dict[str, Any] = Field(description='{"text", "buttons"?, "variants"?: {channel: {"text", "buttons"?, "metadata"?}}}')
+    schedule: dict[str, Any] | None = Field(default=None, description="now | at | cron | interval | local_time (see campaigns.spec)")
+    quiet_hours: dict[str, Any] | None = None
+    frequency_cap: dict[str, Any] | None = None
+    variants_ab: list[dict[str, Any]] | None = None
+    korean_rules: Literal["korean_locale", "everyone"] = "korean_locale"
+    sender_name: str | None = Field(default=None, max_length=60)
+    default_timezone: str = "UTC"
+    goal: dict[str, Any] | None = None
+    message_costs: dict[str, float] | None = None
+
+
+class CampaignOut(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    name: str
+    status: str
+    segment_id: str
+    purpose: str
+
+
+class ReportOut(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    status: str
+    targeted: int
+    skipped: dict[str, int]
+    queued: int
+    sent: int
+    failed: int
+    replied: int
+    converted: int
+    variants: dict[str, Any]
+
+
+class ReportQuery(Strict):
+    format: Literal["json", "csv"] = "json"
+
+
+@contextmanager
+def campaign_errors() -> Iterator[None]:
+    try:
+        yield
+    except SpecError as exc:
+        raise json_error(422, "invalid_field", str(exc), exc.field) from None
+    except segment_store.NotFound as exc:
+        raise json_error(422, "invalid_field", f"segment_id: {exc}", "segment_id") from None
+    except campaign_store.NotFound as exc:
+        raise json_error(404, "not_found", str(exc), "campaign_id") from None
+    except campaign_store.Conflict as exc:
+        raise json_error(409, "conflict", str(exc), "status") from None
+
+
+def _kick(request: web.Request) -> None:
+    from bot.app import SERVICES
+
+    scheduler = request.app[SERVICES].campaigns
+    if scheduler is not None:
+        scheduler.kick()
+
+
+@route("POST", "/campaigns", summary="Create a draft campaign (templates are compiled: one that cannot be is a 422)",
+       roles=MARKETERS, body=CampaignIn, response=CampaignOut, status=201, tag="campaigns")
+async def create_campaign(request: web.Request, agent: AgentRecord, body: CampaignIn) -> dict[str, Any]:
+    try:
+        uuid.UUID(body.segment_id)
+    except ValueError:
+        raise json_error(422, "invalid_field", "segment_id is not a valid id", "segment_id") from None
+    with campaign_errors():
+        return await service.create(_db(request), body.model_dump(exclude_none=True), agent.id)
+
+
+@route("GET", "/campaigns", summary="Campaigns, newest first", roles=MARKETERS, tag="campaigns")
+async def list_campaigns(request: web.Request, agent: AgentRecord) -> dict[str, Any]:
+    return {"items": await campaign_store.list_campaigns(_db(request))}
+
+
+@route("GET", "/campaigns/{campaign_id}", summary="One campaign", roles=MARKETERS, response=CampaignOut, tag="campaigns")
+async def get_campaign(request: web.Request, agent: AgentRecord) -> dict[str, Any]:
+    with campaign_errors():
+        return await campaign_store.get_campaign(_db(request), path_uuid(request, "campaign_id"))
+
+
+@route("POST", "/campaigns/{campaign_id}/send", summary="Send a draft now or on its schedule", roles=MARKETERS,
+       response=CampaignOut, status=202, tag="campaigns")
+async def send_campaign(request: web.Request, agent: AgentRecord) -> dict[str, Any]:
+    with campaign_errors():
+        campaign = await service.send(_db(request), path_uuid(request, "campaign_id"))
+    _kick(request)
+    return campaign
+
+
+def _action(action: str) -> Any:
+    async def handler(request: web.Request, agent: AgentRecord) -> dict[str, Any]:
+        with campaign_errors():
+            campaign = await service.change(_db(request), path_uuid(request, "campaign_id"), action)
+        if action == "resume":
+            _kick(request)
+        return campaign
+
+    handler.__name__ = f"{action}_campaign"
+    return route("POST", f"/campaigns/{{campaign_id}}/{action}", summary=f"{action.title()} a campaign", roles=MARKETERS,
+                 response=CampaignOut, tag="campaigns")(handler)
+
+
+pause_campaign, resume_campaign, cancel_campaign = (_action(a) for a in ("pause", "resume", "cancel"))
+
+
+@route("GET", "/campaigns/{campaign_id}/report", summary="What a campaign did: per run total and per A/B variant (JSON or CSV)",
+       roles=MARKETERS, query=ReportQuery, response=ReportOut, tag="campaigns")
+async def campaign_report(request: web.Request, agent: AgentRecord, query: ReportQuery) -> Any:
+    with campaign_errors():
+        data = await service.report(_db(request), path_uuid(request, "campaign_id"))
+    if query.format == "json":
+        return data
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(service.REPORT_CSV_FIELDS)
+    writer.writerows(service.report_csv_rows(data))
+    return web.Response(text=buffer.getvalue(), content_type="text/csv", charset="utf-8",
+                        headers={"Content-Disposition": f'attachment; filename="campaign-{data["id"]}.csv"'})

@@ -23,7 +23,12 @@ from crm_store.types import new_id, utcnow
 
 @pytest.fixture
 async def client(aiohttp_client: Any, make_settings: Callable[..., CoreSettings]) -> TestClient:
-    return await aiohttp_client(create_app(make_settings(), extensions=default_extensions()))
+    """The app without its own delivery worker and campaign ticks: each test sends and ticks when it says so."""
+    test_client = await aiohttp_client(create_app(make_settings(delivery_enabled=False), extensions=default_extensions()))
+    scheduler = test_client.app[SERVICES].campaigns
+    assert scheduler is not None
+    await scheduler.stop()
+    return test_client
 
 
 @pytest.fixture
