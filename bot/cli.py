@@ -230,9 +230,11 @@ def agent_create(ctx: click.Context, email: str, name: str, role: str, password:
 # Command groups owned by other packages (imported here so a broken one fails loudly).
 from channels.telegram.cli import telegram as _telegram  # noqa: E402
 from nlu.cli import nlu as _nlu  # noqa: E402
+from campaigns.cli import campaign_group  # noqa: E402
 
 main.add_command(_nlu)
 main.add_command(_telegram)
+main.add_command(campaign_group(lambda ctx: _settings(ctx).database_url))
 
 
 if __name__ == "__main__":  # pragma: no cover
