@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, delete, insert, select
+from sqlalchemy import and_, bindparam, delete, insert, select
 from sqlalchemy.engine import Connection
 
 from crm_store.database import Database
@@ -47,17 +47,22 @@ class ConsentChange:
 
 def record(conn: Connection, changes: Iterable[ConsentChange], *, source: str | None, now: dt.datetime | None = None,
            agent_id: uuid.UUID | None = None) -> None:
-    """Write ``changes`` as current state and as audit events (inside the caller's transaction)."""
+    """Write ``changes`` as current state and as audit events (inside the caller's transaction; three statements in all)."""
     now = now or utcnow()
-    for change in changes:
-        conn.execute(delete(consents_t).where(and_(
-            consents_t.c.customer_id == change.customer_id, consents_t.c.channel == change.channel,
-            consents_t.c.purpose == change.purpose)))
-        conn.execute(insert(consents_t).values(id=new_id(), customer_id=change.customer_id, channel=change.channel,
-                                               purpose=change.purpose, granted=change.granted, source=source, updated_at=now))
-        conn.execute(insert(events_t).values(id=new_id(), customer_id=change.customer_id, channel=change.channel,
-                                             purpose=change.purpose, granted=change.granted, source=source,
-                                             agent_id=agent_id, created_at=now))
+    changes = list(changes)
+    latest = {(c.customer_id, c.channel, c.purpose): c for c in changes}  # the last change of a key in one call is what stands
+    if not latest:
+        return
+    keys = sorted(latest, key=lambda k: (k[0], k[1], k[2]))
+    conn.execute(delete(consents_t).where(and_(consents_t.c.customer_id == bindparam("b_customer"),
+                                               consents_t.c.channel == bindparam("b_channel"),
+                                               consents_t.c.purpose == bindparam("b_purpose"))),
+                 [{"b_customer": k[0], "b_channel": k[1], "b_purpose": k[2]} for k in keys])
+    conn.execute(insert(consents_t), [{"id": new_id(), "customer_id": k[0], "channel": k[1], "purpose": k[2],
+                                       "granted": latest[k].granted, "source": source, "updated_at": now} for k in keys])
+    conn.execute(insert(events_t), [{"id": new_id(), "customer_id": c.customer_id, "channel": c.channel, "purpose": c.purpose,
+                                     "granted": c.granted, "source": source, "agent_id": agent_id, "created_at": now}
+                                    for c in changes])
 
 
 class UnknownCustomer(LookupError):
