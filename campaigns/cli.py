@@ -21,6 +21,7 @@ from campaigns import service
 from crm_store import campaigns as store
 from crm_store.consents import due_for_reconfirmation
 from crm_store.database import Database
+from crm_store.errors import Conflict, NotFound
 
 T = TypeVar("T")
 
@@ -37,7 +38,7 @@ def _run(ctx: click.Context, work: Callable[[Database], Awaitable[T]]) -> T:
 
     try:
         return asyncio.run(go())
-    except (store.NotFound, store.Conflict) as exc:
+    except (NotFound, Conflict) as exc:
         raise click.ClickException(str(exc)) from None
 
 

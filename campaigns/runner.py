@@ -29,7 +29,7 @@ from crm_store import segments as segment_store
 from crm_store.campaign_send import quiet_until
 from crm_store.consents import MARKETING, NIGHT, SERVICE, standing
 from crm_store.database import Database
-from crm_store.types import new_id
+from crm_store.columns import new_id
 
 log = logging.getLogger(__name__)
 CHUNK = 1000

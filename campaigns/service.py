@@ -15,7 +15,8 @@ from crm_store import campaign_runs as runs_store
 from crm_store import campaigns as store
 from crm_store import segments as segment_store
 from crm_store.database import Database
-from crm_store.types import utcnow
+from crm_store.errors import Conflict
+from crm_store.columns import utcnow
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], dt.datetime]
@@ -23,7 +24,7 @@ SKIP_REASONS = ("opted_out", "no_consent", "unreachable", "capped", "render_erro
 
 
 async def create(db: Database, body: dict[str, Any], agent_id: uuid.UUID | None) -> dict[str, Any]:
-    """A draft campaign; ``SpecError`` (422) or ``segment_store.NotFound`` (422 on segment_id) when it cannot be."""
+    """A draft campaign; ``SpecError`` or ``NotFound`` of its segment (both 422: the body is wrong) when it cannot be."""
     spec, _ = check_spec(body)
     segment_id = uuid.UUID(str(body["segment_id"]))
     await segment_store.get_segment(db, segment_id)
@@ -38,12 +39,12 @@ async def send(db: Database, campaign_id: uuid.UUID, now: dt.datetime | None = N
     def start(conn: Any) -> dict[str, Any]:
         campaign = store.load(conn, campaign_id)
         if campaign["status"] != "draft":
-            raise store.Conflict(f"campaign is {campaign['status']}; only a draft can be sent")
+            raise Conflict(f"campaign is {campaign['status']}; only a draft can be sent", "status")
         schedule = campaign.get("schedule") or {}
         if schedule.get("type") in ("at", "cron", "interval"):
             fire = first_fire(schedule, now)
             if fire is None:
-                raise store.Conflict("the schedule has no firing after now")
+                raise Conflict("the schedule has no firing after now", "schedule")
             store.set_status(conn, campaign_id, "scheduled", next_fire_at=fire, now=now)
         else:
             store.start_run(conn, campaign_id, "send", now)

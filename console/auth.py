@@ -14,6 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
+from bot.services import SERVICES
 from crm_store import sessions
 from crm_store.database import Database
 from crm_store.sessions import Session
@@ -40,8 +41,6 @@ class BadForm(Exception):
 
 
 def db_of(request: web.Request) -> Database:
-    from bot.app import SERVICES
-
     db = request.app[SERVICES].db
     if db is None:
         raise web.HTTPServiceUnavailable(text="starting")

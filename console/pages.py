@@ -16,6 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
+from bot.services import SERVICES
 from bot.api.inbox import act, add_note, publish, send_reply
 from console.auth import (
     AGENT_ROLES,
@@ -37,12 +38,12 @@ from console.auth import (
 )
 from console.render import render
 from crm_store import agents as accounts
-from crm_store import customers, inbox, routing, sessions, teams
-from crm_store.customers import Conflict, NotFound
+from crm_store import assignment, customers, inbox, sessions, teams
+from crm_store.errors import Conflict, NotFound
 from crm_store.models import CONVERSATION_STATUSES, PRIORITIES
-from crm_store.records import Attachment
+from contracts.messages import Attachment
 from crm_store.sessions import Session
-from crm_store.types import utcnow
+from crm_store.columns import utcnow
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 SNOOZE_CHOICES = {"60": "1 hour", "240": "4 hours", "1440": "Tomorrow", "10080": "1 week"}
@@ -157,7 +158,7 @@ async def inbox_page(request: web.Request) -> web.StreamResponse:
         notice, status = f"Unknown status {status!r}; showing every open conversation.", None
     channel = (query.get("channel") or "").strip()[:32] or None
     label = (query.get("label") or "").strip()[:64] or None
-    publish(request, await db.run_in_transaction(routing.wake_snoozed, utcnow()))
+    publish(request, await db.run_in_transaction(assignment.wake_snoozed, utcnow()))
     items = await inbox.inbox(db, session.agent.id, view=view, channel=channel, status=status, label=label, limit=100)
     context = {"items": items, "view": view, "status": status, "channel": channel, "label": label, "notice": notice,
                "view_titles": VIEW_TITLES, "statuses": CONVERSATION_STATUSES, "channels": _channels(request),
@@ -169,8 +170,6 @@ async def inbox_page(request: web.Request) -> web.StreamResponse:
 
 
 def _channels(request: web.Request) -> list[str]:
-    from bot.app import SERVICES
-
     return sorted(request.app[SERVICES].channels)
 
 

@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from crm_store.database import Database
 from crm_store.models import ROLES, Agent, ApiToken
-from crm_store.types import new_id, utcnow
+from crm_store.columns import new_id, utcnow
 
 agents_t = Agent.__table__
 tokens_t = ApiToken.__table__

@@ -18,8 +18,10 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from crm_store.database import Database
-from crm_store.models import Campaign, CampaignRun, OutboxRow
-from crm_store.types import new_id, utcnow
+from crm_store.errors import Conflict, NotFound
+from crm_store.campaign_tables import Campaign, CampaignRun
+from crm_store.models import OutboxRow
+from crm_store.columns import new_id, utcnow
 
 campaigns_t = Campaign.__table__
 runs_t = CampaignRun.__table__
@@ -27,14 +29,6 @@ outbox_t = OutboxRow.__table__
 
 #: Outbox statuses of a run's rows that have not gone out yet.
 WAITING = ("campaign", "queued")
-
-
-class NotFound(LookupError):
-    pass
-
-
-class Conflict(ValueError):
-    """The campaign is not in a status that allows this."""
 
 
 def _out(row: Any) -> dict[str, Any]:
@@ -57,7 +51,7 @@ async def create_campaign(db: Database, *, name: str, segment_id: uuid.UUID, pur
 def load(conn: Connection, campaign_id: uuid.UUID) -> dict[str, Any]:
     row = conn.execute(select(campaigns_t).where(campaigns_t.c.id == campaign_id)).first()
     if row is None:
-        raise NotFound(f"campaign {campaign_id} does not exist")
+        raise NotFound(f"campaign {campaign_id} does not exist", "campaign_id")
     return _out(row)
 
 
@@ -105,7 +99,7 @@ def change_status(conn: Connection, campaign_id: uuid.UUID, action: str, now: dt
     status = campaign["status"]
     allowed = {"pause": ("running", "scheduled"), "resume": ("paused",), "cancel": ("draft", "scheduled", "running", "paused")}[action]
     if status not in allowed:
-        raise Conflict(f"campaign is {status}; {action} needs it {' or '.join(allowed)}")
+        raise Conflict(f"campaign is {status}; {action} needs it {' or '.join(allowed)}", "status")
     if action == "pause":
         move_rows(conn, campaign_id, WAITING, "held")
         conn.execute(update(campaigns_t).where(campaigns_t.c.id == campaign_id)

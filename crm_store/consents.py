@@ -19,8 +19,10 @@ from sqlalchemy import and_, bindparam, delete, insert, select
 from sqlalchemy.engine import Connection
 
 from crm_store.database import Database
-from crm_store.models import Consent, ConsentEvent, Customer
-from crm_store.types import new_id, utcnow
+from crm_store.errors import NotFound
+from crm_store.campaign_tables import ConsentEvent
+from crm_store.models import Consent, Customer
+from crm_store.columns import new_id, utcnow
 
 consents_t = Consent.__table__
 events_t = ConsentEvent.__table__
@@ -65,16 +67,12 @@ def record(conn: Connection, changes: Iterable[ConsentChange], *, source: str | 
                                     for c in changes])
 
 
-class UnknownCustomer(LookupError):
-    pass
-
-
 async def set_consent(db: Database, change: ConsentChange, *, source: str | None, agent_id: uuid.UUID | None = None,
                       now: dt.datetime | None = None) -> dict[str, Any]:
     """Record one grant or withdrawal from the API; the customer's consents as they now stand."""
     def write(conn: Connection) -> list[dict[str, Any]]:
         if conn.execute(select(customers_t.c.id).where(customers_t.c.id == change.customer_id)).first() is None:
-            raise UnknownCustomer(f"customer {change.customer_id} does not exist")
+            raise NotFound(f"customer {change.customer_id} does not exist", "customer_id")
         record(conn, [change], source=source, now=now, agent_id=agent_id)
         return _current(conn, change.customer_id)
 

@@ -7,7 +7,8 @@ from typing import Any
 
 from sqlalchemy import select
 
-from crm_store.customers import NotFound, Page, decode_cursor, encode_cursor
+from crm_store.errors import NotFound
+from crm_store.paging import Page, decode_cursor, encode_cursor
 from crm_store.database import Database
 from crm_store.models import Conversation, Message
 

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Select, delete, func, insert, or_, select, update
@@ -23,7 +20,9 @@ from crm_store.models import (
     Message,
     OutboxRow,
 )
-from crm_store.types import new_id, utcnow
+from crm_store.errors import Conflict, NotFound
+from crm_store.paging import Page, decode_cursor, encode_cursor
+from crm_store.columns import new_id, utcnow
 
 customers_t = Customer.__table__
 tags_t = CustomerTag.__table__
@@ -35,35 +34,6 @@ events_t = CustomerEvent.__table__
 outbox_t = OutboxRow.__table__
 
 FIELDS = ("name", "first_name", "last_name", "email", "phone", "locale", "timezone", "lifecycle_stage")
-
-
-class NotFound(Exception):
-    def __init__(self, what: str, field: str | None = None) -> None:
-        super().__init__(what)
-        self.field = field
-
-
-class Conflict(Exception):
-    def __init__(self, what: str, field: str | None = None) -> None:
-        super().__init__(what)
-        self.field = field
-
-
-def encode_cursor(value: uuid.UUID) -> str:
-    return base64.urlsafe_b64encode(value.bytes).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(bytes=base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (ValueError, binascii.Error):
-        raise ValueError("cursor is not one this API gave out") from None
-
-
-@dataclass(slots=True)
-class Page:
-    items: list[dict[str, Any]]
-    next_cursor: str | None
 
 
 async def create_customer(db: Database, data: dict[str, Any]) -> dict[str, Any]:

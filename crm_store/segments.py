@@ -31,8 +31,10 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql import ColumnElement, Select
 
 from crm_store.database import Database
-from crm_store.models import ChannelIdentity, Customer, CustomerEvent, CustomerTag, Segment, SegmentMember
-from crm_store.types import new_id, utcnow
+from crm_store.errors import NotFound
+from crm_store.campaign_tables import Segment, SegmentMember
+from crm_store.models import ChannelIdentity, Customer, CustomerEvent, CustomerTag
+from crm_store.columns import new_id, utcnow
 
 customers_t = Customer.__table__
 tags_t = CustomerTag.__table__
@@ -55,10 +57,6 @@ class RuleError(ValueError):
     def __init__(self, message: str, path: str) -> None:
         super().__init__(f"{path}: {message}")
         self.path = path
-
-
-class NotFound(LookupError):
-    pass
 
 
 def compile_rule(rule: Any, now: dt.datetime | None = None) -> ColumnElement[bool]:
@@ -300,7 +298,7 @@ async def get_segment(db: Database, segment_id: uuid.UUID) -> dict[str, Any]:
     async with db.read() as conn:
         row = (await conn.execute(select(segments_t).where(segments_t.c.id == segment_id))).first()
     if row is None:
-        raise NotFound(f"segment {segment_id} does not exist")
+        raise NotFound(f"segment {segment_id} does not exist", "segment_id")
     return {"id": str(row.id), "name": row.name, "kind": row.kind, "rule": row.rule, "created_at": row.created_at.isoformat()}
 
 

@@ -8,7 +8,8 @@ from nlu.classifier import FALLBACK_INTENT, ClassifierConfig
 from nlu.evaluate import evaluate
 from nlu.model import Model, ModelError, load_model, train
 from nlu.rasa_backend import Parser, RasaBackend
-from nlu.training_data import EntityAnnotation, Example, TrainingData, TrainingDataError, load_training_data
+from nlu.data_files import load_training_data
+from nlu.training_data import EntityAnnotation, Example, TrainingData, TrainingDataError
 
 __all__ = [
     "FALLBACK_INTENT",

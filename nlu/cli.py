@@ -15,7 +15,8 @@ import click
 
 from nlu.evaluate import evaluate as evaluate_model
 from nlu.model import Model, ModelError, load_model, train as train_model
-from nlu.training_data import TrainingData, TrainingDataError, load_training_data
+from nlu.data_files import load_training_data
+from nlu.training_data import TrainingData, TrainingDataError
 
 
 def _progress(message: str) -> None:

@@ -7,7 +7,7 @@ from aiohttp import web
 from bot.api import conversations, customers, me  # noqa: F401 - modules register their routes
 from bot.api import inbox, team_admin  # noqa: F401 - agents: inbox actions, accounts, teams, SLAs
 from bot.api import consents, marketing  # noqa: F401 - marketers: consent, segments, campaigns
-from bot.api.routing import PREFIX, mount, openapi_document
+from bot.api.endpoints import PREFIX, mount, openapi_document
 
 
 def setup(app: web.Application) -> None:

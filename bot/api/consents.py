@@ -8,9 +8,9 @@ from typing import Any, Literal
 from aiohttp import web
 from pydantic import BaseModel, Field, field_validator
 
-from bot.api.routing import path_uuid, route
+from bot.api.endpoints import path_uuid, route
+from bot.api.errors import store_errors, store_of
 from bot.api.schemas import Strict
-from channels.http import json_error
 from crm_store import consents as store
 from crm_store.agents import AgentRecord
 
@@ -40,29 +40,21 @@ class ReconfirmQuery(Strict):
     limit: int = Field(default=200, ge=1, le=1000)
 
 
-def _db(request: web.Request) -> Any:
-    from bot.app import SERVICES
-
-    return request.app[SERVICES].db
-
-
 @route("PUT", "/customers/{customer_id}/consents", summary="Record a consent grant or withdrawal (audited)", body=ConsentIn,
        response=ConsentsOut, tag="consents")
 async def put_consent(request: web.Request, agent: AgentRecord, body: ConsentIn) -> dict[str, Any]:
     change = store.ConsentChange(path_uuid(request, "customer_id"), body.channel, body.purpose, body.granted)
-    try:
-        return await store.set_consent(_db(request), change, source=body.source, agent_id=agent.id)
-    except store.UnknownCustomer as exc:
-        raise json_error(404, "not_found", str(exc), "customer_id") from None
+    with store_errors():
+        return await store.set_consent(store_of(request), change, source=body.source, agent_id=agent.id)
 
 
 @route("GET", "/customers/{customer_id}/consents/history", summary="Every grant and withdrawal of a customer, oldest first",
        tag="consents")
 async def consent_history(request: web.Request, agent: AgentRecord) -> dict[str, Any]:
-    return {"items": await store.history(_db(request), path_uuid(request, "customer_id"))}
+    return {"items": await store.history(store_of(request), path_uuid(request, "customer_id"))}
 
 
 @route("GET", "/consents/reconfirm", summary="Marketing consents older than two years, to confirm again", query=ReconfirmQuery,
        roles=("admin", "marketer"), tag="consents")
 async def consents_to_reconfirm(request: web.Request, agent: AgentRecord, query: ReconfirmQuery) -> dict[str, Any]:
-    return {"items": await store.due_for_reconfirmation(_db(request), limit=query.limit)}
+    return {"items": await store.due_for_reconfirmation(store_of(request), limit=query.limit)}

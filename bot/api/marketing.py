@@ -12,22 +12,18 @@ from typing import Any, Literal
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from bot.api.routing import path_uuid, route
+from bot.api.endpoints import path_uuid, route
+from bot.api.errors import store_errors, store_of
+from bot.services import SERVICES
 from bot.api.schemas import Strict
 from campaigns import service
 from campaigns.spec import SpecError
-from channels.http import json_error
+from contracts.http_errors import json_error
 from crm_store import campaigns as campaign_store
 from crm_store import segments as segment_store
 from crm_store.agents import AgentRecord
 
 MARKETERS = ("admin", "marketer")
-
-
-def _db(request: web.Request) -> Any:
-    from bot.app import SERVICES
-
-    return request.app[SERVICES].db
 
 
 class SegmentIn(Strict):
@@ -61,7 +57,7 @@ def rule_error(exc: segment_store.RuleError) -> web.HTTPException:
 @route("POST", "/segments", summary="Save a segment (a rule, or a CSV of ids or e-mails)", roles=MARKETERS, body=SegmentIn,
        response=SegmentOut, status=201, tag="segments")
 async def create_segment(request: web.Request, agent: AgentRecord, body: SegmentIn) -> dict[str, Any]:
-    db = _db(request)
+    db = store_of(request)
     try:
         if body.rule is not None:
             segment = await segment_store.create_rule_segment(db, body.name, body.rule)
@@ -77,27 +73,25 @@ async def create_segment(request: web.Request, agent: AgentRecord, body: Segment
 
 @route("GET", "/segments", summary="Saved segments, newest first", roles=MARKETERS, tag="segments")
 async def list_segments(request: web.Request, agent: AgentRecord) -> dict[str, Any]:
-    return {"items": await segment_store.list_segments(_db(request))}
+    return {"items": await segment_store.list_segments(store_of(request))}
 
 
 async def _segment(request: web.Request) -> dict[str, Any]:
-    try:
-        return await segment_store.get_segment(_db(request), path_uuid(request, "segment_id"))
-    except segment_store.NotFound as exc:
-        raise json_error(404, "not_found", str(exc), "segment_id") from None
+    with store_errors():
+        return await segment_store.get_segment(store_of(request), path_uuid(request, "segment_id"))
 
 
 @route("GET", "/segments/{segment_id}/preview", summary="The segment's live count and a sample of its members", roles=MARKETERS,
        tag="segments")
 async def preview_segment(request: web.Request, agent: AgentRecord) -> dict[str, Any]:
-    return await segment_store.count_and_sample(_db(request), await _segment(request))
+    return await segment_store.count_and_sample(store_of(request), await _segment(request))
 
 
 @route("POST", "/segments/count", summary="The live count of a rule not yet saved (the segment builder)", roles=MARKETERS,
        body=RuleIn, tag="segments")
 async def count_rule(request: web.Request, agent: AgentRecord, body: RuleIn) -> dict[str, Any]:
     try:
-        return {"count": await segment_store.count_rule(_db(request), body.rule)}
+        return {"count": await segment_store.count_rule(store_of(request), body.rule)}
     except segment_store.RuleError as exc:
         raise rule_error(exc) from None
 
@@ -152,21 +146,15 @@ class ReportQuery(Strict):
 
 @contextmanager
 def campaign_errors() -> Iterator[None]:
-    try:
-        yield
-    except SpecError as exc:
-        raise json_error(422, "invalid_field", str(exc), exc.field) from None
-    except segment_store.NotFound as exc:
-        raise json_error(422, "invalid_field", f"segment_id: {exc}", "segment_id") from None
-    except campaign_store.NotFound as exc:
-        raise json_error(404, "not_found", str(exc), "campaign_id") from None
-    except campaign_store.Conflict as exc:
-        raise json_error(409, "conflict", str(exc), "status") from None
+    """The store's errors as usual, and a campaign's own: a spec that cannot be used, a segment that is not there (422s)."""
+    with store_errors():
+        try:
+            yield
+        except SpecError as exc:
+            raise json_error(422, "invalid_field", str(exc), exc.field) from None
 
 
 def _kick(request: web.Request) -> None:
-    from bot.app import SERVICES
-
     scheduler = request.app[SERVICES].campaigns
     if scheduler is not None:
         scheduler.kick()
@@ -179,26 +167,29 @@ async def create_campaign(request: web.Request, agent: AgentRecord, body: Campai
         uuid.UUID(body.segment_id)
     except ValueError:
         raise json_error(422, "invalid_field", "segment_id is not a valid id", "segment_id") from None
-    with campaign_errors():
-        return await service.create(_db(request), body.model_dump(exclude_none=True), agent.id)
+    try:
+        with campaign_errors():
+            return await service.create(store_of(request), body.model_dump(exclude_none=True), agent.id)
+    except web.HTTPNotFound:  # the segment named in the body
+        raise json_error(422, "invalid_field", f"segment_id: segment {body.segment_id} does not exist", "segment_id") from None
 
 
 @route("GET", "/campaigns", summary="Campaigns, newest first", roles=MARKETERS, tag="campaigns")
 async def list_campaigns(request: web.Request, agent: AgentRecord) -> dict[str, Any]:
-    return {"items": await campaign_store.list_campaigns(_db(request))}
+    return {"items": await campaign_store.list_campaigns(store_of(request))}
 
 
 @route("GET", "/campaigns/{campaign_id}", summary="One campaign", roles=MARKETERS, response=CampaignOut, tag="campaigns")
 async def get_campaign(request: web.Request, agent: AgentRecord) -> dict[str, Any]:
     with campaign_errors():
-        return await campaign_store.get_campaign(_db(request), path_uuid(request, "campaign_id"))
+        return await campaign_store.get_campaign(store_of(request), path_uuid(request, "campaign_id"))
 
 
 @route("POST", "/campaigns/{campaign_id}/send", summary="Send a draft now or on its schedule", roles=MARKETERS,
        response=CampaignOut, status=202, tag="campaigns")
 async def send_campaign(request: web.Request, agent: AgentRecord) -> dict[str, Any]:
     with campaign_errors():
-        campaign = await service.send(_db(request), path_uuid(request, "campaign_id"))
+        campaign = await service.send(store_of(request), path_uuid(request, "campaign_id"))
     _kick(request)
     return campaign
 
@@ -206,7 +197,7 @@ async def send_campaign(request: web.Request, agent: AgentRecord) -> dict[str, A
 def _action(action: str) -> Any:
     async def handler(request: web.Request, agent: AgentRecord) -> dict[str, Any]:
         with campaign_errors():
-            campaign = await service.change(_db(request), path_uuid(request, "campaign_id"), action)
+            campaign = await service.change(store_of(request), path_uuid(request, "campaign_id"), action)
         if action == "resume":
             _kick(request)
         return campaign
@@ -223,7 +214,7 @@ pause_campaign, resume_campaign, cancel_campaign = (_action(a) for a in ("pause"
        roles=MARKETERS, query=ReportQuery, response=ReportOut, tag="campaigns")
 async def campaign_report(request: web.Request, agent: AgentRecord, query: ReportQuery) -> Any:
     with campaign_errors():
-        data = await service.report(_db(request), path_uuid(request, "campaign_id"))
+        data = await service.report(store_of(request), path_uuid(request, "campaign_id"))
     if query.format == "json":
         return data
     buffer = io.StringIO()

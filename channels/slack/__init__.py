@@ -25,8 +25,9 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.authorization import AuthorizeResult
 from slack_sdk.web.async_client import AsyncWebClient
 
-from channels.base import Channel, InboundHandler, InboundMessage, OutboundMessage, Profile, RateLimit, SendResult
-from channels.http import json_error
+from channels.base import Channel, InboundHandler, RateLimit, SendResult
+from contracts.messages import InboundMessage, OutboundMessage, Profile
+from contracts.http_errors import json_error
 from channels.slack.parse import parse_action, parse_message, profile_from_user
 from channels.slack.send import deliver, split_recipient
 

@@ -15,7 +15,8 @@ from typing import Any
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
 from telegram import error as tg
 
-from channels.base import OutboundMessage, PermanentSendError, RecipientBlocked, RetryAfter, SendError, SendResult
+from channels.base import PermanentSendError, RecipientBlocked, RetryAfter, SendError, SendResult
+from contracts.messages import OutboundMessage
 from channels.telegram.parse import message_external_id
 
 log = logging.getLogger(__name__)

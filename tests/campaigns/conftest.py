@@ -11,20 +11,20 @@ import pytest
 from aiohttp.test_utils import TestClient
 from sqlalchemy import insert
 
-from bot.app import SERVICES, create_app
 from bot.config import CoreSettings
-from bot.extensions import default_extensions
+from bot.services import SERVICES
+from dangol.app import build_app
 from crm_store import agents
 from crm_store.consents import ConsentChange, record
 from crm_store.database import Database
 from crm_store.models import ChannelIdentity, Customer, CustomerEvent, CustomerTag
-from crm_store.types import new_id, utcnow
+from crm_store.columns import new_id, utcnow
 
 
 @pytest.fixture
 async def client(aiohttp_client: Any, make_settings: Callable[..., CoreSettings]) -> TestClient:
     """The app without its own delivery worker and campaign ticks: each test sends and ticks when it says so."""
-    test_client = await aiohttp_client(create_app(make_settings(delivery_enabled=False), extensions=default_extensions()))
+    test_client = await aiohttp_client(build_app(make_settings(delivery_enabled=False)))
     scheduler = test_client.app[SERVICES].campaigns
     assert scheduler is not None
     await scheduler.stop()

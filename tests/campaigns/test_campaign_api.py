@@ -14,7 +14,7 @@ from channels.base import Channel, OutboundMessage, RateLimit, SendResult
 from channels.delivery import DeliveryWorker
 from crm_store.database import Database
 from crm_store.outbox import Outbox
-from crm_store.records import InboundMessage
+from contracts.messages import InboundMessage
 from tests.campaigns.conftest import add_customers
 from tests.helpers import count, rows, sample_engine
 

@@ -10,7 +10,7 @@ import uuid
 
 from click.testing import CliRunner
 
-from bot.cli import main
+from dangol.cli import main
 from campaigns import service
 from crm_store import segments
 from crm_store.database import Database

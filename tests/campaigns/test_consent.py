@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestClient
 from campaigns.opt_out import OptOutConfigError, OptOutWords, load_opt_out_words
 from crm_store import consents
 from crm_store.database import Database
-from crm_store.types import utcnow
+from crm_store.columns import utcnow
 from tests.campaigns.conftest import add_customers
 from tests.helpers import count, rows
 

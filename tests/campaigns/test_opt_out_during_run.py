@@ -6,7 +6,7 @@ from aiohttp.test_utils import TestClient
 
 from campaigns import service
 from crm_store.database import Database
-from crm_store.records import InboundMessage
+from contracts.messages import InboundMessage
 from tests.campaigns.conftest import add_customers
 from tests.campaigns.test_campaign_api import API, drain, make_campaign, make_segment, recording_worker
 from tests.helpers import sample_engine

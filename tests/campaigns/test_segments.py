@@ -10,7 +10,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from crm_store.database import Database
-from crm_store.types import utcnow
+from crm_store.columns import utcnow
 from tests.campaigns.conftest import add_customers
 from tests.helpers import count
 

@@ -10,14 +10,14 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import crm_store.types
+import crm_store.columns
 
 revision = '0004'
 down_revision = '0002'
 branch_labels = None
 depends_on = None
 
-_UTC = crm_store.types.UTCDateTime(timezone=True)
+_UTC = crm_store.columns.UTCDateTime(timezone=True)
 
 
 def upgrade() -> None:
@@ -39,7 +39,7 @@ def upgrade() -> None:
     sa.Column('id', sa.Uuid(), nullable=False),
     sa.Column('name', sa.String(length=200), nullable=False),
     sa.Column('kind', sa.String(length=16), nullable=False),
-    sa.Column('rule', crm_store.types.JSONType, nullable=True),
+    sa.Column('rule', crm_store.columns.JSONType, nullable=True),
     sa.Column('created_at', _UTC, nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_segments'))
     )
@@ -56,7 +56,7 @@ def upgrade() -> None:
     sa.Column('segment_id', sa.Uuid(), nullable=False),
     sa.Column('purpose', sa.String(length=16), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
-    sa.Column('spec', crm_store.types.JSONType, nullable=False),
+    sa.Column('spec', crm_store.columns.JSONType, nullable=False),
     sa.Column('next_fire_at', _UTC, nullable=True),
     sa.Column('created_by', sa.Uuid(), nullable=True),
     sa.Column('created_at', _UTC, nullable=False),
