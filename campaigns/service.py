@@ -8,14 +8,16 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from campaigns.runner import materialize
+from campaigns.runner import RunPlan, materialize, plan_member
 from campaigns.scheduling import after_firing, first_fire
 from campaigns.spec import check_spec
+from campaigns.templates import RenderFailed, customer_context
 from crm_store import campaign_runs as runs_store
 from crm_store import campaigns as store
 from crm_store import segments as segment_store
 from crm_store.database import Database
-from crm_store.errors import Conflict
+from crm_store.consents import MARKETING, NIGHT, SERVICE
+from crm_store.errors import Conflict, NotFound
 from crm_store.columns import utcnow
 
 log = logging.getLogger(__name__)
@@ -151,3 +153,35 @@ def report_csv_rows(report_data: dict[str, Any]) -> list[list[Any]]:
         out.append([name, *(bucket[k] if not k.startswith("skipped_") else bucket["skipped"][k.removeprefix("skipped_")]
                             for k in REPORT_CSV_FIELDS[1:])])
     return out
+
+
+async def preview(db: Database, message: dict[str, Any], customer_id: uuid.UUID, channels: list[str],
+                  campaign: dict[str, Any] | None = None, now: dt.datetime | None = None) -> dict[str, Any]:
+    """What one customer would get: the rendered message on the channel a run would pick (or the first asked for),
+    and whether a run would send it or skip them, and why.  ``TemplateRefused`` if the message cannot compile."""
+    now = now or utcnow()
+    body = {"name": "preview", "purpose": "marketing", "channels": channels, "message": message,
+            **({k: v for k, v in campaign.items() if k not in ("message",)} if campaign else {})}
+    spec, templates = check_spec(body)
+    purposes = (MARKETING, NIGHT) if body["purpose"] == MARKETING else (SERVICE,)
+
+    def read(conn: Any) -> runs_store.Member | None:
+        return runs_store.read_member(conn, customer_id, channels=spec["channels"], purposes=purposes)
+
+    async with db.read() as conn:
+        member = await conn.run_sync(read)
+    if member is None:
+        raise NotFound(f"customer {customer_id} does not exist", "customer_id")
+    plan = RunPlan(uuid.UUID(int=0), {**body, **spec, "name": body["name"], "purpose": body["purpose"]}, templates, [], now)
+    row, skip = plan_member(plan, member)
+    if row is not None:
+        return {"customer_id": str(customer_id), "would_send": True, "channel": row["channel"], "send_at": row["next_attempt_at"].isoformat(),
+                "text": row["payload"]["text"], "buttons": row["payload"].get("buttons", [])}
+    reason, _, detail = skip or ("unreachable", None, None)
+    channel = spec["channels"][0]
+    try:
+        rendered = templates[None].render(channel, customer_context(member.fields, member.tags))
+    except RenderFailed as exc:
+        rendered = {"text": None, "error": str(exc)}
+    return {"customer_id": str(customer_id), "would_send": False, "skip_reason": reason, "detail": detail, "channel": channel,
+            "text": rendered.get("text"), "buttons": rendered.get("buttons", []), "error": rendered.get("error")}

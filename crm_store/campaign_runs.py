@@ -169,3 +169,10 @@ def skip_rows(run_id: uuid.UUID, skips: list[tuple[uuid.UUID, str, str | None, s
     return [{"run_id": run_id, "customer_id": cid, "reason": reason, "variant": variant, "detail": detail}
             for cid, reason, variant, detail in skips]
 
+
+
+def read_member(conn: Connection, customer_id: uuid.UUID, *, channels: Sequence[str], purposes: Sequence[str]) -> Member | None:
+    """One customer as a run would see them (for previews); None if there is no such customer."""
+    members = read_chunk(conn, customers_t.c.id == customer_id, channels=channels, purposes=purposes, after=None, size=1,
+                         run_id=uuid.UUID(int=0), cap_since=None)
+    return members[0] if members else None

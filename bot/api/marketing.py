@@ -223,3 +223,40 @@ async def campaign_report(request: web.Request, agent: AgentRecord, query: Repor
     writer.writerows(service.report_csv_rows(data))
     return web.Response(text=buffer.getvalue(), content_type="text/csv", charset="utf-8",
                         headers={"Content-Disposition": f'attachment; filename="campaign-{data["id"]}.csv"'})
+
+
+class PreviewQuery(Strict):
+    customer_id: str
+
+
+class TemplatePreviewIn(Strict):
+    message: dict[str, Any]
+    customer_id: str
+    channels: list[str] = Field(min_length=1, max_length=20)
+    purpose: Literal["marketing", "service"] = "marketing"
+    sender_name: str | None = Field(default=None, max_length=60)
+
+
+def _customer_id(value: str, where: Literal["query", "body"]) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise json_error(400 if where == "query" else 422, "invalid_field", "customer_id is not a valid id", "customer_id") from None
+
+
+@route("GET", "/campaigns/{campaign_id}/preview", summary="The campaign's message for one customer, and whether a run would send it",
+       roles=MARKETERS, query=PreviewQuery, tag="campaigns")
+async def preview_campaign(request: web.Request, agent: AgentRecord, query: PreviewQuery) -> dict[str, Any]:
+    customer_id = _customer_id(query.customer_id, "query")
+    with campaign_errors():
+        campaign = await campaign_store.get_campaign(store_of(request), path_uuid(request, "campaign_id"))
+        return await service.preview(store_of(request), campaign["message"], customer_id, campaign["channels"], campaign)
+
+
+@route("POST", "/templates/preview", summary="A message not yet saved, rendered for one customer (the template editor)",
+       roles=MARKETERS, body=TemplatePreviewIn, tag="campaigns")
+async def preview_template(request: web.Request, agent: AgentRecord, body: TemplatePreviewIn) -> dict[str, Any]:
+    customer_id = _customer_id(body.customer_id, "body")
+    with campaign_errors():
+        return await service.preview(store_of(request), body.message, customer_id, body.channels,
+                                     {"purpose": body.purpose, "sender_name": body.sender_name or "", "channels": body.channels})

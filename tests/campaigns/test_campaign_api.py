@@ -242,3 +242,21 @@ async def test_replies_go_out_before_a_broadcast_backlog(store: Database, client
     await worker.run_once()
     assert channels["webchat"].sent[0].recipient == "support-1"
     assert len(channels["webchat"].sent) == 10
+
+
+async def test_a_message_is_previewed_for_any_customer_as_they_would_get_it(client: TestClient, store: Database,
+                                                                           marketer: dict[str, str]) -> None:
+    kim, ann = await add_customers(store, [
+        {"name": "민수", "locale": "ko", "channels": {"slack": "U1"}, "consent": True, "attributes": {"code": "K1"}},
+        {"name": "Ann", "channels": {"telegram": "1"}}])
+    message = {"text": "{{ customer.name }}: {{ customer.attributes.code | default('none') }}",
+               "variants": {"slack": {"text": "*{{ customer.name }}*"}}}
+    shown = await (await client.post(f"{API}/templates/preview", headers=marketer, json={
+        "message": message, "customer_id": str(kim), "channels": ["telegram", "slack"], "sender_name": "상점"})).json()
+    assert shown["would_send"] and shown["channel"] == "slack" and shown["text"].startswith("(광고) 상점\n*민수*")
+    skipped = await (await client.post(f"{API}/templates/preview", headers=marketer, json={
+        "message": message, "customer_id": str(ann), "channels": ["telegram"]})).json()
+    assert (skipped["would_send"], skipped["skip_reason"], skipped["text"]) == (False, "no_consent", "Ann: none")
+    refused = await client.post(f"{API}/templates/preview", headers=marketer, json={
+        "message": {"text": "{{ ''.__class__ }}"}, "customer_id": str(ann), "channels": ["telegram"]})
+    assert refused.status == 422
