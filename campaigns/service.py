@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from campaigns.korean_ads import advertise, korean_rules_apply
 from campaigns.runner import RunPlan, materialize, plan_member
 from campaigns.scheduling import after_firing, first_fire
 from campaigns.spec import check_spec
@@ -181,6 +182,9 @@ async def preview(db: Database, message: dict[str, Any], customer_id: uuid.UUID,
     channel = spec["channels"][0]
     try:
         rendered = templates[None].render(channel, customer_context(member.fields, member.tags))
+        locale = member.fields.get("locale")
+        if plan.purpose == MARKETING and korean_rules_apply(spec["korean_rules"], locale):
+            rendered["text"] = advertise(rendered["text"], spec.get("sender_name") or body["name"], locale)
     except RenderFailed as exc:
         rendered = {"text": None, "error": str(exc)}
     return {"customer_id": str(customer_id), "would_send": False, "skip_reason": reason, "detail": detail, "channel": channel,
