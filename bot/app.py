@@ -29,10 +29,10 @@ from channels.registry import enabled_channels
 from contracts.http_errors import error_body, json_error
 from contracts.messages import HandleResult, InboundMessage
 from crm_store import assignment
+from crm_store.columns import utcnow
 from crm_store.database import Database, SchemaNotCurrent, StoreUnavailable
 from crm_store.live import LiveHub
 from crm_store.outbox import Outbox
-from crm_store.columns import utcnow
 
 log = logging.getLogger(__name__)
 

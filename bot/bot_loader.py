@@ -27,14 +27,13 @@ from pathlib import Path
 from typing import Any
 
 import nlu
-from nlu import Parser
-
 from bot.bot_folder import BotFolder, BotFolderError, load_bot_folder
 from bot.engine.turn import Decider
 from bot.keywords import KeywordParser
 from bot.pipeline.batch_parser import BatchParser
 from bot.pipeline.parse_child import ChildParser
 from bot.policy import RuleBot
+from nlu import Parser
 
 log = logging.getLogger(__name__)
 

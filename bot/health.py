@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
+
 from bot.services import SERVICES
 
 

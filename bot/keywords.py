@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
 from nlu import FALLBACK_INTENT
 
 HANGUL = re.compile(r"[\uac00-\ud7a3]")

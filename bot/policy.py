@@ -28,13 +28,12 @@ import re
 import string
 from typing import Any
 
-from nlu import FALLBACK_INTENT
-
 from bot.bot_folder import Action, BotFolder, FormSpec, HandoffTarget, ResponseVariant
+from bot.engine.turn import Decision, Handoff, Reply, Turn
 from bot.forms import candidate, validate
 from campaigns.opt_out import load_opt_out_words
-from bot.engine.turn import Decision, Handoff, Reply, Turn
 from contracts.messages import Attachment
+from nlu import FALLBACK_INTENT
 
 HANGUL = re.compile(r"[\uac00-\ud7a3]")
 _LATIN_WORD = re.compile(r"(?<![\w@.])(?=[A-Za-z]{2})[A-Za-z]*[a-z][A-Za-z]*(?![\w@])")

@@ -17,10 +17,10 @@ import time
 from collections.abc import Callable, Mapping
 
 from channels.base import Channel, PermanentSendError, RecipientBlocked, RetryAfter, SendError
-from contracts.messages import OutboundMessage
 from channels.ratelimit import RateLimiter
-from crm_store.outbox import Outbox, Settlement
+from contracts.messages import OutboundMessage
 from crm_store.columns import utcnow
+from crm_store.outbox import Outbox, Settlement
 
 log = logging.getLogger(__name__)
 

@@ -16,11 +16,13 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.services import SERVICES
 from bot.api.inbox import act, add_note, publish, send_reply
+from bot.services import SERVICES
 from console.auth import (
     AGENT_ROLES,
     ALL_ROLES,
+    COOKIE_PATH,
+    SESSION_COOKIE,
     BadForm,
     Forbidden,
     check_csrf,
@@ -29,21 +31,20 @@ from console.auth import (
     current_session,
     db_of,
     login_token,
+    quote_path,
     remember_login_token,
     require,
     safe_next,
     set_session_cookie,
-    SESSION_COOKIE,
-    COOKIE_PATH,
 )
 from console.render import render
+from contracts.messages import Attachment
 from crm_store import agents as accounts
 from crm_store import assignment, customers, inbox, sessions, teams
+from crm_store.columns import utcnow
 from crm_store.errors import Conflict, NotFound
 from crm_store.models import CONVERSATION_STATUSES, PRIORITIES
-from contracts.messages import Attachment
 from crm_store.sessions import Session
-from crm_store.columns import utcnow
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 SNOOZE_CHOICES = {"60": "1 hour", "240": "4 hours", "1440": "Tomorrow", "10080": "1 week"}
@@ -353,7 +354,7 @@ async def admin_action(request: web.Request) -> web.StreamResponse:
             raise NotFound("There is no such admin form.")
     except (accounts.AgentError, ValueError, Conflict) as exc:
         return await _admin(request, session, error=_sentence(str(exc)), status=409 if isinstance(exc, Conflict) or "already exists" in str(exc) else 422)
-    raise web.HTTPSeeOther(location=f"/console/admin?done={_q(done)}")
+    raise web.HTTPSeeOther(location=f"/console/admin?done={quote_path(done)}")
 
 
 def _raise(message: str) -> str:
@@ -369,7 +370,3 @@ def _minutes(value: Any, what: str) -> int | None:
     return int(text) * 60
 
 
-def _q(value: str) -> str:
-    from urllib.parse import quote
-
-    return quote(value, safe="")

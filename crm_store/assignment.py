@@ -20,6 +20,7 @@ from sqlalchemy import bindparam, case, delete, func, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
+from crm_store.columns import new_id
 from crm_store.errors import Conflict, NotFound
 from crm_store.models import (
     Agent,
@@ -32,7 +33,6 @@ from crm_store.models import (
     TeamMember,
 )
 from crm_store.statements import Prebuilt
-from crm_store.columns import new_id
 
 conversations_t = Conversation.__table__
 agents_t = Agent.__table__

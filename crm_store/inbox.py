@@ -17,9 +17,11 @@ from typing import Any
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Connection
 
+from crm_store.assignment import Change, audit, handed_off_at, load, take_over_for_reply, teams_of
+from crm_store.columns import new_id, utcnow
 from crm_store.conversations import conversation_dict, message_dict
-from crm_store.errors import Conflict, NotFound
 from crm_store.database import Database
+from crm_store.errors import Conflict, NotFound
 from crm_store.models import (
     Agent,
     AuditEvent,
@@ -33,9 +35,7 @@ from crm_store.models import (
     Message,
     OutboxRow,
 )
-from crm_store.assignment import Change, audit, handed_off_at, load, take_over_for_reply, teams_of
 from crm_store.outbox import payload
-from crm_store.columns import new_id, utcnow
 
 conversations_t = Conversation.__table__
 messages_t = Message.__table__

@@ -20,6 +20,7 @@ import logging
 import os
 from typing import Any
 
+import asyncpg
 from sqlalchemy.engine import make_url
 
 log = logging.getLogger(__name__)
@@ -104,8 +105,6 @@ class LiveHub:
 
     # -- PostgreSQL transport -------------------------------------------------
     async def _connect(self) -> None:
-        import asyncpg
-
         self._conn = await asyncpg.connect(self._pg_dsn, timeout=5)
         await self._conn.add_listener(CHANNEL, self._on_notify)
 

@@ -20,10 +20,10 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
 from crm_store import campaign_send
+from crm_store.columns import utcnow
 from crm_store.database import Database, pause_before_retry
 from crm_store.models import ChannelIdentity, Message, OutboxRow
 from crm_store.statements import Executemany, InList, Prebuilt
-from crm_store.columns import utcnow
 
 log = logging.getLogger(__name__)
 #: Tries of one settle transaction before its results are given up on (the worker logs it; the rows come back after their lease).

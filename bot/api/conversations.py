@@ -7,8 +7,8 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.api.errors import store_errors, store_of
 from bot.api.endpoints import path_uuid, route
+from bot.api.errors import store_errors, store_of
 from bot.api.schemas import ConversationOut, ConversationPage, ConversationQuery, MessagePage, MessageQuery
 from contracts.http_errors import json_error
 from crm_store import conversations as store

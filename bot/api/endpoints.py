@@ -17,6 +17,7 @@ from typing import Any
 
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
+from pydantic.json_schema import models_json_schema
 
 from bot.services import SERVICES
 from contracts.http_errors import json_error, read_json_object
@@ -119,8 +120,6 @@ def mount(app: web.Application) -> None:
 
 
 def openapi_document() -> dict[str, Any]:
-    from pydantic.json_schema import models_json_schema
-
     models: list[type[BaseModel]] = []
     for spec in ROUTES:
         for model in (spec.body, spec.response):

@@ -9,8 +9,8 @@ from aiohttp import web
 
 from bot.services import SERVICES
 from contracts.http_errors import json_error
-from crm_store.errors import Conflict, NotFound
 from crm_store.database import Database
+from crm_store.errors import Conflict, NotFound
 
 
 def store_of(request: web.Request) -> Database:

@@ -17,18 +17,18 @@ from typing import Any, Literal
 from aiohttp import web
 from pydantic import AnyHttpUrl, AwareDatetime, BaseModel, Field, field_validator
 
-from bot.services import SERVICES
-from bot.api.errors import store_errors, store_of
 from bot.api.endpoints import path_uuid, route
+from bot.api.errors import store_errors, store_of
 from bot.api.schemas import ConversationOut, MessageOut, Status, Strict
+from bot.services import SERVICES
 from contracts.http_errors import json_error
-from crm_store import inbox as store
-from crm_store import assignment
-from crm_store.agents import AgentRecord
-from crm_store.database import Database
 from contracts.messages import Attachment
+from crm_store import assignment
+from crm_store import inbox as store
+from crm_store.agents import AgentRecord
 from crm_store.assignment import Change
 from crm_store.columns import utcnow
+from crm_store.database import Database
 
 AGENTS = ("admin", "agent")
 ATTACHMENT_TYPES = ("image", "document", "audio", "video", "file")

@@ -13,9 +13,9 @@ from typing import Any, Literal
 from aiohttp import web
 from pydantic import BaseModel, Field
 
+from bot.api.endpoints import path_uuid, route
 from bot.api.errors import store_errors, store_of
 from bot.api.inbox import AGENTS, publish
-from bot.api.endpoints import path_uuid, route
 from bot.api.schemas import Strict
 from contracts.http_errors import json_error
 from crm_store import agents as accounts

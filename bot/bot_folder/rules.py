@@ -7,8 +7,6 @@ from typing import Any
 
 from bot.bot_folder.spec import PRIORITIES, Action, BotFolder, BotFolderError
 
-
-
 _IGNORED_ACTIONS = {"action_listen"}
 
 

@@ -7,9 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nlu import FALLBACK_INTENT
-
 from contracts.messages import Button
+from nlu import FALLBACK_INTENT
 
 
 class BotFolderError(Exception):

@@ -17,14 +17,13 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from nlu import Parser
-
 from bot.engine.batch import BatchHandler
 from bot.engine.turn import Decider, InboundItem
 from bot.pipeline.batch_queue import BatchQueue
 from bot.pipeline.write_child import WriteChild, WriteChildSpec
 from contracts.messages import HandleResult, InboundMessage
 from crm_store.database import Database
+from nlu import Parser
 
 
 class ConversationEngine:

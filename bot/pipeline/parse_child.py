@@ -19,11 +19,10 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from nlu import load_model
-
 from bot.pipeline.batch_parser import BatchParser
 from bot.pipeline.batch_queue import BatchFn
 from bot.pipeline.child_process import ChildBatches, serve_batches
+from nlu import load_model
 
 
 def _child_main(conn: Connection, model_path: str) -> None:

@@ -17,8 +17,8 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from channels.base import Channel, InboundHandler
-from contracts.messages import HandleResult, InboundMessage, OutboundMessage
 from contracts.http_errors import json_error, read_json_object, require_str
+from contracts.messages import HandleResult, InboundMessage, OutboundMessage
 
 
 class RestSettings(BaseModel):

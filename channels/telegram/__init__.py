@@ -24,11 +24,11 @@ from pydantic import BaseModel, SecretStr
 from telegram import Bot, Update
 
 from channels.base import Channel, InboundHandler, RateLimit, SendResult
-from contracts.messages import OutboundMessage
-from contracts.http_errors import json_error, read_json_object
-from channels.telegram.parse import Parsed, parse_update, fill_old_fields
+from channels.telegram.parse import Parsed, fill_old_fields, parse_update
 from channels.telegram.request import AiohttpRequest
 from channels.telegram.send import deliver
+from contracts.http_errors import json_error, read_json_object
+from contracts.messages import OutboundMessage
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
 from telegram import error as tg
 
 from channels.base import PermanentSendError, RecipientBlocked, RetryAfter, SendError, SendResult
-from contracts.messages import OutboundMessage
 from channels.telegram.parse import message_external_id
+from contracts.messages import OutboundMessage
 
 log = logging.getLogger(__name__)
 

@@ -30,8 +30,8 @@ from aiohttp import WSMsgType, web
 from pydantic import BaseModel
 
 from channels.base import Channel, InboundHandler, SendResult
-from contracts.messages import InboundMessage, OutboundMessage
 from contracts.http_errors import error_body
+from contracts.messages import InboundMessage, OutboundMessage
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).resolve().parent / "static"

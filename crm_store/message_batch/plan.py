@@ -23,14 +23,14 @@ from typing import Any
 from sqlalchemy import bindparam, insert, update
 from sqlalchemy.engine import Connection
 
+from crm_store.assignment import route_handoffs
+from crm_store.columns import new_id
 from crm_store.customers import FIELDS
 from crm_store.message_batch.context import ConversationRecord, CustomerRecord
 from crm_store.consents import ConsentChange, record as record_consents
 from crm_store.models import ChannelIdentity, Conversation, Customer, CustomerTag, Message, OutboxRow
 from crm_store.outbox import payload
-from crm_store.assignment import route_handoffs
 from crm_store.statements import ArrayWrite, BulkInsert, Executemany, Insert, Update
-from crm_store.columns import new_id
 
 messages_t = Message.__table__
 outbox_t = OutboxRow.__table__

@@ -198,7 +198,7 @@ async def test_a_batch_of_new_messages_on_postgresql_is_one_read_and_one_write(d
     await engine.close()
     assert all(len(r.replies) == 1 and not r.duplicate for r in results)
     assert await count(db, "outbox") == 9
-    assert len(statements) == 2 * engine.committer.batches - 2, statements  # the warm-up's batch came before the listener
+    assert len(statements) == 2 * engine.queue.batches - 2, statements  # the warm-up's batch came before the listener
     assert [s.split()[0] for s in statements[:2]] == ["SELECT", "WITH"]
 
 

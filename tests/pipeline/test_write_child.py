@@ -34,10 +34,10 @@ async def child_engine(db: Database) -> ConversationEngine:
 
 async def child_writes(engine: ConversationEngine, sender: str = "warm-up") -> int:
     """Wait until the child has started (until then the serving process writes); its pid."""
-    assert engine.process_writer is not None
+    assert engine.write_child is not None
     for attempt in range(300):
         await engine.handle(msg("hello", sender, f"{sender}-{attempt}"))
-        pid = engine.process_writer.child_pid
+        pid = engine.write_child.child_pid
         if pid is not None:
             return pid
         await asyncio.sleep(0.05)
@@ -54,7 +54,7 @@ async def test_the_child_stores_what_the_serving_process_would(db: Database) -> 
         again = await engine.handle(msg(TEXTS[0], "c0", "m-0"))
     finally:
         await engine.close()
-    assert engine.process_writer is not None and engine.process_writer.child_pid is None
+    assert engine.write_child is not None and engine.write_child.child_pid is None
     assert all(not r.duplicate and r.message_id for r in results)
     assert again.duplicate and again.message_id == results[0].message_id
     assert await count(db, "messages", direction="in") == before + len(TEXTS) * 4
