@@ -176,8 +176,8 @@ async def preview(db: Database, message: dict[str, Any], customer_id: uuid.UUID,
     plan = RunPlan(uuid.UUID(int=0), {**body, **spec, "name": body["name"], "purpose": body["purpose"]}, templates, [], now)
     row, skip = plan_member(plan, member)
     if row is not None:
-        return {"customer_id": str(customer_id), "would_send": True, "channel": row["channel"], "send_at": row["next_attempt_at"].isoformat(),
-                "text": row["payload"]["text"], "buttons": row["payload"].get("buttons", [])}
+        return {"customer_id": str(customer_id), "would_send": True, "channel": row["channel"],
+                "send_at": row["next_attempt_at"].isoformat(), "text": row["payload"]["text"], "buttons": row["payload"].get("buttons", [])}
     reason, _, detail = skip or ("unreachable", None, None)
     channel = spec["channels"][0]
     try:

@@ -93,9 +93,12 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('campaign_variant', sa.String(length=32), nullable=True))
     op.create_index('uq_outbox_campaign_run_customer', 'outbox', ['campaign_run_id', 'customer_id'], unique=True,
                     sqlite_where=sa.text('campaign_run_id IS NOT NULL'), postgresql_where=sa.text('campaign_run_id IS NOT NULL'))
+    op.create_index('ix_outbox_campaign_customer', 'outbox', ['customer_id', 'created_at'], unique=False,
+                    sqlite_where=sa.text('campaign_run_id IS NOT NULL'), postgresql_where=sa.text('campaign_run_id IS NOT NULL'))
 
 
 def downgrade() -> None:
+    op.drop_index('ix_outbox_campaign_customer', table_name='outbox')
     op.drop_index('uq_outbox_campaign_run_customer', table_name='outbox')
     with op.batch_alter_table('outbox', schema=None) as batch_op:
         batch_op.drop_column('campaign_variant')
