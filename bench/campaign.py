@@ -41,7 +41,7 @@ RESULTS = ROOT / "bench" / "results"
 CHUNK = 50_000
 
 
-async def seed(db: Any, n: int, channel: str) -> None:
+async def seed(db: Any, n: int, channel: str, first: int = 1_000_000) -> None:
     """N customers with one reachable identity on ``channel`` and marketing consent, written in bulk (not timed)."""
     from sqlalchemy import insert
 
@@ -53,7 +53,7 @@ async def seed(db: Any, n: int, channel: str) -> None:
         ids = [new_id() for _ in range(min(CHUNK, n - start))]
         customers = [{"id": cid, "name": f"Customer {start + i}", "locale": "en", "timezone": "UTC", "lifecycle_stage": "customer",
                       "attributes": {"code": f"C{start + i}"}, "created_at": now, "updated_at": now} for i, cid in enumerate(ids)]
-        identities = [{"id": new_id(), "customer_id": cid, "channel": channel, "external_id": str(1_000_000 + start + i), "profile": {},
+        identities = [{"id": new_id(), "customer_id": cid, "channel": channel, "external_id": str(first + start + i), "profile": {},
                        "reachable": True, "created_at": now} for i, cid in enumerate(ids)]
         consents = [{"id": new_id(), "customer_id": cid, "channel": "*", "purpose": "marketing", "granted": True, "source": "bench",
                      "updated_at": now} for cid in ids]
@@ -68,14 +68,15 @@ async def seed(db: Any, n: int, channel: str) -> None:
 
 async def campaign_run(db: Any, channel: str) -> tuple[uuid.UUID, uuid.UUID]:
     from campaigns import service
+    from crm_store import campaigns as campaign_store
     from crm_store import segments
 
-    segment = await segments.create_rule_segment(db, "everyone", {"field": "lifecycle_stage", "op": "eq", "value": "customer"})
+    segment = await segments.create_rule_segment(db, "everyone", {"channel": channel})
     campaign = await service.create(db, {"name": "bench", "segment_id": segment["id"], "purpose": "marketing", "channels": [channel],
                                          "message": {"text": "Hello {{ customer.name }}, your code is {{ customer.attributes.code }}"}},
                                     None)
     await service.send(db, uuid.UUID(campaign["id"]))
-    runs = await db.run_in_transaction(lambda conn: __import__("crm_store.campaigns", fromlist=["x"]).unfinished_runs(conn))
+    runs = await db.run_in_transaction(campaign_store.unfinished_runs)
     return uuid.UUID(campaign["id"]), runs[0]["id"]
 
 
@@ -143,15 +144,17 @@ def _sqlite_value(value: Any) -> Any:
 
 async def delivery_rates(db_url: str, n: int) -> dict[str, float]:
     """Campaign rows through the delivery worker (real client, then the raw channel) into the Telegram fake, limits off."""
+    from sqlalchemy import text
+
     from channels.delivery import DeliveryWorker
     from crm_store.database import Database
     from crm_store.outbox import Outbox
 
     rates: dict[str, float] = {}
     with FakeProcess("telegram") as url:
-        for label, raw in (("worker", False), ("raw_channel", True)):
+        for round_, (label, raw) in enumerate((("worker", False), ("raw_channel", True))):
             db = Database(db_url)
-            await seed(db, n, "telegram")
+            await seed(db, n, "telegram", first=2_000_000 + round_ * n)
             _, run_id = await campaign_run(db, "telegram")
             await materialize_seconds(db, run_id)
             channel = make_channel("telegram", url, raw)
@@ -173,6 +176,10 @@ async def delivery_rates(db_url: str, n: int) -> dict[str, float]:
             rates[label] = n / (time.perf_counter() - started)
             await worker.stop()
             await channel.stop()
+            async with db.write() as conn:  # the next round starts from no customers and no rows
+                await conn.execute(text("DELETE FROM outbox"))
+                await conn.execute(text("DELETE FROM campaigns"))
+                await conn.execute(text("DELETE FROM customers"))
             await db.dispose()
     return rates
 
