@@ -62,19 +62,27 @@ def read_chunk(conn: Connection, condition: ColumnElement[bool], *, channels: Se
     members = {r["id"]: Member(dict(r)) for r in rows}
     if not members:
         return []
-    ids = list(members)
-    for r in conn.execute(select(tags_t.c.customer_id, tags_t.c.tag).where(tags_t.c.customer_id.in_(ids))):
-        members[r.customer_id].tags.append(r.tag)
+    # The chunk is a range of ids: its lookups filter on that range (an index range scan each) rather than
+    # on a list of 2,000 ids, whose bound parameters cost SQLAlchemy more than the queries; rows of
+    # customers in the range but outside the segment are dropped here.
+    low, high = rows[0]["id"], rows[-1]["id"]
+    for r in conn.execute(select(tags_t.c.customer_id, tags_t.c.tag).where(tags_t.c.customer_id.between(low, high))):
+        if (member := members.get(r.customer_id)) is not None:
+            member.tags.append(r.tag)
     identities = conn.execute(select(identities_t.c.customer_id, identities_t.c.channel, identities_t.c.external_id,
                                      identities_t.c.reachable, identities_t.c.created_at)
-                              .where(identities_t.c.customer_id.in_(ids), identities_t.c.channel.in_(list(channels)))
+                              .where(identities_t.c.customer_id.between(low, high), identities_t.c.channel.in_(list(channels)))
                               .order_by(identities_t.c.created_at))
     for r in identities:
-        known = members[r.customer_id].identities.get(r.channel)
+        if (member := members.get(r.customer_id)) is None:
+            continue
+        known = member.identities.get(r.channel)
         if known is None or (r.reachable and not known[1]):  # the first reachable identity on each channel
-            members[r.customer_id].identities[r.channel] = (r.external_id, r.reachable)
-    for (customer_id, purpose), records in load_standing(conn, ids, purposes).items():
-        members[customer_id].consents[purpose] = records
+            member.identities[r.channel] = (r.external_id, r.reachable)
+    for (customer_id, purpose), records in load_standing(conn, (low, high), purposes).items():
+        if (member := members.get(customer_id)) is not None:
+            member.consents[purpose] = records
+    ids = list(members)
     if cap_since is not None:
         counts = conn.execute(select(outbox_t.c.customer_id, func.count())
                               .where(outbox_t.c.customer_id.in_(ids), outbox_t.c.campaign_run_id.isnot(None),

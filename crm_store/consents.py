@@ -123,15 +123,20 @@ def standing(records: Sequence[tuple[str, bool, dt.datetime]], channel: str) -> 
     return None if best is None else best[1]
 
 
-def load_standing(conn: Connection, customer_ids: Sequence[uuid.UUID], purposes: Sequence[str]
+def load_standing(conn: Connection, customers: Sequence[uuid.UUID] | tuple[uuid.UUID, uuid.UUID], purposes: Sequence[str]
                   ) -> dict[tuple[uuid.UUID, str], list[tuple[str, bool, dt.datetime]]]:
-    """Consent records of many customers at once: (customer, purpose) -> [(channel, granted, at)]."""
+    """Consent records of many customers at once: (customer, purpose) -> [(channel, granted, at)].
+
+    ``customers``: a list of ids, or a (low, high) range of ids (a campaign run reads a chunk's range)."""
     out: dict[tuple[uuid.UUID, str], list[tuple[str, bool, dt.datetime]]] = {}
-    if not customer_ids:
+    if not customers:
         return out
-    rows = conn.execute(select(consents_t.c.customer_id, consents_t.c.purpose, consents_t.c.channel, consents_t.c.granted,
-                               consents_t.c.updated_at)
-                        .where(consents_t.c.customer_id.in_(list(customer_ids)), consents_t.c.purpose.in_(list(purposes))))
+    c = consents_t.c
+    if isinstance(customers, tuple):
+        who = c.customer_id.between(customers[0], customers[1])
+    else:
+        who = c.customer_id.in_(list(customers))
+    rows = conn.execute(select(c.customer_id, c.purpose, c.channel, c.granted, c.updated_at).where(who, c.purpose.in_(list(purposes))))
     for r in rows:
         out.setdefault((r.customer_id, r.purpose), []).append((r.channel, r.granted, r.updated_at))
     return out
