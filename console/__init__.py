@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from console import dashboards, pages
+from console import campaign_pages, dashboards, pages
 from console.live_socket import live
 from console.render import STATIC
 
@@ -26,4 +26,5 @@ def setup(app: web.Application) -> None:
     r.add_post("/console/admin/{what}", pages.admin_action)
     dashboards.setup(app)
     r.add_get("/console/live", live)
+    campaign_pages.setup(r)
     r.add_static("/console/static", STATIC)
