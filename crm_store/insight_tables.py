@@ -14,7 +14,14 @@ import uuid
 from sqlalchemy import Float, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from crm_store.models import Base, _created
+from crm_store.columns import JSONType
+from crm_store.models import Base, CustomerEvent, _created
+
+# Two columns migration 0003 adds to customer_events, declared here so crm_store.models
+# stays small: the sender's event id makes imports idempotent, and a purchase's (or
+# return's) lines are [{sku, name, quantity, price, fee}].
+CustomerEvent.external_id = mapped_column(String(255), unique=True)  # type: ignore[attr-defined]
+CustomerEvent.items = mapped_column(JSONType)  # type: ignore[attr-defined]
 
 
 

@@ -236,10 +236,6 @@ class CustomerEvent(Base):
     currency: Mapped[str | None] = mapped_column(String(3))
     occurred_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
     created_at: Mapped[dt.datetime] = _created()
-    # migration 0003 (insights): the sender's event id makes imports idempotent;
-    # a purchase's (or return's) lines as [{sku, name, quantity, price}]
-    external_id: Mapped[str | None] = mapped_column(String(255), unique=True)
-    items: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONType)
 
     __table_args__ = (Index("ix_customer_events_customer_time", "customer_id", "occurred_at"),)
 
@@ -402,4 +398,3 @@ class LoginFailure(Base):
     created_at: Mapped[dt.datetime] = _created()
 
     __table_args__ = (Index("ix_login_failures_email", "email", "created_at"), Index("ix_login_failures_address", "address", "created_at"))
-
