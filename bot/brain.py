@@ -71,7 +71,7 @@ def folder_model(folder: BotFolder, *, use_cache: bool = True) -> tuple[Any, Pat
     import nlu
 
     try:
-        key = training_hash(folder.nlu_files)
+        key = training_hash([*folder.nlu_files, *folder.path.glob("config.yml")])  # config.yml picks the NLU pipeline
     except OSError as exc:
         raise BotFolderError(f"{folder.path}: cannot read NLU data: {exc}") from None
     target = cache_dir() / key
@@ -83,7 +83,7 @@ def folder_model(folder: BotFolder, *, use_cache: bool = True) -> tuple[Any, Pat
             shutil.rmtree(target, ignore_errors=True)
     try:
         data = folder.training_data or nlu.load_training_data([str(p) for p in folder.nlu_files])
-        model = nlu.train(data)
+        model = nlu.train(data, settings=nlu.read_settings(folder.path))
     except nlu.TrainingDataError as exc:
         raise BotFolderError(str(exc)) from None
     except ValueError as exc:

@@ -14,7 +14,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import aiohttp
 
-from nlu.classifier import FALLBACK_INTENT
+from nlu.names import FALLBACK_INTENT
 from nlu.entities import builtin_entities
 from nlu.model import Model
 

@@ -45,7 +45,7 @@ def test_train_reports_progress_and_a_summary(data_file: Path, tmp_path: Path) -
     result = CliRunner().invoke(nlu, ["train", str(data_file), "--out", str(tmp_path / "m"), "--threshold", "0.4"])
     assert result.exit_code == 0, result.output
     assert "reading" in result.stderr and "fitting" in result.stderr
-    assert "trained 8 examples, 2 intents" in result.stdout
+    assert "trained the fast pipeline on 8 examples, 2 intents" in result.stdout
     assert "threshold 0.400 (given)" in result.stdout
 
 
