@@ -125,7 +125,7 @@ def test_the_sample_nlu_understands_both_languages(sample_bot: tuple[Any, Any]) 
     }
     got = {text: asyncio.run(parser.parse(text))["intent"]["name"] for text in expected}
     assert got == expected
-    assert asyncio.run(parser.parse("blorp zzzt"))["intent"]["name"] == "nlu_fallback"
+    assert asyncio.run(parser.parse("blorp zzzt"))["intent"]["name"] in ("nlu_fallback", "oos")  # both: not understood
 
 
 def test_a_vip_is_routed_once_per_conversation() -> None:
