@@ -206,13 +206,13 @@ def measure_dangol(kind: str, seconds: int, connections: int, threads: int, fold
         pg_name = f"dangol_bench_{secrets.token_hex(4)}"
         asyncio.run(_pg(f'CREATE DATABASE "{pg_name}"'))
         url = PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://") + f"/{pg_name}"
-        subprocess.run([sys.executable, "-m", "bot.cli", "db", "upgrade"], env={**os.environ, "DANGOL_DATABASE_URL": url},
+        subprocess.run([sys.executable, "-m", "dangol.cli", "db", "upgrade"], env={**os.environ, "DANGOL_DATABASE_URL": url},
                        check=True, capture_output=True, cwd=folder)
     port = free_port()
     workers = "1" if kind == "sqlite" else str(extra_env.get("workers", 1))
     env = {**os.environ, "DANGOL_DATABASE_URL": url, "DANGOL_PORT": str(port), "DANGOL_LOG_LEVEL": "warning",
            "DANGOL_WORKERS": workers, **{k: v for k, v in extra_env.items() if k.startswith("DANGOL_")}}
-    proc = subprocess.Popen([sys.executable, "-m", "bot.cli", "serve"], env=env, cwd=folder)
+    proc = subprocess.Popen([sys.executable, "-m", "dangol.cli", "serve"], env=env, cwd=folder)
     try:
         wait_http(f"http://127.0.0.1:{port}/readyz", 60)
         time.sleep(4 if workers != "1" else 0)  # the other processes start after the first

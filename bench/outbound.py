@@ -156,7 +156,7 @@ def make_channel(kind: str, url: str, raw: bool = False) -> Any:
 
 async def client_rate(kind: str, url: str, n: int) -> float:
     """channel.send() with the worker's concurrency and no database: what the client library costs."""
-    from channels.base import OutboundMessage
+    from contracts.messages import OutboundMessage
 
     channel = make_channel(kind, url)
     await channel.start()
@@ -182,7 +182,7 @@ async def queue_rows(db: Any, channel: str, n: int) -> None:
     from sqlalchemy import insert
 
     from crm_store.models import OutboxRow
-    from crm_store.types import utcnow
+    from crm_store.columns import utcnow
 
     now = utcnow()
     run = secrets.token_hex(3)

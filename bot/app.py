@@ -10,22 +10,25 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
 
 from aiohttp import web
 from sqlalchemy.exc import DBAPIError
 
-from bot.brain import load_bot
+from bot import health
+from bot.bot_loader import load_bot
 from bot.config import CoreSettings
-from bot.engine import Engine
+from bot.engine.conversation import ConversationEngine
 from bot.metrics import Metrics
-from bot.writer_process import WriterSpec
-from channels.base import Channel, HandleResult, InboundMessage
+from bot.pipeline.write_child import WriteChildSpec
+from bot.services import SERVICES, Services
+from channels.base import ChannelServices
 from channels.delivery import DeliveryWorker
-from channels.http import error_body, json_error
 from channels.registry import enabled_channels
+from contracts.http_errors import error_body, json_error
+from contracts.messages import HandleResult, InboundMessage
+from crm_store import assignment
+from crm_store.columns import utcnow
 from crm_store.database import Database, SchemaNotCurrent, StoreUnavailable
 from crm_store.live import LiveHub
 from crm_store.outbox import Outbox
@@ -33,26 +36,9 @@ from crm_store.outbox import Outbox
 log = logging.getLogger(__name__)
 
 
-@dataclass
-class Services:
-    """Everything the request handlers reach through ``request.app[SERVICES]``."""
-
-    settings: CoreSettings
-    metrics: Metrics
-    channels: dict[str, Channel]
-    db: Database | None = None
-    engine: Engine | None = None
-    outbox: Outbox | None = None
-    delivery: DeliveryWorker | None = None
-    #: Live events for the console (new messages, assignments, status changes).
-    live: LiveHub | None = None
-    started_at: float = field(default_factory=time.time)
-
-
 #: How often snoozes that ran out are woken.
 SNOOZE_CHECK_SECONDS = 15.0
 
-SERVICES: web.AppKey[Services] = web.AppKey("services", Services)
 Extension = Callable[[web.Application], None]
 
 
@@ -95,8 +81,6 @@ def create_app(settings: CoreSettings, *, extensions: list[Extension] | None = N
 
     for channel in channels.values():
         channel.setup(app, handle_inbound)
-    from bot import health
-
     health.setup(app)
     for extend in extensions or []:
         extend(app)
@@ -132,20 +116,20 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     services.live = live
     if settings.delivery_enabled:
         services.delivery = build_delivery(services)
-    engine = Engine(
+    engine = ConversationEngine(
         db, decide, parser,
         inline_channels={name for name, ch in services.channels.items() if ch.inline_replies},
         on_outbox=services.delivery.wake if services.delivery else None,
         max_batch=settings.group_commit_max,
         on_handled=lambda msg, result, seconds: _handled(services, msg, result, seconds),
-        write_in_child=WriterSpec(settings.database_url, settings.sqlite_synchronous, settings.bot_path, settings.event_loop)
+        write_child=WriteChildSpec(settings.database_url, settings.sqlite_synchronous, settings.bot_path, settings.event_loop)
         if settings.write_in_child else None,
     )
     engine.start()
     settle_heap()
+    channel_services = ChannelServices.over(db, live)
     for channel in services.channels.values():
-        channel.db = db
-        channel.live = live
+        channel.services = channel_services
         await channel.start()
     services.engine = engine
     if services.delivery:
@@ -186,13 +170,10 @@ def settle_heap() -> None:
 
 async def _wake_snoozed_forever(db: Database, live: LiveHub, every: float = SNOOZE_CHECK_SECONDS) -> None:
     """Snoozed conversations come back to the inbox when their time is up, not only when someone looks."""
-    from crm_store import routing
-    from crm_store.types import utcnow
-
     while True:
         await asyncio.sleep(every)
         try:
-            changes = await db.run_in_transaction(routing.wake_snoozed, utcnow())
+            changes = await db.run_in_transaction(assignment.wake_snoozed, utcnow())
         except Exception:  # noqa: BLE001 - a busy or briefly absent database is tried again next round
             log.exception("waking snoozed conversations failed")
             continue
@@ -219,9 +200,10 @@ def build_delivery(services: Services) -> DeliveryWorker:
 
 
 def _handled(services: Services, message: InboundMessage, result: HandleResult, seconds: float) -> None:
-    # the REST channel's replies leave with its answer; the others' are counted as the delivery worker sends them
+    # replies that leave in the HTTP answer are counted here; the others as the delivery worker sends them
+    channel = services.channels.get(message.channel)
     services.metrics.count_inbound(message.channel, result.duplicate, seconds,
-                                   len(result.replies) if message.channel == "rest" else 0)
+                                   len(result.replies) if channel is not None and channel.inline_replies else 0)
     if services.live is not None and not result.duplicate and result.conversation_id:
         services.live.publish({"type": "message", "conversation_id": result.conversation_id,
                                "customer_id": result.customer_id, "message_id": result.message_id, "channel": message.channel})

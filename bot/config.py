@@ -49,10 +49,8 @@ class CoreSettings(BaseSettings):
     sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
     #: uvloop where it is installed (not on Windows); "asyncio" forces the standard loop.
     event_loop: Literal["auto", "uvloop", "asyncio"] = "auto"
-    #: The built-in NLU in a child process: "auto" does so when one serve process has a core to spare (and the writer has none).
-    nlu_subprocess: Literal["auto", "on", "off"] = "auto"
-    #: The message path's store writes in a child process: "auto" does so on SQLite (one serve process) with cores to spare.
-    writer_subprocess: Literal["auto", "on", "off"] = "auto"
+    #: Pure-Python stages of the message path in child processes when a core is spare (see bot.pipeline); "off" keeps all in one.
+    offload: Literal["auto", "off"] = "auto"
     delivery_enabled: bool = True
     delivery_batch: int = Field(default=256, ge=1, le=1000)
     delivery_concurrency: int = Field(default=32, ge=1, le=1000)
@@ -60,8 +58,6 @@ class CoreSettings(BaseSettings):
     delivery_backoff_base: float = Field(default=2.0, gt=0)
     delivery_backoff_cap: float = Field(default=600.0, gt=0)
     delivery_lease_seconds: float = Field(default=60.0, gt=0)
-    webchat_enabled: bool = True
-    rest_enabled: bool = True
     rasa_url: str | None = None
     rasa_timeout: float = Field(default=2.0, gt=0)
     nlu_model: Path | None = None
@@ -83,28 +79,24 @@ class CoreSettings(BaseSettings):
         return self
 
     @property
-    def parse_in_child(self) -> bool:
-        """Whether the built-in NLU runs in a process of its own (see bot.nlu_process).
-
-        "auto" gives a spare core to the writer first: on 2 cores with SQLite,
-        the writer in a child and parsing here measured 2,177 msg/s (median of
-        5) against 1,769 with both in children and 1,649 with parsing alone in
-        one (bench/inbound.py, REST channel).
-        """
-        if self.nlu_subprocess == "auto":
-            return self.workers == 1 and (os.cpu_count() or 1) > 1 and not self.write_in_child
-        return self.nlu_subprocess == "on"
-
-    @property
     def write_in_child(self) -> bool:
-        """Whether the message path writes in a process of its own (see bot.writer_process).
+        """Whether the message path writes in a process of its own (see bot.pipeline.write_child).
 
         On PostgreSQL ``--workers`` already gives each core a process that
         writes; SQLite has one serving process, whose writer would share its GIL.
         """
-        if self.writer_subprocess == "auto":
-            return self.is_sqlite and self.workers == 1 and (os.cpu_count() or 1) > 1
-        return self.writer_subprocess == "on"
+        return self.offload == "auto" and self.is_sqlite and self.workers == 1 and (os.cpu_count() or 1) > 1
+
+    @property
+    def parse_in_child(self) -> bool:
+        """Whether the built-in NLU parses in a process of its own (see bot.pipeline.parse_child).
+
+        The spare core goes to the writer first: on 2 cores with SQLite, the
+        writer in a child and parsing here measured 2,177 msg/s (median of 5)
+        against 1,769 with both in children and 1,649 with parsing alone in
+        one (bench/inbound.py, REST channel).
+        """
+        return self.offload == "auto" and self.workers == 1 and (os.cpu_count() or 1) > 1 and not self.write_in_child
 
     @property
     def is_sqlite(self) -> bool:

@@ -20,7 +20,7 @@ def new_event_loop(kind: str = "auto") -> asyncio.AbstractEventLoop:
     """A new loop of ``kind`` ("auto", "uvloop" or "asyncio"); ``uvloop`` insists, ``auto`` falls back quietly."""
     if kind != "asyncio":
         try:
-            import uvloop
+            import uvloop  # optional: not installed on Windows, and DANGOL_EVENT_LOOP=asyncio never needs it
         except ImportError:
             if kind == "uvloop":
                 raise RuntimeError("DANGOL_EVENT_LOOP=uvloop but uvloop is not installed (pip install uvloop)") from None

@@ -11,7 +11,6 @@ import re
 from typing import Any
 
 from bot.bot_folder import SlotSpec
-
 from nlu.entities import normalize_phone
 
 EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")

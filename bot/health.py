@@ -5,6 +5,8 @@ from __future__ import annotations
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from bot.services import SERVICES
+
 
 def setup(app: web.Application) -> None:
     app.router.add_get("/healthz", healthz)
@@ -18,8 +20,6 @@ async def healthz(request: web.Request) -> web.Response:
 
 async def readyz(request: web.Request) -> web.Response:
     """Ready when the database answers and its schema is the code's."""
-    from bot.app import SERVICES
-
     services = request.app[SERVICES]
     checks: dict[str, str] = {}
     if services.db is None:
@@ -41,8 +41,6 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    from bot.app import SERVICES
-
     services = request.app[SERVICES]
     if services.outbox is not None:
         try:

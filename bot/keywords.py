@@ -13,6 +13,8 @@ from typing import Any
 
 import yaml
 
+from nlu import FALLBACK_INTENT
+
 HANGUL = re.compile(r"[\uac00-\ud7a3]")
 
 
@@ -38,7 +40,7 @@ class KeywordParser:
     async def parse(self, text: str) -> dict[str, Any]:
         normed = _norm(text)
         padded = f" {normed} "
-        best, best_len = "nlu_fallback", 0
+        best, best_len = FALLBACK_INTENT, 0
         for intent, examples in self.examples.items():
             for example in examples:
                 hit = example in normed if HANGUL.search(example) else f" {example} " in padded

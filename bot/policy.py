@@ -29,14 +29,14 @@ import string
 from typing import Any
 
 from bot.bot_folder import Action, BotFolder, FormSpec, HandoffTarget, ResponseVariant
+from bot.engine.turn import Decision, Handoff, Reply, Turn
 from bot.forms import candidate, validate
-from crm_store.inbound import Decision, Handoff, Reply, Turn
-from crm_store.records import Attachment
+from contracts.messages import Attachment
+from nlu import FALLBACK_INTENT
 
 HANGUL = re.compile(r"[\uac00-\ud7a3]")
 _LATIN_WORD = re.compile(r"(?<![\w@.])(?=[A-Za-z]{2})[A-Za-z]*[a-z][A-Za-z]*(?![\w@])")
 _EMAIL_OR_URL = re.compile(r"\S+@\S+|https?://\S+")
-FALLBACK = "nlu_fallback"
 
 
 class _Fields(dict[str, Any]):
@@ -73,9 +73,9 @@ def message_language(text: str | None, locale: str | None, previous: str | None 
 
 def intent_name(parse: dict[str, Any] | None) -> str:
     if not parse:
-        return FALLBACK
+        return FALLBACK_INTENT
     intent = parse.get("intent") or {}
-    return str(intent.get("name") or FALLBACK)
+    return str(intent.get("name") or FALLBACK_INTENT)
 
 
 class _Step:
@@ -168,7 +168,7 @@ class RuleBot:
         lang = message_language(turn.message.text, turn.customer.locale, state.get("lang"), policy.default_language)
         if lang not in self.languages:
             lang = policy.default_language
-        step = _Step(turn, state, lang, intent if understood else FALLBACK)
+        step = _Step(turn, state, lang, intent if understood else FALLBACK_INTENT)
         if state.get("lang") != lang:
             step.set("lang", lang)
 
@@ -204,8 +204,8 @@ class RuleBot:
             self._handoff(step, policy.fallback_handoff, f"{count} messages not understood")
             return
         step.set("fallbacks", count)
-        actions = self.folder.rules.get(FALLBACK) or [Action("response", policy.fallback_response)]
-        self._run(step, actions, FALLBACK)
+        actions = self.folder.rules.get(FALLBACK_INTENT) or [Action("response", policy.fallback_response)]
+        self._run(step, actions, FALLBACK_INTENT)
 
     def _handoff(self, step: _Step, target: HandoffTarget, reason: str) -> None:
         step.decision.handoff = Handoff(team=target.team, priority=target.priority, reason=reason)
@@ -219,7 +219,7 @@ class RuleBot:
             elif action.kind == "handoff":
                 route = self.policy.route(intent)
                 target = HandoffTarget(action.team or route.team, action.priority or route.priority)
-                self._handoff(step, target, f"intent {intent}" if intent != FALLBACK else "not understood")
+                self._handoff(step, target, f"intent {intent}" if intent != FALLBACK_INTENT else "not understood")
             elif action.kind == "form":
                 self._start_form(step, self.folder.forms[action.name or ""], intent)
                 return  # the form now leads the conversation
@@ -307,7 +307,7 @@ class RuleBot:
             step.set("fallbacks", None)
             self._next_question(step, form, state)
             return
-        if understood and intent in self._answer_only and intent != FALLBACK:
+        if understood and intent in self._answer_only and intent != FALLBACK_INTENT:
             self._run(step, self.folder.rules[intent], intent)  # an FAQ in the middle: answer, then ask again
             self._say(step, self.folder.ask_response(form.name, requested), state["slots"])
             return

@@ -11,30 +11,20 @@ every platform.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from aiohttp import web
 
+from contracts.messages import HandleResult, InboundMessage, OutboundMessage
+from crm_store import conversations
+from crm_store.app_settings import get_or_create_secret
 from crm_store.database import Database
 from crm_store.live import LiveHub
+from crm_store.outbox import Outbox
 
-from crm_store.records import (
-    Attachment,
-    Button,
-    HandleResult,
-    InboundMessage,
-    MessageKind,
-    OutboundMessage,
-    Profile,
-)
-
-__all__ = [
-    "Attachment", "Button", "Channel", "HandleResult", "InboundHandler", "InboundMessage", "MessageKind",
-    "OutboundMessage", "PermanentSendError", "Profile", "RateLimit", "RecipientBlocked",
-    "RetryAfter", "SendError", "SendResult",
-]
 
 @dataclass(slots=True)
 class SendResult:
@@ -75,6 +65,38 @@ class RateLimit:
 InboundHandler = Callable[[InboundMessage], Awaitable[HandleResult]]
 
 
+@dataclass(frozen=True, slots=True)
+class ChannelServices:
+    """What a channel may ask of the rest of the service once it runs: a few narrow calls, not the store.
+
+    ``events`` carries live events between serving processes (the web chat
+    relays pushes to the process holding a visitor's socket through it).
+    """
+
+    #: ``history(channel, external_id, after)``: what a returning visitor should see, oldest first.
+    history: Callable[[str, str, uuid.UUID | None], Awaitable[list[dict[str, Any]]]]
+    #: ``message(id)``: one stored message, or None.
+    message: Callable[[uuid.UUID], Awaitable[dict[str, Any] | None]]
+    #: ``mark_unreachable(channel, external_id)``: the customer blocked us there; stop sending.
+    mark_unreachable: Callable[[str, str], Awaitable[None]]
+    #: ``secret(name)``: a random key made once and shared by every serving process.
+    secret: Callable[[str], Awaitable[str]]
+    events: LiveHub | None = None
+
+    @classmethod
+    def over(cls, db: Database, events: LiveHub | None) -> ChannelServices:
+        async def history(channel: str, external_id: str, after: uuid.UUID | None) -> list[dict[str, Any]]:
+            return await conversations.history_for_identity(db, channel, external_id, after=after)
+
+        async def mark_unreachable(channel: str, external_id: str) -> None:
+            await Outbox(db).mark_unreachable(channel, None, external_id)
+
+        async def secret(name: str) -> str:
+            return await get_or_create_secret(db, name)
+
+        return cls(history, lambda message_id: conversations.get_message(db, message_id), mark_unreachable, secret, events)
+
+
 class Channel:
     """Base class of every channel.
 
@@ -85,15 +107,16 @@ class Channel:
     """
 
     name: ClassVar[str]
-    #: Replies are returned in the HTTP response (REST) instead of the outbox.
+    #: How replies reach the customer: in the HTTP answer to the inbound request
+    #: (True: the engine marks them sent, no outbox row) or through the outbox.
     inline_replies: ClassVar[bool] = False
+    #: "module:group": a click group of commands for ``dangol`` (see channels.registry).
+    commands: ClassVar[str | None] = None
 
     def __init__(self) -> None:
         self.handle_inbound: InboundHandler | None = None
-        #: Set by the app before :meth:`start`, for channels that read history.
-        self.db: Database | None = None
-        #: Set by the app before :meth:`start`: events shared by every serving process.
-        self.live: LiveHub | None = None
+        #: Set by the app before :meth:`start` (see :class:`ChannelServices`).
+        self.services: ChannelServices | None = None
 
     def setup(self, app: web.Application, handle_inbound: InboundHandler) -> None:
         """Mount webhook routes on ``app``; keep ``handle_inbound`` for later."""

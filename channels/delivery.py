@@ -16,17 +16,11 @@ import random
 import time
 from collections.abc import Callable, Mapping
 
-from channels.base import (
-    Channel,
-    OutboundMessage,
-    PermanentSendError,
-    RecipientBlocked,
-    RetryAfter,
-    SendError,
-)
+from channels.base import Channel, PermanentSendError, RecipientBlocked, RetryAfter, SendError
 from channels.ratelimit import RateLimiter
+from contracts.messages import OutboundMessage
+from crm_store.columns import utcnow
 from crm_store.outbox import Outbox, Settlement
-from crm_store.types import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +145,9 @@ class DeliveryWorker:
         for outbox_id in renew:
             if outbox_id in self._held:
                 self._held[outbox_id] = started
-        return claimed
+        return [OutboundMessage.from_payload(row.channel, row.recipient, row.payload, outbox_id=row.outbox_id,
+                                             message_id=row.message_id, conversation_id=row.conversation_id,
+                                             customer_id=row.customer_id, attempt=row.attempt) for row in claimed]
 
     def _renewable(self, now: float) -> list[str]:
         due = now - self.lease_seconds / 3

@@ -6,8 +6,9 @@ from importlib import import_module
 from typing import Any
 
 #: name -> "module:Class".  Each class may define ``Settings`` (a pydantic
-#: model of its ``DANGOL_<NAME>_*`` keys) and ``from_settings(settings)``
-#: returning an instance, or None when the channel is off.
+#: model of its ``DANGOL_<NAME>_*`` keys), ``from_settings(settings)``
+#: returning an instance or None when the channel is off, and ``commands``
+#: ("module:group", a click group the ``dangol`` command mounts).
 CHANNELS: dict[str, str] = {
     "rest": "channels.rest:RestChannel",
     "webchat": "channels.webchat:WebChatChannel",
@@ -17,8 +18,22 @@ CHANNELS: dict[str, str] = {
 
 
 def channel_class(name: str) -> Any:
-    module, _, attr = CHANNELS[name].partition(":")
+    return _resolve(CHANNELS[name])
+
+
+def _resolve(reference: str) -> Any:
+    module, _, attr = reference.partition(":")
     return getattr(import_module(module), attr)
+
+
+def channel_commands() -> list[Any]:
+    """The command groups channels bring to the ``dangol`` command (``dangol telegram …``)."""
+    groups = []
+    for name in CHANNELS:
+        reference = getattr(channel_class(name), "commands", None)
+        if reference:
+            groups.append(_resolve(reference))
+    return groups
 
 
 def settings_mixins() -> list[type]:

@@ -11,9 +11,11 @@ from __future__ import annotations
 import hmac
 import secrets
 from typing import Any
+from urllib.parse import quote
 
 from aiohttp import web
 
+from bot.services import SERVICES
 from crm_store import sessions
 from crm_store.database import Database
 from crm_store.sessions import Session
@@ -40,8 +42,6 @@ class BadForm(Exception):
 
 
 def db_of(request: web.Request) -> Database:
-    from bot.app import SERVICES
-
     db = request.app[SERVICES].db
     if db is None:
         raise web.HTTPServiceUnavailable(text="starting")
@@ -61,7 +61,7 @@ async def require(request: web.Request, roles: tuple[str, ...] = ALL_ROLES) -> S
     if session is None:
         if request.method == "GET" and not request.headers.get("X-Partial"):
             target = request.path_qs if request.path_qs.startswith("/console") else "/console"
-            raise web.HTTPSeeOther(location=f"/console/login?next={_quote(target)}")
+            raise web.HTTPSeeOther(location=f"/console/login?next={quote_path(target)}")
         raise web.HTTPUnauthorized(text="log in again", content_type="text/plain")
     if session.agent.role not in roles:
         raise Forbidden(f"The {session.agent.role} role cannot open this page.")
@@ -105,7 +105,6 @@ def safe_next(value: str | None) -> str:
     return "/console"
 
 
-def _quote(value: str) -> str:
-    from urllib.parse import quote
-
+def quote_path(value: str) -> str:
+    """``value`` as one URL component (a ``next`` path, a flash message)."""
     return quote(value, safe="")

@@ -13,14 +13,13 @@ from urllib.parse import urlsplit
 
 from aiohttp import WSMsgType, web
 
+from bot.services import SERVICES
 from console.auth import AGENT_ROLES, current_session
 
 HEARTBEAT = 25.0
 
 
 async def live(request: web.Request) -> web.StreamResponse:
-    from bot.app import SERVICES
-
     origin = request.headers.get("Origin")
     if origin and urlsplit(origin).netloc != request.host:
         raise web.HTTPForbidden(text="cross-site websocket refused")
@@ -39,8 +38,6 @@ async def live(request: web.Request) -> web.StreamResponse:
     async def forward() -> None:
         while True:
             event = await queue.get()
-            if str(event.get("type", "")).startswith("webchat."):
-                continue  # the web chat's own relay between processes, not console news
             await ws.send_str(json.dumps(event, ensure_ascii=False, default=str))
 
     sender = asyncio.create_task(forward())

@@ -17,9 +17,12 @@ from typing import Any
 from aiohttp import web
 
 from bot.api.inbox import act, add_note, publish, send_reply
+from bot.services import SERVICES
 from console.auth import (
     AGENT_ROLES,
     ALL_ROLES,
+    COOKIE_PATH,
+    SESSION_COOKIE,
     BadForm,
     Forbidden,
     check_csrf,
@@ -28,21 +31,20 @@ from console.auth import (
     current_session,
     db_of,
     login_token,
+    quote_path,
     remember_login_token,
     require,
     safe_next,
     set_session_cookie,
-    SESSION_COOKIE,
-    COOKIE_PATH,
 )
 from console.render import render
+from contracts.messages import Attachment
 from crm_store import agents as accounts
-from crm_store import customers, inbox, routing, sessions, teams
-from crm_store.customers import Conflict, NotFound
+from crm_store import assignment, customers, inbox, sessions, teams
+from crm_store.columns import utcnow
+from crm_store.errors import Conflict, NotFound
 from crm_store.models import CONVERSATION_STATUSES, PRIORITIES
-from crm_store.records import Attachment
 from crm_store.sessions import Session
-from crm_store.types import utcnow
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 SNOOZE_CHOICES = {"60": "1 hour", "240": "4 hours", "1440": "Tomorrow", "10080": "1 week"}
@@ -157,7 +159,7 @@ async def inbox_page(request: web.Request) -> web.StreamResponse:
         notice, status = f"Unknown status {status!r}; showing every open conversation.", None
     channel = (query.get("channel") or "").strip()[:32] or None
     label = (query.get("label") or "").strip()[:64] or None
-    publish(request, await db.run_in_transaction(routing.wake_snoozed, utcnow()))
+    publish(request, await db.run_in_transaction(assignment.wake_snoozed, utcnow()))
     items = await inbox.inbox(db, session.agent.id, view=view, channel=channel, status=status, label=label, limit=100)
     context = {"items": items, "view": view, "status": status, "channel": channel, "label": label, "notice": notice,
                "view_titles": VIEW_TITLES, "statuses": CONVERSATION_STATUSES, "channels": _channels(request),
@@ -169,8 +171,6 @@ async def inbox_page(request: web.Request) -> web.StreamResponse:
 
 
 def _channels(request: web.Request) -> list[str]:
-    from bot.app import SERVICES
-
     return sorted(request.app[SERVICES].channels)
 
 
@@ -354,7 +354,7 @@ async def admin_action(request: web.Request) -> web.StreamResponse:
             raise NotFound("There is no such admin form.")
     except (accounts.AgentError, ValueError, Conflict) as exc:
         return await _admin(request, session, error=_sentence(str(exc)), status=409 if isinstance(exc, Conflict) or "already exists" in str(exc) else 422)
-    raise web.HTTPSeeOther(location=f"/console/admin?done={_q(done)}")
+    raise web.HTTPSeeOther(location=f"/console/admin?done={quote_path(done)}")
 
 
 def _raise(message: str) -> str:
@@ -370,7 +370,3 @@ def _minutes(value: Any, what: str) -> int | None:
     return int(text) * 60
 
 
-def _q(value: str) -> str:
-    from urllib.parse import quote
-
-    return quote(value, safe="")

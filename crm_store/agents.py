@@ -10,13 +10,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from crm_store.columns import new_id, utcnow
 from crm_store.database import Database
 from crm_store.models import ROLES, Agent, ApiToken
-from crm_store.types import new_id, utcnow
 
 agents_t = Agent.__table__
 tokens_t = ApiToken.__table__
@@ -105,8 +106,6 @@ def _record(row: Any) -> AgentRecord:
 
 async def agent_for_password(db: Database, email: str, password: str) -> AgentRecord | None:
     """The active account with this e-mail and password, or None (without saying which was wrong)."""
-    from argon2.exceptions import InvalidHashError, VerificationError
-
     try:
         email = normalise_email(email)
     except AgentError:
@@ -136,8 +135,6 @@ async def list_agents(db: Database) -> list[AgentRecord]:
 
 async def update_agent(db: Database, agent_id: uuid.UUID, *, name: str | None = None, role: str | None = None,
                        active: bool | None = None, password: str | None = None) -> AgentRecord:
-    from sqlalchemy import update
-
     values: dict[str, Any] = {}
     if name is not None:
         if not name.strip() or len(name) > 200:

@@ -7,9 +7,10 @@ from typing import Any
 
 from sqlalchemy import select
 
-from crm_store.customers import NotFound, Page, decode_cursor, encode_cursor
 from crm_store.database import Database
-from crm_store.models import Conversation, Message
+from crm_store.errors import NotFound
+from crm_store.models import ChannelIdentity, Conversation, Message
+from crm_store.paging import Page, decode_cursor, encode_cursor
 
 conversations_t = Conversation.__table__
 messages_t = Message.__table__
@@ -93,8 +94,6 @@ async def get_message(db: Database, message_id: uuid.UUID) -> dict[str, Any] | N
 async def history_for_identity(db: Database, channel: str, external_id: str, *, after: uuid.UUID | None = None,
                                limit: int = 500) -> list[dict[str, Any]]:
     """What a returning visitor should see: their messages and the replies, after ``after``."""
-    from crm_store.models import ChannelIdentity
-
     identities_t = ChannelIdentity.__table__
     customer = select(identities_t.c.customer_id).where(identities_t.c.channel == channel, identities_t.c.external_id == external_id)
     stmt = (

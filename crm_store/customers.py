@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
+import logging
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Select, delete, func, insert, or_, select, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from crm_store.database import Database
+from crm_store.columns import new_id, utcnow
+from crm_store.database import Database, pause_before_retry
+from crm_store.errors import Conflict, NotFound
 from crm_store.models import (
     ChannelIdentity,
     Consent,
@@ -23,7 +24,7 @@ from crm_store.models import (
     Message,
     OutboxRow,
 )
-from crm_store.types import new_id, utcnow
+from crm_store.paging import Page, decode_cursor, encode_cursor
 
 customers_t = Customer.__table__
 tags_t = CustomerTag.__table__
@@ -34,36 +35,10 @@ messages_t = Message.__table__
 events_t = CustomerEvent.__table__
 outbox_t = OutboxRow.__table__
 
+log = logging.getLogger(__name__)
+#: Tries of a join by verified contact before the customer is left on its own.
+JOIN_ATTEMPTS = 3
 FIELDS = ("name", "first_name", "last_name", "email", "phone", "locale", "timezone", "lifecycle_stage")
-
-
-class NotFound(Exception):
-    def __init__(self, what: str, field: str | None = None) -> None:
-        super().__init__(what)
-        self.field = field
-
-
-class Conflict(Exception):
-    def __init__(self, what: str, field: str | None = None) -> None:
-        super().__init__(what)
-        self.field = field
-
-
-def encode_cursor(value: uuid.UUID) -> str:
-    return base64.urlsafe_b64encode(value.bytes).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(bytes=base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (ValueError, binascii.Error):
-        raise ValueError("cursor is not one this API gave out") from None
-
-
-@dataclass(slots=True)
-class Page:
-    items: list[dict[str, Any]]
-    next_cursor: str | None
 
 
 async def create_customer(db: Database, data: dict[str, Any]) -> dict[str, Any]:
@@ -274,6 +249,22 @@ async def _merge_open_conversations(conn: AsyncConnection, keep_id: uuid.UUID, m
 
 
 async def join_verified_contact(db: Database, customer_id: uuid.UUID, email: str | None, phone: str | None) -> uuid.UUID:
+    """:func:`join_or_fill` (see there), tried again when another process's write got in the way.
+
+    The message path calls it after its batch is committed: a failure here must not
+    fail the batch, so after the last try the customer stays one of its own (logged).
+    """
+    for attempt in range(JOIN_ATTEMPTS):
+        try:
+            return await join_or_fill(db, customer_id, email, phone)
+        except DBAPIError as exc:
+            log.info("joining customer %s by verified contact conflicted (%s); retrying", customer_id, exc.orig or exc)
+            await pause_before_retry(attempt)
+    log.warning("could not join customer %s by verified contact; it stays a customer of its own", customer_id)
+    return customer_id
+
+
+async def join_or_fill(db: Database, customer_id: uuid.UUID, email: str | None, phone: str | None) -> uuid.UUID:
     """A platform vouched for this customer's e-mail or phone: one person, one record.
 
     If another customer already has that e-mail or phone, this customer is

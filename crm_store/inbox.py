@@ -17,9 +17,11 @@ from typing import Any
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Connection
 
+from crm_store.assignment import Change, audit, handed_off_at, load, take_over_for_reply, teams_of
+from crm_store.columns import new_id, utcnow
 from crm_store.conversations import conversation_dict, message_dict
-from crm_store.customers import Conflict, NotFound
 from crm_store.database import Database
+from crm_store.errors import Conflict, NotFound
 from crm_store.models import (
     Agent,
     AuditEvent,
@@ -33,9 +35,7 @@ from crm_store.models import (
     Message,
     OutboxRow,
 )
-from crm_store.records import Attachment, OutboundMessage
-from crm_store.routing import Change, audit, handed_off_at, load, take_over_for_reply, teams_of
-from crm_store.types import new_id, utcnow
+from crm_store.outbox import payload
 
 conversations_t = Conversation.__table__
 messages_t = Message.__table__
@@ -90,8 +90,10 @@ def expand(conn: Connection, text: str, customer: Any) -> str:
 
 
 async def reply(db: Database, conversation_id: uuid.UUID, agent_id: uuid.UUID, text: str | None,
-                attachments: list[Attachment]) -> Written:
-    """Store the agent's reply and its outbox row together; the first one sets the first-response time."""
+                attachments: list[dict[str, Any]]) -> Written:
+    """Store the agent's reply and its outbox row together; the first one sets the first-response time.
+
+    ``attachments`` as stored (``contracts.messages.Attachment.to_dict()``)."""
     def run(conn: Connection) -> Written:
         now = utcnow()
         conv = load(conn, conversation_id)
@@ -109,18 +111,16 @@ async def reply(db: Database, conversation_id: uuid.UUID, agent_id: uuid.UUID, t
             raise Conflict(f"the customer has no address on {conv.channel}", "channel")
         changes = [c for c in [take_over_for_reply(conn, conv, agent_id, now)] if c is not None]
         message_id, outbox_id = new_id(), new_id()
-        out = OutboundMessage(channel=conv.channel, recipient=recipient, text=body, attachments=list(attachments),
-                              message_id=str(message_id), conversation_id=str(conv.id), customer_id=str(conv.customer_id))
         row = {
             "id": message_id, "conversation_id": conv.id, "customer_id": conv.customer_id, "channel": conv.channel,
             "direction": "out", "sender_kind": "agent", "sender_agent_id": agent_id, "text": body,
-            "attachments": [a.to_dict() for a in attachments], "buttons": [], "external_id": None, "in_reply_to": None,
+            "attachments": list(attachments), "buttons": [], "external_id": None, "in_reply_to": None,
             "intent": None, "status": "queued", "metadata": {"recipient": recipient}, "created_at": now, "edited_at": None,
         }
         conn.execute(insert(messages_t).values(**row))
         conn.execute(insert(outbox_t).values(
             id=outbox_id, message_id=message_id, conversation_id=conv.id, customer_id=conv.customer_id, channel=conv.channel,
-            recipient=recipient, payload=out.to_payload(), status="queued", attempts=0, next_attempt_at=now,
+            recipient=recipient, payload=payload(body, attachments=attachments), status="queued", attempts=0, next_attempt_at=now,
             claimed_until=None, last_error=None, external_id=None, created_at=now, sent_at=None,
         ))
         conn.execute(update(conversations_t).where(conversations_t.c.id == conv.id).values(last_message_at=now, updated_at=now))

@@ -20,6 +20,7 @@ import logging
 import os
 from typing import Any
 
+import asyncpg
 from sqlalchemy.engine import make_url
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,9 @@ QUEUE_SIZE = 1000
 #: as they came, the round trips took about 5% of a serving process's time on the REST channel
 #: (PostgreSQL, 2 processes).  A person watching the console does not see 20 ms.
 FLUSH_LINGER = 0.02
+#: Events whose type starts so go only to subscribers that name their type: a
+#: component's messages to itself in other processes, not news for the console.
+PRIVATE_PREFIX = "private."
 
 
 class LiveHub:
@@ -69,7 +73,8 @@ class LiveHub:
 
     def subscribe(self, types: frozenset[str] | None = None) -> asyncio.Queue[dict[str, Any]]:
         """A queue of the events published from now on; with ``types``, only events of those types
-        (a subscriber that wants one kind is not woken for every message of every conversation)."""
+        (a subscriber that wants one kind is not woken for every message of every conversation).
+        Without, every event but the private ones (``PRIVATE_PREFIX``)."""
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(QUEUE_SIZE)
         self._subscribers[queue] = types
         return queue
@@ -87,8 +92,9 @@ class LiveHub:
 
     def _deliver(self, event: dict[str, Any]) -> None:
         kind = event.get("type")
+        private = isinstance(kind, str) and kind.startswith(PRIVATE_PREFIX)
         for queue, types in list(self._subscribers.items()):
-            if types is not None and kind not in types:
+            if (types is None and private) or (types is not None and kind not in types):
                 continue
             try:
                 queue.put_nowait(event)
@@ -99,8 +105,6 @@ class LiveHub:
 
     # -- PostgreSQL transport -------------------------------------------------
     async def _connect(self) -> None:
-        import asyncpg
-
         self._conn = await asyncpg.connect(self._pg_dsn, timeout=5)
         await self._conn.add_listener(CHANNEL, self._on_notify)
 

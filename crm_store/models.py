@@ -22,11 +22,13 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     Uuid,
+)
+from sqlalchemy import (
     text as sql_text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from crm_store.types import JSONType, UTCDateTime, new_id, utcnow
+from crm_store.columns import JSONType, UTCDateTime, new_id, utcnow
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",

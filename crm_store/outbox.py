@@ -13,17 +13,16 @@ import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
+from crm_store.columns import utcnow
 from crm_store.database import Database, pause_before_retry
 from crm_store.models import ChannelIdentity, Message, OutboxRow
-from crm_store.records import OutboundMessage
 from crm_store.statements import Executemany, InList, Prebuilt
-from crm_store.types import utcnow
 
 log = logging.getLogger(__name__)
 #: Tries of one settle transaction before its results are given up on (the worker logs it; the rows come back after their lease).
@@ -33,6 +32,34 @@ outbox_t = OutboxRow.__table__
 messages_t = Message.__table__
 
 Outcome = Literal["sent", "retry", "failed"]
+
+
+class ClaimedRow(NamedTuple):
+    """An outbox row a claim handed out: where it goes, what it says (``payload``, see :func:`payload`), which attempt."""
+
+    outbox_id: str
+    channel: str
+    recipient: str
+    payload: dict[str, Any]
+    message_id: str | None
+    conversation_id: str | None
+    customer_id: str | None
+    attempt: int
+
+
+def payload(text: str | None, buttons: Sequence[dict[str, Any]] = (), attachments: Sequence[dict[str, Any]] = (),
+            metadata: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The JSON an outbox row keeps of its message (everything but the row's own ids); empty parts are left out."""
+    data: dict[str, Any] = {}
+    if text is not None:
+        data["text"] = text
+    if buttons:
+        data["buttons"] = list(buttons)
+    if attachments:
+        data["attachments"] = list(attachments)
+    if metadata:
+        data["metadata"] = metadata
+    return data
 
 
 @dataclass(slots=True)
@@ -51,7 +78,7 @@ class Outbox:
 
     async def claim(self, limit: int, lease_seconds: float, channels: Sequence[str] | None = None,
                     renew: Sequence[str] = (), *, look_first: bool = True,
-                    settle: Sequence[Settlement] = ()) -> list[OutboundMessage]:
+                    settle: Sequence[Settlement] = ()) -> list[ClaimedRow]:
         """Take up to ``limit`` due rows (on the store's writer, like every message-path write).
 
         ``renew``: rows the caller still holds (waiting for a rate limit, say)
@@ -133,7 +160,7 @@ __all__ = ["Outbox", "Settlement"]
 
 
 # Statements built once: the delivery worker runs them for every batch it
-# claims and settles (see crm_store.inbound on why that matters).
+# claims and settles (see crm_store.statements on why that matters).
 _o = outbox_t.c
 #: A row is due when it is queued and its time has come, or when the worker that
 #: claimed it died mid-send (its lease ran out).  Each kind is picked by the index
@@ -198,7 +225,7 @@ def _renew(conn: Connection, ids: list[uuid.UUID], lease_seconds: float) -> None
 
 
 def _claim(conn: Connection, limit: int, lease_seconds: float, channels: Sequence[str] | None,
-           renew: list[uuid.UUID], settle: Sequence[Settlement]) -> list[OutboundMessage]:
+           renew: list[uuid.UUID], settle: Sequence[Settlement]) -> list[ClaimedRow]:
     """Results first (their rows leave ``sending``, so they are neither renewed nor picked), then
     renewals, then due rows move to ``sending`` with a lease and a counted attempt."""
     if settle:
@@ -219,13 +246,9 @@ def _claim(conn: Connection, limit: int, lease_seconds: float, channels: Sequenc
     due_order = {outbox_id: position for position, outbox_id in enumerate(ids)}  # PICK's: oldest due first
     claimed.sort(key=lambda r: due_order[r.id])
     return [
-        OutboundMessage.from_payload(
-            channel, recipient, payload, outbox_id=str(outbox_id),
-            message_id=str(message_id) if message_id else None,
-            conversation_id=str(conversation_id) if conversation_id else None,
-            customer_id=str(customer_id) if customer_id else None, attempt=attempts,
-        )
-        for outbox_id, channel, recipient, payload, message_id, conversation_id, customer_id, attempts in claimed
+        ClaimedRow(str(outbox_id), channel, recipient, data, str(message_id) if message_id else None,
+                   str(conversation_id) if conversation_id else None, str(customer_id) if customer_id else None, attempts)
+        for outbox_id, channel, recipient, data, message_id, conversation_id, customer_id, attempts in claimed
     ]
 
 

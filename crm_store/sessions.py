@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from sqlalchemy import delete, func, insert, or_, select
 
 from crm_store.agents import AgentRecord, hash_token
+from crm_store.columns import new_id, utcnow
 from crm_store.database import Database
 from crm_store.models import Agent, ConsoleSession, LoginFailure
-from crm_store.types import new_id, utcnow
 
 sessions_t = ConsoleSession.__table__
 failures_t = LoginFailure.__table__

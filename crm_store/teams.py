@@ -15,11 +15,11 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from crm_store.customers import Conflict, NotFound
+from crm_store.assignment import Change, drain_queues, teams_of
+from crm_store.columns import new_id, utcnow
 from crm_store.database import Database
+from crm_store.errors import Conflict, NotFound
 from crm_store.models import AGENT_PRESENCE, PRIORITIES, Agent, AgentSettings, CannedResponse, SlaPolicy, Team, TeamMember
-from crm_store.routing import Change, drain_queues, teams_of
-from crm_store.types import new_id, utcnow
 
 teams_t = Team.__table__
 members_t = TeamMember.__table__

@@ -1,14 +1,14 @@
-"""Reading NLU training data from files and folders, choosing the reader by extension.
+"""Training data from files: each file read by the reader its format needs, and all of them merged.
 
-Kept apart from nlu.training_data (the in-memory form) because the readers
-import that form: with the file dispatch here, the import graph has no cycle.
+Kept apart from :mod:`nlu.training_data` (what training data is) because the
+readers build on that module: Rasa YAML, the legacy Markdown and JSON, CSV.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from nlu import csv_data, legacy, rasa_yaml
 from nlu.training_data import TrainingData, TrainingDataError

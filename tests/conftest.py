@@ -29,9 +29,8 @@ IN_CI = os.environ.get("CI", "").lower() == "true"
 # Apps built inside the test process parse and write in it: a child interpreter per
 # app would double the suite's time.  Real `dangol serve` processes
 # (tests/service/processes.py) run as configured by default, and
-# tests/bot/test_nlu_process.py and test_writer_process.py cover the children.
-os.environ.setdefault("DANGOL_NLU_SUBPROCESS", "off")
-os.environ.setdefault("DANGOL_WRITER_SUBPROCESS", "off")
+# tests/pipeline/test_parse_child.py and test_write_child.py cover the children.
+os.environ.setdefault("DANGOL_OFFLOAD", "off")
 PG_ADMIN_URL = os.environ.get("DANGOL_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 
 

@@ -8,9 +8,9 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from bot.brain import load_bot
+from bot.bot_loader import load_bot
 from bot.config import DEFAULT_BOT
-from bot.engine import Engine
+from bot.engine.conversation import ConversationEngine
 from crm_store.database import Database
 from crm_store.models import Base
 
@@ -37,9 +37,9 @@ async def total_rows(db: Database) -> int:
     return sum([await count(db, name) for name in Base.metadata.tables])
 
 
-async def sample_engine(db: Database, inline: set[str] | None = None) -> Engine:
+async def sample_engine(db: Database, inline: set[str] | None = None) -> ConversationEngine:
     decide, parser = await load_bot(DEFAULT_BOT)
-    engine = Engine(db, decide, parser, inline_channels=inline or {"rest"})
+    engine = ConversationEngine(db, decide, parser, inline_channels=inline or {"rest"})
     engine.start()
     return engine
 

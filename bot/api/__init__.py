@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from bot.api import conversations, customers, me  # noqa: F401 - modules register their routes
-from bot.api import inbox, team_admin  # noqa: F401 - agents: inbox actions, accounts, teams, SLAs
-from bot.api.routing import PREFIX, mount, openapi_document
+from bot.api import conversations, customers, inbox, me, team_admin  # noqa: F401 - modules register their routes  # noqa: F401 - agents: inbox actions, accounts, teams, SLAs
+from bot.api.endpoints import PREFIX, mount, openapi_document
 
 
 def setup(app: web.Application) -> None:

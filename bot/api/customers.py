@@ -3,44 +3,24 @@
 from __future__ import annotations
 
 import uuid
-from contextlib import contextmanager
-from collections.abc import Iterator
 from typing import Any
 
 from aiohttp import web
 
-from bot.api.routing import path_uuid, route
+from bot.api.endpoints import path_uuid, route
+from bot.api.errors import store_errors, store_of
 from bot.api.schemas import CustomerCreate, CustomerOut, CustomerPage, CustomerQuery, CustomerUpdate, MergeRequest, check_phone
-from channels.http import json_error
+from contracts.http_errors import json_error
 from crm_store import customers as store
 from crm_store.agents import AgentRecord
 
 WRITERS = ("admin", "agent")
 
 
-def _db(request: web.Request) -> Any:
-    from bot.app import SERVICES
-
-    return request.app[SERVICES].db
-
-
-@contextmanager
-def store_errors() -> Iterator[None]:
-    """The store's NotFound/Conflict/ValueError become 404/409/400 naming the field."""
-    try:
-        yield
-    except store.NotFound as exc:
-        raise json_error(404, "not_found", str(exc), exc.field) from None
-    except store.Conflict as exc:
-        raise json_error(409, "conflict", str(exc), exc.field) from None
-    except ValueError as exc:
-        raise json_error(400, "invalid_field", str(exc), "cursor" if "cursor" in str(exc) else None) from None
-
-
 @route("POST", "/customers", summary="Create a customer", roles=WRITERS, body=CustomerCreate, response=CustomerOut, status=201, tag="customers")
 async def create_customer(request: web.Request, agent: AgentRecord, body: CustomerCreate) -> dict[str, Any]:
-    with store_errors():
-        return await store.create_customer(_db(request), body.model_dump(exclude_none=True))
+    with store_errors(invalid_status=400):
+        return await store.create_customer(store_of(request), body.model_dump(exclude_none=True))
 
 
 @route("GET", "/customers", summary="List customers, newest first, with filters", query=CustomerQuery, response=CustomerPage, tag="customers")
@@ -51,9 +31,9 @@ async def list_customers(request: web.Request, agent: AgentRecord, query: Custom
             phone = check_phone(phone)
         except ValueError as exc:
             raise json_error(400, "invalid_field", f"phone: {exc}", "phone") from None
-    with store_errors():
+    with store_errors(invalid_status=400):
         page = await store.list_customers(
-            _db(request), limit=query.limit, cursor=query.cursor, email=query.email, phone=phone, tag=query.tag,
+            store_of(request), limit=query.limit, cursor=query.cursor, email=query.email, phone=phone, tag=query.tag,
             lifecycle_stage=query.lifecycle_stage, channel=query.channel, q=query.q,
         )
     return {"items": page.items, "next_cursor": page.next_cursor}
@@ -61,17 +41,17 @@ async def list_customers(request: web.Request, agent: AgentRecord, query: Custom
 
 @route("GET", "/customers/{customer_id}", summary="One customer with identities and consents", response=CustomerOut, tag="customers")
 async def get_customer(request: web.Request, agent: AgentRecord) -> dict[str, Any]:
-    with store_errors():
-        return await store.get_customer(_db(request), path_uuid(request, "customer_id"))
+    with store_errors(invalid_status=400):
+        return await store.get_customer(store_of(request), path_uuid(request, "customer_id"))
 
 
 @route("PATCH", "/customers/{customer_id}", summary="Update fields, attributes and tags", roles=WRITERS, body=CustomerUpdate,
        response=CustomerOut, tag="customers")
 async def update_customer(request: web.Request, agent: AgentRecord, body: CustomerUpdate) -> dict[str, Any]:
     fields = body.model_dump(exclude_unset=True, exclude={"attributes", "tags", "add_tags", "remove_tags"})
-    with store_errors():
+    with store_errors(invalid_status=400):
         return await store.update_customer(
-            _db(request), path_uuid(request, "customer_id"), fields=fields, attributes=body.attributes,
+            store_of(request), path_uuid(request, "customer_id"), fields=fields, attributes=body.attributes,
             add_tags=body.add_tags, remove_tags=body.remove_tags, tags=body.tags,
         )
 
@@ -83,5 +63,5 @@ async def merge_customers(request: web.Request, agent: AgentRecord, body: MergeR
         other = uuid.UUID(body.other_id)
     except ValueError:
         raise json_error(422, "invalid_field", "other_id is not a valid id", "other_id") from None
-    with store_errors():
-        return await store.merge_customers(_db(request), path_uuid(request, "customer_id"), other)
+    with store_errors(invalid_status=400):
+        return await store.merge_customers(store_of(request), path_uuid(request, "customer_id"), other)

@@ -10,25 +10,25 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from aiohttp import web
 from pydantic import AnyHttpUrl, AwareDatetime, BaseModel, Field, field_validator
 
-from bot.api.customers import _db
-from bot.api.routing import path_uuid, route
+from bot.api.endpoints import path_uuid, route
+from bot.api.errors import store_errors, store_of
 from bot.api.schemas import ConversationOut, MessageOut, Status, Strict
-from channels.http import json_error
+from bot.services import SERVICES
+from contracts.http_errors import json_error
+from contracts.messages import Attachment
+from crm_store import assignment
 from crm_store import inbox as store
-from crm_store.customers import Conflict, NotFound
-from crm_store import routing
 from crm_store.agents import AgentRecord
+from crm_store.assignment import Change
+from crm_store.columns import utcnow
 from crm_store.database import Database
-from crm_store.records import Attachment
-from crm_store.routing import Change
-from crm_store.types import utcnow
 
 AGENTS = ("admin", "agent")
 ATTACHMENT_TYPES = ("image", "document", "audio", "video", "file")
@@ -161,35 +161,13 @@ class SlaReport(BaseModel):
 
 
 # -- helpers shared with the console ------------------------------------------
-@contextmanager
-def errors(field: str | None = None) -> Iterator[None]:
-    """Store errors as the API's JSON errors; a ValueError names its field ("field: message")."""
-    try:
-        yield
-    except NotFound as exc:
-        raise json_error(404, "not_found", str(exc), exc.field) from None
-    except Conflict as exc:
-        raise json_error(409, "conflict", str(exc), exc.field) from None
-    except ValueError as exc:
-        name, sep, rest = str(exc).partition(": ")
-        if sep and name.isidentifier():
-            field, message = name, rest
-        else:
-            message = str(exc).removeprefix(f"{field} ") if field else str(exc)
-        raise json_error(422, "invalid_field", f"{field}: {message}" if field else message, field) from None
-
-
 def publish(request: web.Request, changes: list[Change], extra: list[dict[str, Any]] | None = None) -> None:
-    from bot.app import SERVICES
-
     live = request.app[SERVICES].live
     if live is not None:
         live.publish(*[c.event() for c in changes], *(extra or []))
 
 
 def wake_delivery(request: web.Request) -> None:
-    from bot.app import SERVICES
-
     delivery = request.app[SERVICES].delivery
     if delivery is not None:
         delivery.wake()
@@ -198,8 +176,8 @@ def wake_delivery(request: web.Request) -> None:
 async def act(request: web.Request, db: Database, action: str, conversation_id: uuid.UUID, agent: AgentRecord,
               **kwargs: Any) -> Change:
     """Run one routing action in a transaction; drain the queue when it freed a seat."""
-    fn = {"claim": routing.claim, "assign": routing.assign, "hand_back": routing.hand_back, "snooze": routing.snooze,
-          "resolve": routing.resolve, "reopen": routing.reopen}[action]
+    fn = {"claim": assignment.claim, "assign": assignment.assign, "hand_back": assignment.hand_back, "snooze": assignment.snooze,
+          "resolve": assignment.resolve, "reopen": assignment.reopen}[action]
 
     def run(conn: Any) -> list[Change]:
         now = utcnow()
@@ -211,7 +189,7 @@ async def act(request: web.Request, db: Database, action: str, conversation_id: 
         change = fn(*args, now)
         changes = [change]
         if action in ("assign", "hand_back", "resolve", "snooze"):
-            changes += routing.drain_queues(conn, None if action != "assign" else [change.team] if change.team else [], now)
+            changes += assignment.drain_queues(conn, None if action != "assign" else [change.team] if change.team else [], now)
         return changes
 
     changes = await db.run_in_transaction(run)
@@ -221,7 +199,7 @@ async def act(request: web.Request, db: Database, action: str, conversation_id: 
 
 async def send_reply(request: web.Request, db: Database, conversation_id: uuid.UUID, agent: AgentRecord, text: str | None,
                      attachments: list[Attachment]) -> store.Written:
-    written = await store.reply(db, conversation_id, agent.id, text, attachments)
+    written = await store.reply(db, conversation_id, agent.id, text, [a.to_dict() for a in attachments])
     wake_delivery(request)
     publish(request, written.changes, [_message_event(written.message)])
     return written
@@ -242,71 +220,60 @@ def _message_event(message: dict[str, Any]) -> dict[str, Any]:
 @route("GET", "/inbox", summary="The agent's inbox: mine, my teams', unassigned or all, with SLA time left",
        roles=AGENTS, query=InboxQuery, response=InboxPage, tag="inbox")
 async def get_inbox(request: web.Request, agent: AgentRecord, query: InboxQuery) -> dict[str, Any]:
-    db = _db(request)
-    publish(request, await db.run_in_transaction(routing.wake_snoozed, utcnow()))
-    with errors():
+    db = store_of(request)
+    publish(request, await db.run_in_transaction(assignment.wake_snoozed, utcnow()))
+    with store_errors():
         items = await store.inbox(db, agent.id, view=query.view, channel=query.channel, status=query.status,
                                   label=query.label, limit=query.limit, offset=query.offset)
     return {"items": items}
 
 
 async def _answer(request: web.Request, conversation_id: uuid.UUID) -> dict[str, Any]:
-    with errors():
-        return await store.conversation_detail(_db(request), conversation_id)
+    with store_errors():
+        return await store.conversation_detail(store_of(request), conversation_id)
 
 
-@route("POST", "/conversations/{conversation_id}/claim", summary="Take an unassigned conversation (one of two racing agents wins)",
-       roles=AGENTS, response=InboxItem, tag="inbox")
-async def claim_conversation(request: web.Request, agent: AgentRecord) -> dict[str, Any]:
-    conversation_id = path_uuid(request, "conversation_id")
-    with errors():
-        await act(request, _db(request), "claim", conversation_id, agent)
-    return await _answer(request, conversation_id)
+@dataclass(frozen=True, slots=True)
+class InboxAction:
+    """One of the agents' actions on a conversation, as an endpoint: ``POST /conversations/{id}/<path>``."""
+
+    name: str
+    path: str
+    summary: str
+    body: type[BaseModel] | None = None
+    #: The field a refused action names.
+    field: str | None = None
+    #: The routing call's extra arguments, from the body.
+    arguments: Callable[[Any], dict[str, Any]] = lambda body: {}
 
 
-@route("POST", "/conversations/{conversation_id}/assign", summary="Give the conversation to an agent, or back to its queue",
-       roles=AGENTS, body=AssignBody, response=InboxItem, tag="inbox")
-async def assign_conversation(request: web.Request, agent: AgentRecord, body: AssignBody) -> dict[str, Any]:
-    conversation_id = path_uuid(request, "conversation_id")
-    with errors():
-        await act(request, _db(request), "assign", conversation_id, agent, to_agent=body.agent_id)
-    return await _answer(request, conversation_id)
+INBOX_ACTIONS = (
+    InboxAction("claim", "claim", "Take an unassigned conversation (one of two racing agents wins)"),
+    InboxAction("assign", "assign", "Give the conversation to an agent, or back to its queue", AssignBody,
+                arguments=lambda body: {"to_agent": body.agent_id}),
+    InboxAction("hand_back", "hand-back", "Let the bot answer again"),
+    InboxAction("snooze", "snooze", "Hide it until a time (a customer message wakes it earlier)", SnoozeBody, "until",
+                lambda body: {"until": body.until.astimezone(dt.UTC)}),
+    InboxAction("resolve", "resolve", "Mark it resolved (sets resolution time)"),
+    InboxAction("reopen", "reopen", "Reopen a resolved conversation"),
+)
 
 
-@route("POST", "/conversations/{conversation_id}/hand-back", summary="Let the bot answer again", roles=AGENTS,
-       response=InboxItem, tag="inbox")
-async def hand_back_conversation(request: web.Request, agent: AgentRecord) -> dict[str, Any]:
-    conversation_id = path_uuid(request, "conversation_id")
-    with errors():
-        await act(request, _db(request), "hand_back", conversation_id, agent)
-    return await _answer(request, conversation_id)
+def _action_endpoint(action: InboxAction) -> None:
+    async def run_action(request: web.Request, agent: AgentRecord, body: BaseModel | None = None) -> dict[str, Any]:
+        conversation_id = path_uuid(request, "conversation_id")
+        with store_errors(action.field):
+            await act(request, store_of(request), action.name, conversation_id, agent,
+                      **(action.arguments(body) if body is not None else {}))
+        return await _answer(request, conversation_id)
+
+    run_action.__name__ = f"{action.name}_conversation"
+    route("POST", f"/conversations/{{conversation_id}}/{action.path}", summary=action.summary, roles=AGENTS,
+          body=action.body, response=InboxItem, tag="inbox")(run_action)
 
 
-@route("POST", "/conversations/{conversation_id}/snooze", summary="Hide it until a time (a customer message wakes it earlier)",
-       roles=AGENTS, body=SnoozeBody, response=InboxItem, tag="inbox")
-async def snooze_conversation(request: web.Request, agent: AgentRecord, body: SnoozeBody) -> dict[str, Any]:
-    conversation_id = path_uuid(request, "conversation_id")
-    with errors("until"):
-        await act(request, _db(request), "snooze", conversation_id, agent, until=body.until.astimezone(dt.UTC))
-    return await _answer(request, conversation_id)
-
-
-@route("POST", "/conversations/{conversation_id}/resolve", summary="Mark it resolved (sets resolution time)", roles=AGENTS,
-       response=InboxItem, tag="inbox")
-async def resolve_conversation(request: web.Request, agent: AgentRecord) -> dict[str, Any]:
-    conversation_id = path_uuid(request, "conversation_id")
-    with errors():
-        await act(request, _db(request), "resolve", conversation_id, agent)
-    return await _answer(request, conversation_id)
-
-
-@route("POST", "/conversations/{conversation_id}/reopen", summary="Reopen a resolved conversation", roles=AGENTS,
-       response=InboxItem, tag="inbox")
-async def reopen_conversation(request: web.Request, agent: AgentRecord) -> dict[str, Any]:
-    conversation_id = path_uuid(request, "conversation_id")
-    with errors():
-        await act(request, _db(request), "reopen", conversation_id, agent)
-    return await _answer(request, conversation_id)
+for _action in INBOX_ACTIONS:
+    _action_endpoint(_action)
 
 
 @route("POST", "/conversations/{conversation_id}/reply", summary="Answer the customer on the conversation's channel",
@@ -314,16 +281,16 @@ async def reopen_conversation(request: web.Request, agent: AgentRecord) -> dict[
 async def reply_to_conversation(request: web.Request, agent: AgentRecord, body: ReplyBody) -> dict[str, Any]:
     conversation_id = path_uuid(request, "conversation_id")
     attachments = [Attachment(type=a.type, url=str(a.url), name=a.name) for a in body.attachments]
-    with errors("text"):
-        written = await send_reply(request, _db(request), conversation_id, agent, body.text, attachments)
+    with store_errors("text"):
+        written = await send_reply(request, store_of(request), conversation_id, agent, body.text, attachments)
     return {"message": written.message, "conversation": await _answer(request, conversation_id)}
 
 
 @route("POST", "/conversations/{conversation_id}/notes", summary="An internal note (never sent to the customer)",
        roles=AGENTS, body=NoteBody, response=MessageOut, status=201, tag="inbox")
 async def add_conversation_note(request: web.Request, agent: AgentRecord, body: NoteBody) -> dict[str, Any]:
-    with errors():
-        written = await add_note(request, _db(request), path_uuid(request, "conversation_id"), agent, body.text)
+    with store_errors():
+        written = await add_note(request, store_of(request), path_uuid(request, "conversation_id"), agent, body.text)
     return written.message
 
 
@@ -331,8 +298,8 @@ async def add_conversation_note(request: web.Request, agent: AgentRecord, body: 
        response=LabelsOut, tag="inbox")
 async def change_conversation_labels(request: web.Request, agent: AgentRecord, body: LabelsBody) -> dict[str, Any]:
     conversation_id = path_uuid(request, "conversation_id")
-    with errors("labels"):
-        labels = await store.change_labels(_db(request), conversation_id, agent.id, body.add, body.remove)
+    with store_errors("labels"):
+        labels = await store.change_labels(store_of(request), conversation_id, agent.id, body.add, body.remove)
     publish(request, [], [{"type": "conversation", "action": "labels", "conversation_id": str(conversation_id),
                            "labels": labels, "by": str(agent.id)}])
     return {"labels": labels}
@@ -342,9 +309,9 @@ async def change_conversation_labels(request: web.Request, agent: AgentRecord, b
        response=AuditPage, tag="inbox")
 async def list_conversation_events(request: web.Request, agent: AgentRecord) -> dict[str, Any]:
     conversation_id = path_uuid(request, "conversation_id")
-    with errors():
-        await store.conversation_detail(_db(request), conversation_id)
-    return {"items": await store.audit_events(_db(request), conversation_id)}
+    with store_errors():
+        await store.conversation_detail(store_of(request), conversation_id)
+    return {"items": await store.audit_events(store_of(request), conversation_id)}
 
 
 @route("GET", "/reports/sla", summary="First-response and resolution targets met and missed, by team and priority",
@@ -354,4 +321,4 @@ async def sla_report(request: web.Request, agent: AgentRecord, query: SlaReportQ
     since = query.since or until - dt.timedelta(days=7)
     if since >= until:
         raise json_error(400, "invalid_field", "since: must be before until", "since")
-    return await store.sla_report(_db(request), since=since, until=until, team=query.team)
+    return await store.sla_report(store_of(request), since=since, until=until, team=query.team)

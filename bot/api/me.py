@@ -6,7 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.api.routing import route
+from bot.api.endpoints import route
 from bot.api.schemas import AgentOut
 from crm_store.agents import AgentRecord
 

@@ -13,11 +13,11 @@ from typing import Any, Literal
 from aiohttp import web
 from pydantic import BaseModel, Field
 
-from bot.api.customers import _db
-from bot.api.inbox import AGENTS, errors, publish
-from bot.api.routing import path_uuid, route
+from bot.api.endpoints import path_uuid, route
+from bot.api.errors import store_errors, store_of
+from bot.api.inbox import AGENTS, publish
 from bot.api.schemas import Strict
-from channels.http import json_error
+from contracts.http_errors import json_error
 from crm_store import agents as accounts
 from crm_store import teams as store
 from crm_store.agents import AgentRecord
@@ -125,7 +125,7 @@ class CannedList(BaseModel):
 
 
 async def _detail(request: web.Request, agent: AgentRecord) -> dict[str, Any]:
-    settings = (await store.agent_settings(_db(request), [agent.id])).get(agent.id, {})
+    settings = (await store.agent_settings(store_of(request), [agent.id])).get(agent.id, {})
     return {**agent.to_dict(), "presence": settings.get("presence", "offline"),
             "max_chats": settings.get("max_chats", store.DEFAULT_MAX_CHATS), "teams": settings.get("teams", [])}
 
@@ -134,7 +134,7 @@ async def _detail(request: web.Request, agent: AgentRecord) -> dict[str, Any]:
 @route("GET", "/agents", summary="Every account with presence, chat limit and teams", roles=AGENTS, response=AgentList,
        tag="agents")
 async def list_agents(request: web.Request, agent: AgentRecord) -> dict[str, Any]:
-    db = _db(request)
+    db = store_of(request)
     settings = await store.agent_settings(db)
     items = []
     for record in await accounts.list_agents(db):
@@ -146,9 +146,9 @@ async def list_agents(request: web.Request, agent: AgentRecord) -> dict[str, Any
 @route("POST", "/agents", summary="Create an account (its API token is shown once)", roles=ADMIN, body=AgentCreate,
        response=AgentCreated, status=201, tag="agents")
 async def create_agent(request: web.Request, agent: AgentRecord, body: AgentCreate) -> dict[str, Any]:
-    db = _db(request)
+    db = store_of(request)
     for name in body.teams:
-        with errors("teams"):
+        with store_errors("teams"):
             store.check_name(name, "teams")
     try:
         record, token = await accounts.create_agent(db, email=body.email, name=body.name, role=body.role, password=body.password)
@@ -164,7 +164,7 @@ async def create_agent(request: web.Request, agent: AgentRecord, body: AgentCrea
 @route("PATCH", "/agents/{agent_id}", summary="Change an account's name, role, password, limit or deactivate it",
        roles=ADMIN, body=AgentUpdate, response=AgentDetail, tag="agents")
 async def update_agent(request: web.Request, agent: AgentRecord, body: AgentUpdate) -> dict[str, Any]:
-    db = _db(request)
+    db = store_of(request)
     agent_id = path_uuid(request, "agent_id")
     if await accounts.get_agent(db, agent_id) is None:
         raise json_error(404, "not_found", f"agent {agent_id} does not exist", "agent_id")
@@ -183,8 +183,8 @@ async def update_agent(request: web.Request, agent: AgentRecord, body: AgentUpda
 @route("POST", "/agents/me/presence", summary="Go online, away or offline; set how many chats you take at once",
        roles=AGENTS, body=PresenceBody, response=AgentDetail, tag="agents")
 async def set_presence(request: web.Request, agent: AgentRecord, body: PresenceBody) -> dict[str, Any]:
-    with errors("presence"):
-        changes = await store.set_presence(_db(request), agent.id, body.presence, body.max_chats)
+    with store_errors("presence"):
+        changes = await store.set_presence(store_of(request), agent.id, body.presence, body.max_chats)
     publish(request, changes)
     return await _detail(request, agent)
 
@@ -192,14 +192,14 @@ async def set_presence(request: web.Request, agent: AgentRecord, body: PresenceB
 # -- teams -----------------------------------------------------------------------
 @route("GET", "/teams", summary="Teams and their members", roles=AGENTS, response=TeamList, tag="teams")
 async def list_teams(request: web.Request, agent: AgentRecord) -> dict[str, Any]:
-    return {"items": await store.list_teams(_db(request))}
+    return {"items": await store.list_teams(store_of(request))}
 
 
 @route("POST", "/teams", summary="Create a team (its name is what the bot's handoffs name)", roles=ADMIN, body=TeamCreate,
        response=TeamOut, status=201, tag="teams")
 async def create_team(request: web.Request, agent: AgentRecord, body: TeamCreate) -> dict[str, Any]:
-    with errors("name"):
-        team, changes = await store.create_team(_db(request), body.name, body.members)
+    with store_errors("name"):
+        team, changes = await store.create_team(store_of(request), body.name, body.members)
     publish(request, changes)
     return team
 
@@ -207,8 +207,8 @@ async def create_team(request: web.Request, agent: AgentRecord, body: TeamCreate
 @route("PUT", "/teams/{team_id}/members", summary="Replace a team's members", roles=ADMIN, body=TeamMembers,
        response=TeamOut, tag="teams")
 async def set_team_members(request: web.Request, agent: AgentRecord, body: TeamMembers) -> dict[str, Any]:
-    with errors("members"):
-        team, changes = await store.set_members(_db(request), path_uuid(request, "team_id"), body.members)
+    with store_errors("members"):
+        team, changes = await store.set_members(store_of(request), path_uuid(request, "team_id"), body.members)
     publish(request, changes)
     return team
 
@@ -217,14 +217,14 @@ async def set_team_members(request: web.Request, agent: AgentRecord, body: TeamM
 @route("GET", "/sla-policies", summary="First-response and resolution targets per team and priority", roles=AGENTS,
        response=SlaPolicyList, tag="reports")
 async def list_sla_policies(request: web.Request, agent: AgentRecord) -> dict[str, Any]:
-    return {"items": await store.list_sla_policies(_db(request))}
+    return {"items": await store.list_sla_policies(store_of(request))}
 
 
 @route("PUT", "/sla-policies", summary="Set the targets of one team and priority", roles=ADMIN, body=SlaPolicyIn,
        response=SlaPolicyOut, tag="reports")
 async def set_sla_policy(request: web.Request, agent: AgentRecord, body: SlaPolicyIn) -> dict[str, Any]:
-    with errors("team"):
-        return await store.set_sla_policy(_db(request), team=body.team, priority=body.priority,
+    with store_errors("team"):
+        return await store.set_sla_policy(store_of(request), team=body.team, priority=body.priority,
                                           first_response_seconds=body.first_response_seconds,
                                           resolution_seconds=body.resolution_seconds)
 
@@ -233,19 +233,19 @@ async def set_sla_policy(request: web.Request, agent: AgentRecord, body: SlaPoli
 @route("GET", "/canned-responses", summary="Canned responses, used as /shortcut in a reply", roles=AGENTS,
        response=CannedList, tag="inbox")
 async def list_canned(request: web.Request, agent: AgentRecord) -> dict[str, Any]:
-    return {"items": await store.list_canned(_db(request))}
+    return {"items": await store.list_canned(store_of(request))}
 
 
 @route("POST", "/canned-responses", summary="Add a canned response", roles=AGENTS, body=CannedIn, response=CannedOut,
        status=201, tag="inbox")
 async def create_canned(request: web.Request, agent: AgentRecord, body: CannedIn) -> dict[str, Any]:
-    with errors("shortcut"):
-        return await store.create_canned(_db(request), body.shortcut, body.text)
+    with store_errors("shortcut"):
+        return await store.create_canned(store_of(request), body.shortcut, body.text)
 
 
 @route("DELETE", "/canned-responses/{canned_id}", summary="Remove a canned response", roles=ADMIN, status=204,
        tag="inbox")
 async def delete_canned(request: web.Request, agent: AgentRecord) -> web.StreamResponse:
-    with errors():
-        await store.delete_canned(_db(request), path_uuid(request, "canned_id"))
+    with store_errors():
+        await store.delete_canned(store_of(request), path_uuid(request, "canned_id"))
     return web.Response(status=204)

@@ -14,14 +14,23 @@ import json
 from typing import Any
 
 from aiohttp import web
+from pydantic import BaseModel
 
-from channels.base import Channel, HandleResult, InboundHandler, InboundMessage, OutboundMessage
-from channels.http import json_error, read_json_object, require_str
+from channels.base import Channel, InboundHandler
+from contracts.http_errors import json_error, read_json_object, require_str
+from contracts.messages import HandleResult, InboundMessage, OutboundMessage
+
+
+class RestSettings(BaseModel):
+    """``DANGOL_REST_ENABLED``: the REST channel is on unless turned off."""
+
+    rest_enabled: bool = True
 
 
 class RestChannel(Channel):
     name = "rest"
     inline_replies = True
+    Settings = RestSettings
 
     def __init__(self, max_message_chars: int = 4096) -> None:
         super().__init__()

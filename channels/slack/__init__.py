@@ -25,10 +25,11 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.authorization import AuthorizeResult
 from slack_sdk.web.async_client import AsyncWebClient
 
-from channels.base import Channel, InboundHandler, InboundMessage, OutboundMessage, Profile, RateLimit, SendResult
-from channels.http import json_error
+from channels.base import Channel, InboundHandler, RateLimit, SendResult
 from channels.slack.parse import parse_action, parse_message, profile_from_user
 from channels.slack.send import deliver, split_recipient
+from contracts.http_errors import json_error
+from contracts.messages import InboundMessage, OutboundMessage, Profile
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +138,7 @@ class SlackChannel(Channel):
         self.client = self.make_client(self.session)
         self.bolt = self.build_bolt(self.client)
         if self.app_token:
+            # loaded only when Socket Mode is on: it pulls in a websocket client most deployments never use
             from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
             self._socket = AsyncSocketModeHandler(self.bolt, self.app_token, web_client=self.client)

@@ -13,7 +13,7 @@ import datetime as dt
 import re
 from typing import Any
 
-from channels.base import Attachment, InboundMessage, Profile
+from contracts.messages import Attachment, InboundMessage, Profile
 
 CHANNEL = "slack"
 #: Message subtypes that are a person saying something; the rest are system notices.

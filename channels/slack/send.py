@@ -15,7 +15,8 @@ import aiohttp
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from channels.base import OutboundMessage, PermanentSendError, RecipientBlocked, RetryAfter, SendError, SendResult
+from channels.base import PermanentSendError, RecipientBlocked, RetryAfter, SendError, SendResult
+from contracts.messages import OutboundMessage
 
 MAX_BUTTON_TITLE = 75
 MAX_BUTTON_VALUE = 2000

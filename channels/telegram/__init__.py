@@ -23,11 +23,12 @@ from aiohttp import web
 from pydantic import BaseModel, SecretStr
 from telegram import Bot, Update
 
-from channels.base import Channel, InboundHandler, OutboundMessage, RateLimit, SendResult
-from channels.http import json_error, read_json_object
-from channels.telegram.parse import Parsed, parse_update, fill_old_fields
+from channels.base import Channel, InboundHandler, RateLimit, SendResult
+from channels.telegram.parse import Parsed, fill_old_fields, parse_update
 from channels.telegram.request import AiohttpRequest
 from channels.telegram.send import deliver
+from contracts.http_errors import json_error, read_json_object
+from contracts.messages import OutboundMessage
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,7 @@ class TelegramSettings(BaseModel):
 class TelegramChannel(Channel):
     name = "telegram"
     Settings = TelegramSettings
+    commands = "channels.telegram.cli:telegram"
 
     def __init__(self, token: str, webhook_secret: str | None, api_url: str = DEFAULT_API_URL, *, polling: bool = False) -> None:
         super().__init__()
@@ -163,11 +165,9 @@ class TelegramChannel(Channel):
         return parsed
 
     async def _mark_blocked(self, user_id: str) -> None:
-        if self.db is None:
+        if self.services is None:
             return
-        from crm_store.outbox import Outbox
-
-        await Outbox(self.db).mark_unreachable(self.name, None, user_id)
+        await self.services.mark_unreachable(self.name, user_id)
         log.info("telegram user %s blocked the bot; identity marked unreachable", user_id)
 
     async def _answer_callback(self, query_id: str) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 from telegram import CallbackQuery, Message, Update
 
-from channels.base import Attachment, InboundMessage, Profile
+from contracts.messages import Attachment, InboundMessage, Profile
 
 CHANNEL = "telegram"
 #: Keys under which the Bot API nests a ``User`` object.

@@ -15,8 +15,9 @@ from typing import Any
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
 from telegram import error as tg
 
-from channels.base import OutboundMessage, PermanentSendError, RecipientBlocked, RetryAfter, SendError, SendResult
+from channels.base import PermanentSendError, RecipientBlocked, RetryAfter, SendError, SendResult
 from channels.telegram.parse import message_external_id
+from contracts.messages import OutboundMessage
 
 log = logging.getLogger(__name__)
 

@@ -27,28 +27,29 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import WSMsgType, web
+from pydantic import BaseModel
 
-from channels.base import (
-    Channel,
-    InboundHandler,
-    InboundMessage,
-    OutboundMessage,
-    SendResult,
-)
-from channels.http import error_body
-from crm_store.app_settings import get_or_create_secret
-from crm_store.conversations import get_message, history_for_identity
+from channels.base import Channel, InboundHandler, SendResult
+from contracts.http_errors import error_body
+from contracts.messages import InboundMessage, OutboundMessage
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).resolve().parent / "static"
 MAX_FRAME = 64 * 1024
 PUSHED_MEMORY = 10_000
 #: Live-event type asking the process that holds a visitor's socket to push a reply.
-RELAY = "webchat.relay"
+RELAY = "private.webchat.relay"
+
+
+class WebChatSettings(BaseModel):
+    """``DANGOL_WEBCHAT_ENABLED``: the web chat is on unless turned off."""
+
+    webchat_enabled: bool = True
 
 
 class WebChatChannel(Channel):
     name = "webchat"
+    Settings = WebChatSettings
 
     def __init__(self, max_message_chars: int = 4096, secret: str | None = None) -> None:
         super().__init__()
@@ -75,20 +76,21 @@ class WebChatChannel(Channel):
         app.router.add_get("/webchat/ws", self.websocket)
 
     async def start(self) -> None:
-        if self._secret is None and self.db is not None:
-            self._secret = (await get_or_create_secret(self.db, "webchat_visitor_key")).encode()
-        if self.live is not None and self.live.cross_process:
-            self._events = self.live.subscribe(frozenset({RELAY}))
+        services = self.services
+        if self._secret is None and services is not None:
+            self._secret = (await services.secret("webchat_visitor_key")).encode()
+        if services is not None and services.events is not None and services.events.cross_process:
+            self._events = services.events.subscribe(frozenset({RELAY}))
             self._relay = asyncio.create_task(self._relay_pushes(self._events), name="webchat-relay")
 
     async def _relay_pushes(self, events: asyncio.Queue[dict[str, Any]]) -> None:
         """Push replies that another process's delivery worker sent to visitors connected here."""
         while True:
             event = await events.get()
-            if event.get("type") != RELAY or event.get("visitor") not in self.sockets or self.db is None:
+            if event.get("type") != RELAY or event.get("visitor") not in self.sockets or self.services is None:
                 continue
             try:
-                message = await get_message(self.db, uuid.UUID(str(event["message_id"])))
+                message = await self.services.message(uuid.UUID(str(event["message_id"])))
             except (ValueError, KeyError):
                 continue
             except Exception:  # noqa: BLE001 - the history still has it; keep relaying others
@@ -102,8 +104,8 @@ class WebChatChannel(Channel):
         if self._relay is not None:
             self._relay.cancel()
             await asyncio.gather(self._relay, return_exceptions=True)
-        if self.live is not None and self._events is not None:
-            self.live.unsubscribe(self._events)
+        if self.services is not None and self.services.events is not None and self._events is not None:
+            self.services.events.unsubscribe(self._events)
         for sockets in list(self.sockets.values()):
             for ws in list(sockets):
                 await ws.close(code=1001, message=b"server shutting down")
@@ -178,8 +180,8 @@ class WebChatChannel(Channel):
                 after = uuid.UUID(data["after"])
             except ValueError:
                 after = None
-        assert self.db is not None
-        for message in await history_for_identity(self.db, self.name, visitor, after=after):
+        assert self.services is not None
+        for message in await self.services.history(self.name, visitor, after):
             await ws.send_json(_frame(message["id"], message["direction"], message["text"], message["buttons"],
                                       message["attachments"], message["created_at"], history=True))
         self.sockets[visitor].add(ws)
@@ -239,8 +241,9 @@ class WebChatChannel(Channel):
         return SendResult(external_id=message.message_id)
 
     async def _push(self, visitor: str, message: OutboundMessage) -> None:
-        if visitor not in self.sockets and self.live is not None and self.live.cross_process and message.message_id:
-            self.live.publish({"type": RELAY, "visitor": visitor, "message_id": message.message_id})
+        events = self.services.events if self.services is not None else None
+        if visitor not in self.sockets and events is not None and events.cross_process and message.message_id:
+            events.publish({"type": RELAY, "visitor": visitor, "message_id": message.message_id})
             return
         frame = _frame(message.message_id, "out", message.text, [b.to_dict() for b in message.buttons],
                        [a.to_dict() for a in message.attachments], None)

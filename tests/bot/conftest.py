@@ -11,13 +11,13 @@ from typing import Any
 import pytest
 from sqlalchemy import insert, update
 
-from bot.brain import load_bot
-from bot.engine import Engine
+from bot.bot_loader import load_bot
+from bot.engine.conversation import ConversationEngine
 from crm_store.conversations import get_conversation
 from crm_store.customers import get_customer
 from crm_store.database import Database
 from crm_store.models import Conversation, CustomerTag
-from crm_store.records import HandleResult, InboundMessage
+from contracts.messages import HandleResult, InboundMessage
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_BOT = ROOT / "examples" / "support-bot"
@@ -50,7 +50,7 @@ def sample_bot(nlu_cache: Path) -> tuple[Any, Any]:
 class Chat:
     """One customer talking to the bot through the real engine and store."""
 
-    def __init__(self, engine: Engine, db: Database, sender: str, channel: str = "rest") -> None:
+    def __init__(self, engine: ConversationEngine, db: Database, sender: str, channel: str = "rest") -> None:
         self.engine = engine
         self.db = db
         self.sender = sender
@@ -92,7 +92,7 @@ class Chat:
 async def chat(db_url: str, sample_bot: tuple[Any, Any]) -> AsyncIterator[Callable[..., Chat]]:
     decide, parser = sample_bot
     db = Database(db_url)
-    engine = Engine(db, decide, parser, inline_channels={"rest"})
+    engine = ConversationEngine(db, decide, parser, inline_channels={"rest"})
     engine.start()
     counter = iter(range(1_000_000))
     yield lambda sender=None, channel="rest": Chat(engine, db, sender or f"customer-{next(counter)}", channel)

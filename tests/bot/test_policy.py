@@ -10,8 +10,9 @@ from typing import Any
 
 from bot.bot_folder import load_bot_folder
 from bot.policy import RuleBot, message_language
-from crm_store.inbound import ConversationState, CustomerState, Decision, Turn
-from crm_store.records import InboundMessage
+from bot.engine.turn import Decision, Turn
+from crm_store.message_batch import ConversationRecord, CustomerRecord
+from contracts.messages import InboundMessage
 from tests.bot.conftest import SAMPLE_BOT
 
 BOT = RuleBot(load_bot_folder(SAMPLE_BOT), rng=random.Random(1))
@@ -22,9 +23,9 @@ def parse(intent: str, confidence: float = 0.99, entities: list[dict[str, Any]] 
 
 
 def turn(text: str, intent: str, *, channel: str = "rest", state: dict[str, Any] | None = None,
-         customer: CustomerState | None = None, status: str = "bot", **kw: Any) -> Turn:
-    customer = customer or CustomerState(id=uuid.uuid4())
-    conversation = ConversationState(id=uuid.uuid4(), customer_id=customer.id, channel=channel, status=status,
+         customer: CustomerRecord | None = None, status: str = "bot", **kw: Any) -> Turn:
+    customer = customer or CustomerRecord(id=uuid.uuid4())
+    conversation = ConversationRecord(id=uuid.uuid4(), customer_id=customer.id, channel=channel, status=status,
                                      bot_state=state or {})
     return Turn(InboundMessage(channel, "u1", text=text), parse(intent, **kw), customer, conversation)
 
@@ -49,7 +50,7 @@ def test_a_channel_variant_is_used_on_its_channel_only() -> None:
 def test_a_variation_with_a_customer_field_is_used_only_when_the_field_is_known() -> None:
     anonymous = {BOT.decide(turn("hello", "greet")).replies[0].text for _ in range(20)}
     assert all(t and "{" not in t for t in anonymous)
-    known = CustomerState(id=uuid.uuid4(), first_name="Alice")
+    known = CustomerRecord(id=uuid.uuid4(), first_name="Alice")
     named = {BOT.decide(turn("hello", "greet", customer=known)).replies[0].text for _ in range(30)}
     assert any(t and t.startswith("Hello Alice!") for t in named)
 
@@ -129,7 +130,7 @@ def test_the_sample_nlu_understands_both_languages(sample_bot: tuple[Any, Any]) 
 
 
 def test_a_vip_is_routed_once_per_conversation() -> None:
-    vip = CustomerState(id=uuid.uuid4(), tags={"vip"})
+    vip = CustomerRecord(id=uuid.uuid4(), tags={"vip"})
     first = BOT.decide(turn("hello", "greet", customer=vip))
     assert first.handoff is not None and (first.handoff.team, first.handoff.priority) == ("vip", "high")
     handed_back = BOT.decide(turn("hello", "greet", customer=vip, state=first.bot_state))

@@ -7,7 +7,8 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
-from bot.app import SERVICES, create_app
+from bot.services import SERVICES
+from bot.app import create_app
 from bot.config import CoreSettings
 from crm_store.conversations import list_conversations
 from crm_store.customers import list_customers

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from bot.app import SERVICES, create_app
+from bot.services import SERVICES
+from bot.app import create_app
 from bot.config import load_settings
 from crm_store.customers import update_customer
 from tests.channels.slack.conftest import BOT_TOKEN, SIGNING_SECRET, make_senders

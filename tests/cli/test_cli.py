@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from bot.cli import main
+from dangol.cli import main
 from bot.config import ConfigError, load_settings
 from bot.logs import Redactor
 
@@ -109,7 +109,7 @@ def test_the_worker_alone_drains_the_outbox(sqlite_url: str) -> None:
     import asyncio
 
     from crm_store.database import Database
-    from crm_store.records import InboundMessage
+    from contracts.messages import InboundMessage
     from tests.helpers import count, sample_engine
 
     async def queue() -> None:

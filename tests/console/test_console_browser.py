@@ -21,7 +21,7 @@ from sqlalchemy import update
 from crm_store import agents
 from crm_store.database import Database
 from crm_store.models import ConversationSla
-from crm_store.types import utcnow
+from crm_store.columns import utcnow
 from tests.conftest import ARTIFACTS
 from tests.console.conftest import PASSWORD, Handoff, MakePerson
 

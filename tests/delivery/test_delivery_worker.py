@@ -12,22 +12,14 @@ import pytest
 from sqlalchemy import update
 from sqlalchemy.exc import DBAPIError
 
-from channels.base import (
-    Channel,
-    OutboundMessage,
-    PermanentSendError,
-    RateLimit,
-    RecipientBlocked,
-    RetryAfter,
-    SendError,
-    SendResult,
-)
+from channels.base import Channel, PermanentSendError, RateLimit, RecipientBlocked, RetryAfter, SendError, SendResult
+from contracts.messages import OutboundMessage
 from channels.delivery import DeliveryWorker
 from crm_store.database import Database
 from crm_store.models import OutboxRow
 from crm_store.outbox import Outbox
-from crm_store.records import InboundMessage
-from crm_store.types import utcnow
+from contracts.messages import InboundMessage
+from crm_store.columns import utcnow
 from tests.fakes.base import eventually
 from tests.helpers import rows, sample_engine
 

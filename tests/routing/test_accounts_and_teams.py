@@ -8,7 +8,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 from click.testing import CliRunner
 
-from bot.cli import main
+from dangol.cli import main
 from crm_store import agents
 from crm_store.database import Database
 from tests.routing.conftest import API, Handoff, MakePerson

@@ -21,10 +21,20 @@ async def test_an_event_reaches_every_subscriber_of_the_process() -> None:
 
 async def test_a_subscriber_of_some_event_types_gets_only_those() -> None:
     hub = LiveHub("sqlite+aiosqlite:///unused.db")
-    relays = hub.subscribe(frozenset({"webchat.relay"}))
-    hub.publish({"type": "message", "conversation_id": "c1"}, {"type": "webchat.relay", "visitor": "v1"})
+    relays = hub.subscribe(frozenset({"private.webchat.relay"}))
+    hub.publish({"type": "message", "conversation_id": "c1"}, {"type": "private.webchat.relay", "visitor": "v1"})
     assert (await asyncio.wait_for(relays.get(), 1))["visitor"] == "v1"
     assert relays.empty()
+    await hub.close()
+
+
+async def test_a_subscriber_of_every_event_type_does_not_get_private_ones() -> None:
+    """The console listens to everything but a component's messages to itself (the web chat's relay)."""
+    hub = LiveHub("sqlite+aiosqlite:///unused.db")
+    everything = hub.subscribe()
+    hub.publish({"type": "private.webchat.relay", "visitor": "v1"}, {"type": "message", "conversation_id": "c1"})
+    assert (await asyncio.wait_for(everything.get(), 1))["type"] == "message"
+    assert everything.empty()
     await hub.close()
 
 
@@ -77,10 +87,10 @@ async def test_a_process_that_wants_some_types_gets_them_from_a_notify_that_carr
     await here.start()
     await there.start()
     try:
-        relays = there.subscribe(frozenset({"webchat.relay"}))
+        relays = there.subscribe(frozenset({"private.webchat.relay"}))
         await asyncio.sleep(0.3)  # both LISTEN connections are up
         here.publish(*({"type": "message", "conversation_id": f"c{i}"} for i in range(5)),
-                     {"type": "webchat.relay", "visitor": "방문자-1"})
+                     {"type": "private.webchat.relay", "visitor": "방문자-1"})
         got = await asyncio.wait_for(relays.get(), 1)
         await asyncio.sleep(0.1)
     finally:

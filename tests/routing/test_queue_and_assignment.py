@@ -127,7 +127,7 @@ async def test_a_snooze_that_ran_out_brings_the_conversation_back(
     from sqlalchemy import update
 
     from crm_store.models import Conversation
-    from crm_store.types import utcnow
+    from crm_store.columns import utcnow
 
     me = await person("agent")
     conversation = await handoff("c1")

@@ -9,7 +9,7 @@ from sqlalchemy import update
 
 from crm_store.database import Database
 from crm_store.models import ConversationSla
-from crm_store.types import utcnow
+from crm_store.columns import utcnow
 from tests.helpers import count, rows, total_rows
 from tests.routing.conftest import API, Handoff, MakePerson
 

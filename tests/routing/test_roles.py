@@ -7,7 +7,7 @@ import re
 import pytest
 from aiohttp.test_utils import TestClient
 
-from bot.api.routing import ROUTES
+from bot.api.endpoints import ROUTES
 from tests.routing.conftest import API, MakePerson
 
 SOME_ID = "00000000-0000-7000-8000-000000000000"

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from bot.app import SERVICES, create_app
+from bot.services import SERVICES
 from bot.config import load_settings
-from bot.extensions import default_extensions
+from dangol.app import build_app
 from crm_store import agents
 from tests.console.conftest import PASSWORD, log_in
 from tests.fakes.telegram import FakeTelegram
@@ -29,7 +29,7 @@ async def fake_telegram() -> AsyncIterator[FakeTelegram]:
 async def tg_client(aiohttp_client: Any, sqlite_url: str, fake_telegram: FakeTelegram) -> TestClient:
     settings = load_settings(database_url=sqlite_url, telegram_token=TOKEN, telegram_webhook_secret=SECRET,
                              telegram_api_url=fake_telegram.url, delivery_backoff_base=0.05)
-    return await aiohttp_client(create_app(settings, extensions=default_extensions()))
+    return await aiohttp_client(build_app(settings))
 
 
 def update(update_id: int, text: str) -> dict[str, Any]:

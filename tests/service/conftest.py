@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from bot.app import SERVICES, create_app
+from bot.services import SERVICES
 from bot.config import CoreSettings
-from bot.extensions import default_extensions
+from dangol.app import build_app
 from crm_store import agents
 from crm_store.database import Database
 
@@ -19,7 +19,7 @@ ClientFactory = Callable[..., Awaitable[TestClient]]
 
 @pytest.fixture
 async def client(aiohttp_client: Any, make_settings: Callable[..., CoreSettings]) -> TestClient:
-    return await aiohttp_client(create_app(make_settings(), extensions=default_extensions()))
+    return await aiohttp_client(build_app(make_settings()))
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ def free_port() -> int:
 
 
 class ServeProcess:
-    """``python -m bot.cli serve`` with its log in a file; stopped by signal, never left running."""
+    """``python -m dangol.cli serve`` with its log in a file; stopped by signal, never left running."""
 
     def __init__(self, database_url: str, workdir: Path, port: int | None = None, extra_env: dict[str, str] | None = None,
                  args: tuple[str, ...] = ()) -> None:
@@ -28,10 +28,10 @@ class ServeProcess:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = workdir / f"serve-{self.port}-{time.monotonic_ns()}.log"
         # as a user's would run: the test session turns the NLU child off for in-process apps only
-        env = {**os.environ, "DANGOL_NLU_SUBPROCESS": "auto", "DANGOL_WRITER_SUBPROCESS": "auto", "DANGOL_DATABASE_URL": database_url,
+        env = {**os.environ, "DANGOL_OFFLOAD": "auto", "DANGOL_DATABASE_URL": database_url,
                "DANGOL_PORT": str(self.port), "DANGOL_HOST": "127.0.0.1", **(extra_env or {})}
         self._log = self.log_path.open("wb")
-        self.proc = subprocess.Popen([sys.executable, "-m", "bot.cli", *args, "serve"], cwd=workdir, env=env,
+        self.proc = subprocess.Popen([sys.executable, "-m", "dangol.cli", *args, "serve"], cwd=workdir, env=env,
                                      stdout=self._log, stderr=subprocess.STDOUT)
 
     async def wait_ready(self, timeout: float = 30.0) -> None:

@@ -8,9 +8,8 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
-from bot.app import create_app
 from bot.config import CoreSettings, load_settings
-from bot.extensions import default_extensions
+from dangol.app import build_app
 from tests.conftest import _pg_admin
 
 
@@ -29,7 +28,7 @@ async def test_readiness_fails_on_a_database_behind_the_code(aiohttp_client: Any
     empty = f"{name}_empty"
     await _pg_admin(f'CREATE DATABASE "{empty}"')
     try:
-        client = await aiohttp_client(create_app(load_settings(database_url=f"{base}/{empty}"), extensions=default_extensions()))
+        client = await aiohttp_client(build_app(load_settings(database_url=f"{base}/{empty}")))
         response = await client.get("/readyz")
         assert response.status == 503
         assert "revision" in (await response.json())["checks"]["migrations"]
@@ -70,7 +69,7 @@ async def test_metrics_count_messages_by_channel_and_time_their_handling(client:
 
 
 async def test_the_outbox_depth_is_reported(aiohttp_client: Any, make_settings: Callable[..., CoreSettings]) -> None:
-    client = await aiohttp_client(create_app(make_settings(delivery_enabled=False), extensions=default_extensions()))
+    client = await aiohttp_client(build_app(make_settings(delivery_enabled=False)))
     await webchat_message(client, "hello")
     text = await (await client.get("/metrics")).text()
     assert metric(text, "dangol_outbox_depth", status="queued") >= 1

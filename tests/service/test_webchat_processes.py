@@ -5,19 +5,18 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from bot.app import SERVICES, create_app
+from bot.services import SERVICES
 from bot.config import load_settings
-from bot.extensions import default_extensions
-from channels.base import OutboundMessage
+from dangol.app import build_app
+from contracts.messages import OutboundMessage
 
 
 async def test_a_reply_sent_from_another_process_is_relayed_to_the_visitors_socket(aiohttp_client: Any, pg_database: str) -> None:
     from tests.conftest import _truncate
 
     await _truncate(pg_database)
-    holding = await aiohttp_client(create_app(load_settings(database_url=pg_database), extensions=default_extensions()))
-    other = await aiohttp_client(create_app(load_settings(database_url=pg_database, delivery_enabled=False),
-                                            extensions=default_extensions()))
+    holding = await aiohttp_client(build_app(load_settings(database_url=pg_database)))
+    other = await aiohttp_client(build_app(load_settings(database_url=pg_database, delivery_enabled=False)))
     ws = await holding.ws_connect("/webchat/ws")
     await ws.send_json({"type": "hello"})
     await ws.send_json({"type": "message", "client_id": "c1", "text": "hello"})

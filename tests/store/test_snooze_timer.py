@@ -11,8 +11,8 @@ from bot.app import _wake_snoozed_forever
 from crm_store.database import Database
 from crm_store.live import LiveHub
 from crm_store.models import Conversation
-from crm_store.records import InboundMessage
-from crm_store.types import utcnow
+from contracts.messages import InboundMessage
+from crm_store.columns import utcnow
 from tests.helpers import rows, sample_engine
 
 

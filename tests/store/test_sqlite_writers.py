@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,30 +33,32 @@ async def test_an_inline_sqlite_transaction_never_waits_for_another_writers_lock
     assert threads[0].startswith("sqlite-writer") and threads[1] == threading.current_thread().name
 
 
-async def test_the_writer_process_writes_batches_on_its_own_thread_and_waits_for_a_held_lock(tmp_path: Path) -> None:
-    """InboundWriter(own_thread=True), as the writer process runs it: no hop to the writer thread
+async def test_a_batch_run_on_its_own_thread_is_written_there_and_waits_for_a_held_lock(tmp_path: Path) -> None:
+    """run_batch(own_thread=True), as the write child runs it: no hop to the writer thread
     while the lock is free; a lock held by another process is waited for there, and nothing is lost."""
     import sqlite3
 
-    from crm_store.inbound import Decision, InboundItem, InboundWriter, Turn
-    from crm_store.records import InboundMessage
+    from sqlalchemy import insert
+
+    from crm_store.message_batch import run_batch
+    from crm_store.models import AppSetting
 
     db = Database(f"sqlite+aiosqlite:///{tmp_path / 'own.db'}")
     await db.upgrade()
     threads: list[str] = []
 
-    def decide(turn: Turn) -> Decision:
+    def unit(conn: Any, items: Sequence[str], look_for_duplicates: bool) -> tuple[list[Any], list[Any]]:
         threads.append(threading.current_thread().name)
-        return Decision()
+        conn.execute(insert(AppSetting.__table__), [{"key": key, "value": "v"} for key in items])
+        return list(items), []
 
-    writer = InboundWriter(db, decide, own_thread=True)
     other = sqlite3.connect(tmp_path / "own.db", isolation_level=None)
     other.execute("BEGIN IMMEDIATE")
     asyncio.get_running_loop().call_later(0.1, other.execute, "COMMIT")
-    held = await writer.write_batch([InboundItem(InboundMessage(channel="rest", sender_id="a", text="hi", external_id="1"))])
-    free = await writer.write_batch([InboundItem(InboundMessage(channel="rest", sender_id="a", text="hi", external_id="2"))])
-    stored = other.execute("SELECT count(*) FROM messages WHERE direction = 'in'").fetchone()[0]
+    held, _ = await run_batch(db, ["first"], unit, own_thread=True)
+    free, _ = await run_batch(db, ["second"], unit, own_thread=True)
+    stored = other.execute("SELECT count(*) FROM app_settings WHERE key IN ('first', 'second')").fetchone()[0]
     other.close()
     await db.dispose()
-    assert not held[0].duplicate and not free[0].duplicate and stored == 2
+    assert held == ["first"] and free == ["second"] and stored == 2
     assert threads[0].startswith("sqlite-writer") and threads[1] == threading.current_thread().name

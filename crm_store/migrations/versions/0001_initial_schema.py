@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
-
-import crm_store.types
 from sqlalchemy.dialects import postgresql
+
+import crm_store.columns
 
 revision = '0001'
 down_revision = None
@@ -33,7 +33,7 @@ def upgrade() -> None:
     sa.Column('role', sa.String(length=16), nullable=False),
     sa.Column('password_hash', sa.String(length=255), nullable=True),
     sa.Column('active', sa.Boolean(), nullable=False),
-    sa.Column('created_at', crm_store.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', crm_store.columns.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_agents')),
     sa.UniqueConstraint('email', name=op.f('uq_agents_email'))
     )
@@ -48,9 +48,9 @@ def upgrade() -> None:
     sa.Column('timezone', sa.String(length=64), nullable=True),
     sa.Column('lifecycle_stage', sa.String(length=16), nullable=False),
     sa.Column('attributes', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
-    sa.Column('last_seen_at', crm_store.types.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('created_at', crm_store.types.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', crm_store.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('last_seen_at', crm_store.columns.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', crm_store.columns.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', crm_store.columns.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_customers'))
     )
     with op.batch_alter_table('customers', schema=None) as batch_op:
@@ -62,8 +62,8 @@ def upgrade() -> None:
     sa.Column('agent_id', sa.Uuid(), nullable=False),
     sa.Column('token_hash', sa.String(length=64), nullable=False),
     sa.Column('name', sa.String(length=100), nullable=False),
-    sa.Column('created_at', crm_store.types.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('last_used_at', crm_store.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', crm_store.columns.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('last_used_at', crm_store.columns.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['agent_id'], ['agents.id'], name=op.f('fk_api_tokens_agent_id_agents'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_api_tokens')),
     sa.UniqueConstraint('token_hash', name=op.f('uq_api_tokens_token_hash'))
@@ -75,7 +75,7 @@ def upgrade() -> None:
     sa.Column('external_id', sa.String(length=255), nullable=False),
     sa.Column('profile', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
     sa.Column('reachable', sa.Boolean(), nullable=False),
-    sa.Column('created_at', crm_store.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', crm_store.columns.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], name=op.f('fk_channel_identities_customer_id_customers'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_channel_identities')),
     sa.UniqueConstraint('channel', 'external_id', name=op.f('uq_channel_identities_channel_external_id'))
@@ -90,7 +90,7 @@ def upgrade() -> None:
     sa.Column('purpose', sa.String(length=32), nullable=False),
     sa.Column('granted', sa.Boolean(), nullable=False),
     sa.Column('source', sa.String(length=64), nullable=True),
-    sa.Column('updated_at', crm_store.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', crm_store.columns.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], name=op.f('fk_consents_customer_id_customers'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_consents')),
     sa.UniqueConstraint('customer_id', 'channel', 'purpose', name=op.f('uq_consents_customer_id_channel_purpose'))
@@ -105,13 +105,13 @@ def upgrade() -> None:
     sa.Column('team', sa.String(length=64), nullable=True),
     sa.Column('priority', sa.String(length=16), nullable=False),
     sa.Column('bot_state', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
-    sa.Column('snoozed_until', crm_store.types.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('created_at', crm_store.types.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('updated_at', crm_store.types.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('last_message_at', crm_store.types.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('first_response_at', crm_store.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('snoozed_until', crm_store.columns.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', crm_store.columns.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', crm_store.columns.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('last_message_at', crm_store.columns.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('first_response_at', crm_store.columns.UTCDateTime(timezone=True), nullable=True),
     sa.Column('first_response_seconds', sa.Numeric(precision=12, scale=3), nullable=True),
-    sa.Column('resolved_at', crm_store.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('resolved_at', crm_store.columns.UTCDateTime(timezone=True), nullable=True),
     sa.Column('resolution_seconds', sa.Numeric(precision=12, scale=3), nullable=True),
     sa.ForeignKeyConstraint(['assignee_id'], ['agents.id'], name=op.f('fk_conversations_assignee_id_agents'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], name=op.f('fk_conversations_customer_id_customers'), ondelete='CASCADE'),
@@ -129,8 +129,8 @@ def upgrade() -> None:
     sa.Column('properties', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
     sa.Column('amount', sa.Numeric(precision=14, scale=2), nullable=True),
     sa.Column('currency', sa.String(length=3), nullable=True),
-    sa.Column('occurred_at', crm_store.types.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('created_at', crm_store.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('occurred_at', crm_store.columns.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', crm_store.columns.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], name=op.f('fk_customer_events_customer_id_customers'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_customer_events'))
     )
@@ -162,8 +162,8 @@ def upgrade() -> None:
     sa.Column('intent', sa.String(length=100), nullable=True),
     sa.Column('status', sa.String(length=16), nullable=True),
     sa.Column('metadata', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
-    sa.Column('created_at', crm_store.types.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('edited_at', crm_store.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', crm_store.columns.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('edited_at', crm_store.columns.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['conversation_id'], ['conversations.id'], name=op.f('fk_messages_conversation_id_conversations'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], name=op.f('fk_messages_customer_id_customers'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['sender_agent_id'], ['agents.id'], name=op.f('fk_messages_sender_agent_id_agents'), ondelete='SET NULL'),
@@ -185,12 +185,12 @@ def upgrade() -> None:
     sa.Column('payload', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('attempts', sa.Integer(), nullable=False),
-    sa.Column('next_attempt_at', crm_store.types.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('claimed_until', crm_store.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('next_attempt_at', crm_store.columns.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('claimed_until', crm_store.columns.UTCDateTime(timezone=True), nullable=True),
     sa.Column('last_error', sa.Text(), nullable=True),
     sa.Column('external_id', sa.String(length=255), nullable=True),
-    sa.Column('created_at', crm_store.types.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('sent_at', crm_store.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', crm_store.columns.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('sent_at', crm_store.columns.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['message_id'], ['messages.id'], name=op.f('fk_outbox_message_id_messages'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_outbox'))
     )

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
-
-import crm_store.types
 from sqlalchemy.dialects import postgresql
+
+import crm_store.columns
 
 revision = '0002'
 down_revision = '0001'
@@ -24,7 +24,7 @@ def upgrade() -> None:
     sa.Column('id', sa.Uuid(), nullable=False),
     sa.Column('shortcut', sa.String(length=64), nullable=False),
     sa.Column('text', sa.Text(), nullable=False),
-    sa.Column('created_at', crm_store.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', crm_store.columns.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_canned_responses')),
     sa.UniqueConstraint('shortcut', name=op.f('uq_canned_responses_shortcut'))
     )
@@ -32,7 +32,7 @@ def upgrade() -> None:
     sa.Column('id', sa.Uuid(), nullable=False),
     sa.Column('email', sa.String(length=320), nullable=False),
     sa.Column('address', sa.String(length=64), nullable=False),
-    sa.Column('created_at', crm_store.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', crm_store.columns.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_login_failures'))
     )
     with op.batch_alter_table('login_failures', schema=None) as batch_op:
@@ -51,7 +51,7 @@ def upgrade() -> None:
     op.create_table('teams',
     sa.Column('id', sa.Uuid(), nullable=False),
     sa.Column('name', sa.String(length=64), nullable=False),
-    sa.Column('created_at', crm_store.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', crm_store.columns.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_teams')),
     sa.UniqueConstraint('name', name=op.f('uq_teams_name'))
     )
@@ -59,7 +59,7 @@ def upgrade() -> None:
     sa.Column('agent_id', sa.Uuid(), nullable=False),
     sa.Column('presence', sa.String(length=16), nullable=False),
     sa.Column('max_chats', sa.Integer(), nullable=False),
-    sa.Column('updated_at', crm_store.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', crm_store.columns.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['agent_id'], ['agents.id'], name=op.f('fk_agent_settings_agent_id_agents'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('agent_id', name=op.f('pk_agent_settings'))
     )
@@ -67,8 +67,8 @@ def upgrade() -> None:
     sa.Column('token_hash', sa.String(length=64), nullable=False),
     sa.Column('agent_id', sa.Uuid(), nullable=False),
     sa.Column('csrf_token', sa.String(length=64), nullable=False),
-    sa.Column('created_at', crm_store.types.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('expires_at', crm_store.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', crm_store.columns.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('expires_at', crm_store.columns.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['agent_id'], ['agents.id'], name=op.f('fk_console_sessions_agent_id_agents'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('token_hash', name=op.f('pk_console_sessions'))
     )
@@ -78,7 +78,7 @@ def upgrade() -> None:
     op.create_table('team_members',
     sa.Column('team_id', sa.Uuid(), nullable=False),
     sa.Column('agent_id', sa.Uuid(), nullable=False),
-    sa.Column('last_assigned_at', crm_store.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('last_assigned_at', crm_store.columns.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['agent_id'], ['agents.id'], name=op.f('fk_team_members_agent_id_agents'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['team_id'], ['teams.id'], name=op.f('fk_team_members_team_id_teams'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('team_id', 'agent_id', name=op.f('pk_team_members'))
@@ -92,7 +92,7 @@ def upgrade() -> None:
     sa.Column('agent_id', sa.Uuid(), nullable=True),
     sa.Column('action', sa.String(length=32), nullable=False),
     sa.Column('details', sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), 'postgresql'), nullable=False),
-    sa.Column('created_at', crm_store.types.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_at', crm_store.columns.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['agent_id'], ['agents.id'], name=op.f('fk_audit_events_agent_id_agents'), ondelete='SET NULL'),
     sa.ForeignKeyConstraint(['conversation_id'], ['conversations.id'], name=op.f('fk_audit_events_conversation_id_conversations'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_audit_events'))
@@ -111,9 +111,9 @@ def upgrade() -> None:
 
     op.create_table('conversation_sla',
     sa.Column('conversation_id', sa.Uuid(), nullable=False),
-    sa.Column('handed_off_at', crm_store.types.UTCDateTime(timezone=True), nullable=False),
-    sa.Column('first_response_due_at', crm_store.types.UTCDateTime(timezone=True), nullable=True),
-    sa.Column('resolution_due_at', crm_store.types.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('handed_off_at', crm_store.columns.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('first_response_due_at', crm_store.columns.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('resolution_due_at', crm_store.columns.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['conversation_id'], ['conversations.id'], name=op.f('fk_conversation_sla_conversation_id_conversations'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('conversation_id', name=op.f('pk_conversation_sla'))
     )

@@ -13,7 +13,8 @@ import pytest
 from aiohttp.test_utils import TestClient
 from slack_sdk.signature import SignatureVerifier
 
-from bot.app import SERVICES, create_app
+from bot.services import SERVICES
+from bot.app import create_app
 from bot.config import load_settings
 from crm_store.database import Database
 from tests.fakes.slack import FakeSlack

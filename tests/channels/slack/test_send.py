@@ -7,15 +7,8 @@ from typing import Any
 
 import pytest
 
-from channels.base import (
-    Attachment,
-    Button,
-    OutboundMessage,
-    PermanentSendError,
-    RecipientBlocked,
-    RetryAfter,
-    SendError,
-)
+from channels.base import PermanentSendError, RecipientBlocked, RetryAfter, SendError
+from contracts.messages import Attachment, Button, OutboundMessage
 from channels.slack import SlackChannel
 from tests.channels.slack.conftest import BOT_TOKEN, SIGNING_SECRET
 from tests.fakes.slack import FakeSlack

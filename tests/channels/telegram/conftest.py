@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from bot.app import SERVICES, create_app
+from bot.services import SERVICES
+from bot.app import create_app
 from bot.config import load_settings
 from crm_store.database import Database
 from tests.fakes.base import eventually  # noqa: F401 - re-exported for the Telegram tests

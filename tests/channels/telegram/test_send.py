@@ -7,16 +7,8 @@ from typing import Any
 
 import pytest
 
-from channels.base import (
-    Attachment,
-    Button,
-    OutboundMessage,
-    PermanentSendError,
-    RateLimit,
-    RecipientBlocked,
-    RetryAfter,
-    SendError,
-)
+from channels.base import PermanentSendError, RateLimit, RecipientBlocked, RetryAfter, SendError
+from contracts.messages import Attachment, Button, OutboundMessage
 from channels.telegram import TelegramChannel
 from channels.telegram.request import AiohttpRequest
 from tests.channels.telegram.conftest import SECRET, TOKEN
