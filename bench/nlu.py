@@ -25,14 +25,17 @@ Results: bench/results/nlu.json (figures are medians of --runs latency passes).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import multiprocessing
 import os
 import platform
+import queue as queue_module
 import resource
 import signal
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.request
@@ -43,8 +46,13 @@ from typing import Any, Sequence
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
+# Run as a script, this file's folder comes first on sys.path, and its name would hide the nlu package.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
+sys.path.insert(0, str(ROOT))
 DATASETS = ("banking77", "banking77-oos")
 BATCH = 16
+#: Latency is timed on the first this many test texts (every pass), accuracy on all of them.
+LATENCY_TEXTS = 1000
 
 
 def _rss_mb(pid: int | str = "self") -> float:
@@ -132,7 +140,7 @@ def _serve_child(dataset_dir: str, model_dir: str, runs: int, queue: Any) -> Non
     model.parse_many(texts[:200])  # warm caches
     figures = {**_summary(report), "test_examples": len(texts), "load_seconds": round(load_seconds, 2),
                "best_threshold_ceiling_accuracy": round(_best_threshold_ceiling(model, test), 4)}
-    figures.update(_latencies(model.parse, model.parse_many, texts, runs))
+    figures.update(_latencies(model.parse, model.parse_many, texts[:LATENCY_TEXTS], runs))
     figures["serving_rss_mb"] = round(_rss_mb(), 1)
     queue.put(figures)
 
@@ -142,20 +150,27 @@ def _in_child(target: Any, *args: Any) -> dict[str, Any]:
     queue = ctx.Queue()
     proc = ctx.Process(target=target, args=(*args, queue))
     proc.start()
-    result = queue.get()
+    while True:
+        try:
+            result = queue.get(timeout=5)
+            break
+        except queue_module.Empty:
+            if not proc.is_alive():
+                raise RuntimeError(f"{target.__name__} failed (exit code {proc.exitcode}); its traceback is above")
     proc.join()
     return result
 
 
-def bench_dangol(dataset_dir: Path, pipeline: str, runs: int) -> dict[str, Any]:
+def bench_dangol(dataset_dir: Path, pipeline: str, runs: int, retrain: bool) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="dangol-nlu-bench-") as tmp:
         cache = str(Path(tmp) / "embeddings")  # empty: training time includes embedding every text
         result = _in_child(_train_child, str(dataset_dir), pipeline, str(Path(tmp) / "model"), cache)
-        if pipeline == "accurate":  # the same training with the cache now warm: what a retrain costs
+        if pipeline == "accurate" and retrain:  # the same training with the cache now warm: what a retrain costs
             again = _in_child(_train_child, str(dataset_dir), pipeline, str(Path(tmp) / "model2"), cache)
             result["retrain_seconds_warm_cache"] = again["train_seconds"]
             result["retrain_embedded"] = (again.get("embedding") or {}).get("embedded")
         result.update(_in_child(_serve_child, str(dataset_dir), str(Path(tmp) / "model"), runs))
+        result["latency_texts"] = LATENCY_TEXTS
     return result
 
 
@@ -180,6 +195,8 @@ def bench_rasa(dataset_dir: Path, shared: Path, port: int, runs: int) -> dict[st
     from nlu import evaluate, load_training_data
 
     train_file = dataset_dir / "train.csv"
+    while _rasa_training(train_file):  # serve.sh caches the model by file: wait rather than train it twice at once
+        time.sleep(20)
     log = Path(tempfile.mkstemp(prefix="rasa-peer-", suffix=".log")[1])
     started = time.perf_counter()
     with log.open("wb") as out:
@@ -205,13 +222,28 @@ def bench_rasa(dataset_dir: Path, shared: Path, port: int, runs: int) -> dict[st
         parser.parse_many(texts[:100])
         result: dict[str, Any] = {**_summary(report), "test_examples": len(texts)}
         result["train_seconds" if trained else "start_seconds_cached_model"] = round(ready_seconds, 1)
-        result.update(_latencies(parser.parse, parser.parse_many, texts, runs))
+        result.update(_latencies(parser.parse, parser.parse_many, texts[:LATENCY_TEXTS], runs))
         result["serving_rss_mb"] = round(sum(_rss_mb(p) for p in _group_pids(proc.pid)), 1)
         result["version"] = "rasa 3.6.21 (../shared/peers/rasa, DIET 10 epochs, FallbackClassifier 0.3)"
         return result
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=60)
+
+
+def _rasa_training(train_file: Path) -> bool:
+    """Whether a `rasa train` is running in serve.sh's work folder for this training file (named as serve.sh names it)."""
+    digest = hashlib.sha1(train_file.read_bytes()).hexdigest()[:8]
+    home = Path(os.environ.get("RASA_HOME", Path.home() / ".cache" / "dangol-rasa-peer"))
+    work = home / f"{train_file.stem}-{digest}-e{os.environ.get('EPOCHS', '10')}"
+    for entry in Path("/proc").iterdir():
+        try:
+            if (entry.name.isdigit() and b"rasa\x00train" in (entry / "cmdline").read_bytes()
+                    and Path(os.readlink(entry / "cwd")) == work):
+                return True
+        except OSError:
+            continue
+    return False
 
 
 def _group_pids(pgid: int) -> list[int]:
@@ -234,10 +266,12 @@ def main() -> None:
     parser.add_argument("--rasa", action="store_true", help="also start Rasa 3.6 (serve.sh) and measure it over HTTP")
     parser.add_argument("--rasa-port", type=int, default=5305)
     parser.add_argument("--runs", type=int, default=3, help="latency passes over the test texts (medians reported)")
+    parser.add_argument("--retrain", action="store_true", help="accurate: train again with the embedding cache warm")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "nlu.json"))
     args = parser.parse_args()
     shared = Path(args.shared)
     results: dict[str, Any] = {"cpu_count": os.cpu_count(), "python": platform.python_version(),
+                               "load_average_at_start": os.getloadavg(),
                                "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "datasets": {}}
     print(f"cores {os.cpu_count()}", flush=True)
     for name in filter(None, args.datasets.split(",")):
@@ -245,7 +279,7 @@ def main() -> None:
         per: dict[str, Any] = {}
         for pipeline in filter(None, args.pipelines.split(",")):
             print(f"{name}: training and measuring {pipeline} ...", flush=True)
-            per[pipeline] = bench_dangol(folder, pipeline, args.runs)
+            per[pipeline] = bench_dangol(folder, pipeline, args.runs, args.retrain)
             print(f"{name} {pipeline}: {json.dumps(_brief(per[pipeline]))}", flush=True)
         if args.rasa:
             print(f"{name}: starting Rasa 3.6 through serve.sh ...", flush=True)
@@ -257,6 +291,7 @@ def main() -> None:
         results["datasets"][name] = per
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    results["load_average_at_end"] = os.getloadavg()
     out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     print(f"written to {out}")
 
