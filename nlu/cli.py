@@ -77,7 +77,7 @@ def _settings(config_path: str | None, pipeline: str | None) -> NluSettings:
 @click.option("--threshold", type=click.FloatRange(0.0, 1.0), default=None,
               help="nlu_fallback threshold; default: chosen on out-of-fold confidences of the training data "
                    "(with an 'oos' intent: best expected accuracy at config.yml's expected_oos_rate, default 0.2; "
-                   "without: a confidence floor that sends at most 0.1% of right answers to nlu_fallback, at most 0.3).")
+                   "without: a confidence floor that sends at most 0.05% of right answers to nlu_fallback, at most 0.3).")
 def train(data: tuple[str, ...], out: str, pipeline: str | None, config_path: str | None, threshold: float | None) -> None:
     """Train a model on DATA (Rasa YAML/Markdown/JSON or text,intent CSV; files or folders)."""
     started = time.perf_counter()
