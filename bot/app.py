@@ -32,6 +32,7 @@ from contracts.untrusted import Untrusted, check_inbound
 from crm_store import assignment
 from crm_store.columns import utcnow
 from crm_store.database import Database, SchemaNotCurrent, StoreUnavailable
+from crm_store.error_kinds import classify
 from crm_store.live import LiveHub
 from crm_store.outbox import Outbox
 
@@ -59,14 +60,27 @@ async def error_middleware(request: web.Request, handler: Callable[[web.Request]
                          max_size=request.app._client_max_size, actual_size=request.content_length or 0) from None  # noqa: SLF001
     except asyncio.CancelledError:
         raise
-    except (DBAPIError, OSError, StoreUnavailable) as exc:
-        # Nothing was acknowledged: the platform (or client) should try again.
-        log.error("store unavailable on %s %s: %s", request.method, request.path, type(exc).__name__)
-        return web.json_response(error_body("store_unavailable", "the message store is unavailable; retry later"), status=503,
-                                 headers={"Retry-After": "5"})
+    except DBAPIError as exc:
+        kind = classify(exc)
+        if kind.kind == "unavailable":
+            return _store_unavailable(request, exc)
+        if kind.kind == "internal":
+            log.exception("unexpected store error on %s %s", request.method, request.path)
+            return web.json_response(error_body("internal", kind.message), status=500)
+        status, code = (409, "conflict") if kind.kind == "conflict" else (422, "invalid_field")
+        return web.json_response(error_body(code, kind.message, kind.field), status=status)
+    except (OSError, StoreUnavailable) as exc:
+        return _store_unavailable(request, exc)
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return web.json_response(error_body("internal", "internal error; it has been logged"), status=500)
+
+
+def _store_unavailable(request: web.Request, exc: Exception) -> web.Response:
+    # Nothing was acknowledged: the platform (or client) should try again.
+    log.error("store unavailable on %s %s: %s", request.method, request.path, type(exc).__name__)
+    return web.json_response(error_body("store_unavailable", "the message store is unavailable; retry later"), status=503,
+                             headers={"Retry-After": "5"})
 
 
 def create_app(settings: CoreSettings, *, extensions: list[Extension] | None = None) -> web.Application:
