@@ -9,13 +9,15 @@ whose keys are absent is off.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
+from bot.forwarded import parse_networks
 from channels.registry import channel_setting_problems, settings_mixins
 
 DEFAULT_BOT = Path(__file__).resolve().parent.parent / "examples" / "support-bot"
@@ -64,6 +66,18 @@ class CoreSettings(BaseSettings):
     shutdown_timeout: float = Field(default=20.0, gt=0)
     #: Seconds between scoring runs of every customer (RFM, CLV, clusters, recommendations); 0 turns them off.
     insights_score_interval: float = Field(default=3600.0, ge=0)
+    #: Reverse proxies (CIDRs, comma-separated) whose X-Forwarded-For/-Proto/-Host are believed (see bot.forwarded).
+    trusted_proxies: Annotated[list[str], NoDecode] = []
+    #: Bearer token that opens /metrics to any address; without one only callers on this machine may read it.
+    metrics_token: SecretStr | None = None
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _networks(cls, value: Any) -> Any:
+        items = [v for v in re.split(r"[,\s]+", value) if v] if isinstance(value, str) else value
+        if isinstance(items, list):
+            parse_networks([str(v) for v in items])
+        return items
 
     @field_validator("database_url")
     @classmethod

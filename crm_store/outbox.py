@@ -138,6 +138,17 @@ class Outbox:
         """Claimed rows that were never sent go back to the queue now, their attempt not counted."""
         await self.db.run_in_transaction(_release, [uuid.UUID(i) for i in outbox_ids], inline=True)
 
+    async def reclaim_held(self) -> int:
+        """Every row left ``sending`` becomes due now; how many.
+
+        Only for a process that knows it is the sole sender, as on SQLite
+        (one serving process): whatever is ``sending`` at its start was held
+        by a process that is gone, and waiting out the lease
+        (``delivery_lease_seconds``) would hold those replies back for a
+        minute.  The attempt stays counted: the dead sender may have sent it.
+        """
+        return await self.db.run_in_transaction(_reclaim_held)
+
     async def mark_unreachable(self, channel: str, customer_id: str | None, recipient: str) -> None:
         """The customer blocked us on ``channel``: stop trying that identity."""
         identities = ChannelIdentity.__table__
@@ -257,6 +268,11 @@ def _claim(conn: Connection, limit: int, lease_seconds: float, channels: Sequenc
                    str(conversation_id) if conversation_id else None, str(customer_id) if customer_id else None, attempts)
         for outbox_id, channel, recipient, data, message_id, conversation_id, customer_id, attempts in claimed
     ]
+
+
+def _reclaim_held(conn: Connection) -> int:
+    result = conn.execute(update(outbox_t).where(_o.status == "sending").values(claimed_until=utcnow() - dt.timedelta(seconds=1)))
+    return int(result.rowcount or 0)
 
 
 def _release(conn: Connection, ids: list[uuid.UUID]) -> None:
