@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from console import pages
+from console import pages, password
 from console.live_socket import live
 from console.render import STATIC
 
@@ -16,6 +16,8 @@ def setup(app: web.Application) -> None:
     r.add_get("/console/login", pages.login_form)
     r.add_post("/console/login", pages.login_submit)
     r.add_post("/console/logout", pages.logout)
+    r.add_get("/console/password", password.password_form)
+    r.add_post("/console/password", password.password_submit)
     r.add_get("/console/inbox", pages.inbox_page)
     r.add_post("/console/presence", pages.presence)
     r.add_get("/console/conversations/{conversation_id}", pages.conversation_page)

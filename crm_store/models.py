@@ -24,6 +24,9 @@ from sqlalchemy import (
     Uuid,
 )
 from sqlalchemy import (
+    false,
+)
+from sqlalchemy import (
     text as sql_text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -131,6 +134,8 @@ class Agent(Base):
     password_hash: Mapped[str | None] = mapped_column(String(255))
     active: Mapped[bool] = mapped_column(Boolean, default=True, nullable=False)
     created_at: Mapped[dt.datetime] = _created()
+    #: A generated one-time password: the console asks for a new one at the next login (migration 0005).
+    password_must_change: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false(), nullable=False)
 
 
 class ApiToken(Base):
