@@ -8,8 +8,10 @@ whose keys are absent is off.
 
 from __future__ import annotations
 
+import difflib
 import os
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -70,6 +72,9 @@ class CoreSettings(BaseSettings):
             raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
         if value.startswith(("postgresql://", "postgres://")):
             value = "postgresql+asyncpg://" + value.split("://", 1)[1]
+        folder = sqlite_folder(value)
+        if folder is not None and not folder.is_dir():
+            raise ValueError(f"the folder {folder} of the SQLite file does not exist (create it, or fix the path)")
         return value
 
     @model_validator(mode="after")
@@ -103,6 +108,38 @@ class CoreSettings(BaseSettings):
         return self.database_url.startswith("sqlite")
 
 
+def sqlite_folder(url: str) -> Path | None:
+    """The folder a SQLite URL's file goes in; None for other databases and in-memory ones."""
+    if not url.startswith("sqlite"):
+        return None
+    database = url.split("://", 1)[1].split("?", 1)[0]
+    database = database[1:] if database.startswith("/") else database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database).expanduser().parent
+
+
+#: ``DANGOL_*`` variables read outside the settings: the CLI's --config, the NLU cache, the tests' and benchmarks' own.
+OTHER_VARIABLES = frozenset({"DANGOL_CONFIG", "DANGOL_NLU_CACHE", "DANGOL_SHARED", "DANGOL_TEST_PG", "DANGOL_BENCH_PG",
+                             "DANGOL_CHROMIUM"})
+
+
+def unknown_variables(settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> list[str]:
+    """A message for each ``DANGOL_*`` variable no setting reads, naming the closest known one.
+
+    pydantic-settings ignores them, so a misspelling (``DANGOL_PROT``) would
+    silently leave the default in place.
+    """
+    known = {f"DANGOL_{name.upper()}" for name in settings_cls.model_fields} | OTHER_VARIABLES
+    problems = []
+    for key in sorted(environ):
+        name = key.upper()
+        if name.startswith("DANGOL_") and name not in known:
+            close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
+            problems.append(f"{key}: unknown environment variable" + (f"; did you mean {close[0]}?" if close else ""))
+    return problems
+
+
 def _settings_class(toml_path: Path | None) -> type[CoreSettings]:
     class Settings(CoreSettings, *settings_mixins()):  # type: ignore[misc]
         @classmethod
@@ -134,6 +171,9 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Co
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
     cls = _settings_class(path)
+    unknown = unknown_variables(cls, os.environ)
+    if unknown:
+        raise ConfigError("invalid configuration: " + "; ".join(unknown))
     try:
         settings = cls(**overrides)
     except ValidationError as exc:
