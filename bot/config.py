@@ -20,7 +20,14 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from channels.registry import channel_setting_problems, settings_mixins
 
-DEFAULT_BOT = Path(__file__).resolve().parent.parent / "examples" / "support-bot"
+def _default_bot() -> Path:
+    """The sample bot: the installed package's copy (see setup.py), else the source tree's ``examples/``."""
+    here = Path(__file__).resolve().parent
+    packaged = here / "examples" / "support-bot"
+    return packaged if packaged.is_dir() else here.parent / "examples" / "support-bot"
+
+
+DEFAULT_BOT = _default_bot()
 
 
 class ConfigError(Exception):
