@@ -187,7 +187,7 @@ def build_delivery(services: Services) -> DeliveryWorker:
     metrics = services.metrics
     return DeliveryWorker(
         services.outbox,
-        {name: ch for name, ch in services.channels.items() if not ch.inline_replies},
+        {name: ch for name, ch in services.channels.items() if ch.sends_outbox},
         batch=settings.delivery_batch,
         concurrency=settings.delivery_concurrency,
         max_attempts=settings.delivery_max_attempts,

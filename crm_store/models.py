@@ -266,7 +266,9 @@ class OutboxRow(Base):
     created_at: Mapped[dt.datetime] = _created()
     sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
-    __table_args__ = (Index("ix_outbox_status_next", "status", "next_attempt_at"),)
+    __table_args__ = (Index("ix_outbox_status_next", "status", "next_attempt_at"),
+                      # a channel that answers inline hands a customer's queued replies over on their next call (migration 0005)
+                      Index("ix_outbox_channel_recipient", "channel", "recipient", "status"))
 
 
 class AppSetting(Base):

@@ -12,6 +12,7 @@ from the wheel, which the test checks.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -33,8 +34,11 @@ def _run(*args: str | Path, cwd: Path | None = None) -> str:
 
 
 def install_wheel(tmp_path: Path) -> Path:
-    wheels = tmp_path / "wheels"
-    _run(sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", wheels, ROOT)
+    wheels, source = tmp_path / "wheels", tmp_path / "source"
+    # a copy, so the build leaves nothing (build/, *.egg-info) in the working tree
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(".venv", ".git", "build", "*.egg-info", "test-artifacts", "__pycache__",
+                                                                  "bench"))
+    _run(sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", wheels, source)
     (wheel,) = wheels.glob("dangol-*.whl")
     venv = tmp_path / "fresh"
     _run(sys.executable, "-m", "venv", "--without-pip", venv)

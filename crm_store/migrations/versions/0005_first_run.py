@@ -1,4 +1,4 @@
-"""first run: one-time passwords that must be changed
+"""first run: one-time passwords that must be changed; queued replies found by recipient
 
 Revision ID: 0005
 Revises: 0002
@@ -19,8 +19,12 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table('agents', schema=None) as batch_op:
         batch_op.add_column(sa.Column('password_must_change', sa.Boolean(), server_default=sa.false(), nullable=False))
+    with op.batch_alter_table('outbox', schema=None) as batch_op:
+        batch_op.create_index('ix_outbox_channel_recipient', ['channel', 'recipient', 'status'], unique=False)
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('outbox', schema=None) as batch_op:
+        batch_op.drop_index('ix_outbox_channel_recipient')
     with op.batch_alter_table('agents', schema=None) as batch_op:
         batch_op.drop_column('password_must_change')
