@@ -117,6 +117,7 @@ class ConsentOut(BaseModel):
 
 class CustomerOut(BaseModel):
     id: str
+    display_name: str = Field(description="The name, else the e-mail, phone, platform username, else \"Visitor #\" and a short id.")
     name: str | None
     first_name: str | None
     last_name: str | None
