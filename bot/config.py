@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
+import phonenumbers
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
@@ -71,6 +72,18 @@ class CoreSettings(BaseSettings):
     rasa_timeout: float = Field(default=2.0, gt=0)
     nlu_model: Path | None = None
     shutdown_timeout: float = Field(default=20.0, gt=0)
+    #: Where a phone number written without its country code is read (ISO 3166 code, e.g. KR); stored as E.164.
+    default_region: str | None = "KR"
+
+    @field_validator("default_region")
+    @classmethod
+    def _phone_region(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        region = value.upper()
+        if region not in phonenumbers.SUPPORTED_REGIONS:
+            raise ValueError("must be a two-letter country code that has phone numbers, such as KR or US")
+        return region
 
     @field_validator("database_url")
     @classmethod

@@ -7,7 +7,7 @@ import zoneinfo
 from typing import Any, Literal
 
 from email_validator import EmailNotValidError, validate_email
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from nlu.entities import normalize_phone
 
@@ -30,14 +30,21 @@ def check_email(value: str | None) -> str | None:
         raise ValueError(f"not a valid e-mail address ({exc})") from None
 
 
-def check_phone(value: str | None) -> str | None:
-    """E.164 only: a number without its country is ambiguous across channels."""
+def check_phone(value: str | None, default_region: str | None = None) -> str | None:
+    """E.164, as the bot stores what customers type: a national number (010-2222-3333) is read in
+    ``default_region`` (the ``default_region`` setting), one with + and its country code anywhere."""
     if value is None:
         return None
-    normalised = normalize_phone(value, regions=()) if value.strip().startswith("+") else None
+    normalised = normalize_phone(value, regions=(default_region,) if default_region else ())
     if normalised is None:
-        raise ValueError("must be a valid international number such as +821012345678")
+        where = f" or a valid number in {default_region}" if default_region else ""
+        raise ValueError(f"must be a valid international number such as +821012345678{where}")
     return normalised
+
+
+def _region(info: ValidationInfo) -> str | None:
+    """The ``default_region`` setting, handed to validation as context by bot.api.endpoints."""
+    return (info.context or {}).get("default_region") if isinstance(info.context, dict) else None
 
 
 def check_timezone(value: str | None) -> str | None:
@@ -70,7 +77,7 @@ class CustomerFields(Strict):
     lifecycle_stage: Lifecycle | None = None
 
     _email = field_validator("email")(classmethod(lambda cls, v: check_email(v)))
-    _phone = field_validator("phone")(classmethod(lambda cls, v: check_phone(v)))
+    _phone = field_validator("phone")(classmethod(lambda cls, v, info: check_phone(v, _region(info))))
     _tz = field_validator("timezone")(classmethod(lambda cls, v: check_timezone(v)))
 
     @field_validator("locale")
