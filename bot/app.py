@@ -19,6 +19,7 @@ from bot import health
 from bot.bot_loader import load_bot
 from bot.config import CoreSettings
 from bot.engine.conversation import ConversationEngine
+from bot.http_metrics import counting_middleware
 from bot.metrics import Metrics
 from bot.pipeline.write_child import WriteChildSpec
 from bot.services import SERVICES, Services
@@ -69,7 +70,7 @@ async def error_middleware(request: web.Request, handler: Callable[[web.Request]
 
 def create_app(settings: CoreSettings, *, extensions: list[Extension] | None = None) -> web.Application:
     metrics = Metrics()
-    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[error_middleware])
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[counting_middleware(metrics), error_middleware])
     channels = {channel.name: channel for channel in enabled_channels(settings)}
     services = Services(settings=settings, metrics=metrics, channels=channels)
     app[SERVICES] = services

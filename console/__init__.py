@@ -9,6 +9,11 @@ from console.live_socket import live
 from console.render import STATIC
 
 
+async def favicon(request: web.Request) -> web.FileResponse:
+    """Browsers ask every site for /favicon.ico; an SVG answers them all (and the console links it)."""
+    return web.FileResponse(STATIC / "favicon.svg", headers={"Content-Type": "image/svg+xml", "Cache-Control": "max-age=86400"})
+
+
 def setup(app: web.Application) -> None:
     r = app.router
     r.add_get("/console", pages.home)
@@ -28,3 +33,4 @@ def setup(app: web.Application) -> None:
     r.add_post("/console/admin/{what}", pages.admin_action)
     r.add_get("/console/live", live)
     r.add_static("/console/static", STATIC)
+    r.add_get("/favicon.ico", favicon)
