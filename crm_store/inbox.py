@@ -112,16 +112,20 @@ async def reply(db: Database, conversation_id: uuid.UUID, agent_id: uuid.UUID, t
             raise Conflict(f"the customer has no address on {conv.channel}", "channel")
         changes = [c for c in [take_over_for_reply(conn, conv, agent_id, now)] if c is not None]
         message_id, outbox_id = new_id(), new_id()
+        # the customer sees who answers (the web chat shows it above the reply)
+        sender_name = conn.execute(select(agents_t.c.name).where(agents_t.c.id == agent_id)).scalar()
         row = {
             "id": message_id, "conversation_id": conv.id, "customer_id": conv.customer_id, "channel": conv.channel,
             "direction": "out", "sender_kind": "agent", "sender_agent_id": agent_id, "text": body,
             "attachments": list(attachments), "buttons": [], "external_id": None, "in_reply_to": None,
-            "intent": None, "status": "queued", "metadata": {"recipient": recipient}, "created_at": now, "edited_at": None,
+            "intent": None, "status": "queued", "metadata": {"recipient": recipient, "sender_name": sender_name},
+            "created_at": now, "edited_at": None,
         }
         conn.execute(insert(messages_t).values(**row))
         conn.execute(insert(outbox_t).values(
             id=outbox_id, message_id=message_id, conversation_id=conv.id, customer_id=conv.customer_id, channel=conv.channel,
-            recipient=recipient, payload=payload(body, attachments=attachments), status="queued", attempts=0, next_attempt_at=now,
+            recipient=recipient, payload=payload(body, attachments=attachments, metadata={"sender_name": sender_name}),
+            status="queued", attempts=0, next_attempt_at=now,
             claimed_until=None, last_error=None, external_id=None, created_at=now, sent_at=None,
         ))
         conn.execute(update(conversations_t).where(conversations_t.c.id == conv.id).values(last_message_at=now, updated_at=now))

@@ -199,6 +199,7 @@ class MessageOut(BaseModel):
     direction: Literal["in", "out", "sys"]
     sender_kind: Literal["customer", "bot", "agent", "system"]
     sender_agent_id: str | None
+    sender_name: str | None = Field(default=None, description="The agent's name on a person's reply, as the customer sees it.")
     text: str | None
     attachments: list[dict[str, Any]]
     buttons: list[dict[str, Any]]
