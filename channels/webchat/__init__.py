@@ -50,6 +50,7 @@ class WebChatSettings(BaseModel):
 class WebChatChannel(Channel):
     name = "webchat"
     Settings = WebChatSettings
+    delivery_note = "pushed at once to the visitor's open chat window; shown in the history when they come back"
 
     def __init__(self, max_message_chars: int = 4096, secret: str | None = None) -> None:
         super().__init__()
