@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Select, delete, func, insert, or_, select, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crm_store.columns import new_id, utcnow
-from crm_store.database import Database
+from crm_store.database import Database, pause_before_retry
 from crm_store.display_names import display_name_of
 from crm_store.errors import Conflict, NotFound
 from crm_store.models import (
@@ -34,6 +36,9 @@ messages_t = Message.__table__
 events_t = CustomerEvent.__table__
 outbox_t = OutboxRow.__table__
 
+log = logging.getLogger(__name__)
+#: Tries of a join by verified contact before the customer is left on its own.
+JOIN_ATTEMPTS = 3
 FIELDS = ("name", "first_name", "last_name", "email", "phone", "locale", "timezone", "lifecycle_stage")
 
 
@@ -246,6 +251,22 @@ async def _merge_open_conversations(conn: AsyncConnection, keep_id: uuid.UUID, m
 
 
 async def join_verified_contact(db: Database, customer_id: uuid.UUID, email: str | None, phone: str | None) -> uuid.UUID:
+    """:func:`join_or_fill` (see there), tried again when another process's write got in the way.
+
+    The message path calls it after its batch is committed: a failure here must not
+    fail the batch, so after the last try the customer stays one of its own (logged).
+    """
+    for attempt in range(JOIN_ATTEMPTS):
+        try:
+            return await join_or_fill(db, customer_id, email, phone)
+        except DBAPIError as exc:
+            log.info("joining customer %s by verified contact conflicted (%s); retrying", customer_id, exc.orig or exc)
+            await pause_before_retry(attempt)
+    log.warning("could not join customer %s by verified contact; it stays a customer of its own", customer_id)
+    return customer_id
+
+
+async def join_or_fill(db: Database, customer_id: uuid.UUID, email: str | None, phone: str | None) -> uuid.UUID:
     """A platform vouched for this customer's e-mail or phone: one person, one record.
 
     If another customer already has that e-mail or phone, this customer is

@@ -21,14 +21,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import DBAPIError
 
 from bot.engine.turn import HUMAN_STATES, Decider, Decision, InboundItem, Turn
 from bot.engine.waiting import acknowledged, waiting_for
 from contracts.messages import HandleResult, InboundMessage, OutboundMessage
 from crm_store.columns import new_id, utcnow
 from crm_store.customers import join_verified_contact
-from crm_store.database import Database, pause_before_retry
+from crm_store.database import Database
 from crm_store.message_batch import (
     CUSTOMER_FIELDS,
     BatchContext,
@@ -73,18 +72,7 @@ class BatchHandler:
     async def _join_contacts(self, joins: list[ContactJoin], results: Results) -> None:
         """Rare: a platform vouched for a contact the customer record lacks; join or fill (after the commit)."""
         for customer_id, email, phone in joins:
-            # The batch is committed: a failure here must not send it round the batch retry
-            # (its messages would come back as duplicates and the join be forgotten).
-            survivor = customer_id
-            for attempt in range(3):
-                try:
-                    survivor = await join_verified_contact(self.db, customer_id, email, phone)
-                    break
-                except DBAPIError as exc:
-                    log.info("joining customer %s by verified contact conflicted (%s); retrying", customer_id, exc.orig or exc)
-                    await pause_before_retry(attempt)
-            else:
-                log.warning("could not join customer %s by verified contact; it stays a customer of its own", customer_id)
+            survivor = await join_verified_contact(self.db, customer_id, email, phone)
             if survivor != customer_id:
                 for result in results:
                     if isinstance(result, HandleResult) and result.customer_id == str(customer_id):
