@@ -63,3 +63,17 @@ def test_teams_an_admin_deleted_do_not_come_back(tmp_path: Path) -> None:
     asyncio.run(delete_vip())
     cli("db", "upgrade", url=url)
     assert asyncio.run(read_routing(url))[0] == ["orders", "support"]
+
+
+async def test_the_seed_runs_once_per_database_on_either_store(db: Database) -> None:
+    from crm_store import agents
+    from crm_store.first_run import seed_routing
+
+    admin, _ = await agents.create_agent(db, email="admin@example.com", name="Admin", role="admin")
+    assert await seed_routing(db, ["support", "orders", "support"]) == ["support", "orders"]
+    assert await seed_routing(db, ["vip"]) == []
+    async with db.read() as conn:
+        teams = sorted(r.name for r in await conn.execute(select(Team.__table__)))
+        members = {r.team_id for r in await conn.execute(select(TeamMember.__table__).where(TeamMember.__table__.c.agent_id == admin.id))}
+        policies = (await conn.execute(select(SlaPolicy.__table__))).all()
+    assert teams == ["orders", "support"] and len(members) == 2 and len(policies) == 4
