@@ -113,8 +113,6 @@ def record_of(row: Any) -> AgentRecord:
     return AgentRecord(row.id, row.email, row.name, row.role, row.active, row.created_at, bool(row.password_must_change))
 
 
-_record = record_of
-
 
 async def agent_for_password(db: Database, email: str, password: str) -> AgentRecord | None:
     """The active account with this e-mail and password, or None (without saying which was wrong)."""
@@ -130,19 +128,19 @@ async def agent_for_password(db: Database, email: str, password: str) -> AgentRe
         return None
     if row is None or not row.password_hash or not row.active:
         return None
-    return _record(row)
+    return record_of(row)
 
 
 async def get_agent(db: Database, agent_id: uuid.UUID) -> AgentRecord | None:
     async with db.read() as conn:
         row = (await conn.execute(select(agents_t).where(agents_t.c.id == agent_id))).first()
-    return _record(row) if row is not None else None
+    return record_of(row) if row is not None else None
 
 
 async def list_agents(db: Database) -> list[AgentRecord]:
     async with db.read() as conn:
         rows = (await conn.execute(select(agents_t).order_by(agents_t.c.name, agents_t.c.id))).all()
-    return [_record(r) for r in rows]
+    return [record_of(r) for r in rows]
 
 
 async def update_agent(db: Database, agent_id: uuid.UUID, *, name: str | None = None, role: str | None = None,
@@ -169,7 +167,7 @@ async def update_agent(db: Database, agent_id: uuid.UUID, *, name: str | None = 
         row = (await conn.execute(select(agents_t).where(agents_t.c.id == agent_id))).first()
     if row is None:
         raise AgentError(f"agent {agent_id} does not exist", "agent_id")
-    return _record(row)
+    return record_of(row)
 
 
 def generate_password() -> str:

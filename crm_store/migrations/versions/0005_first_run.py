@@ -17,10 +17,9 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table('agents', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('password_must_change', sa.Boolean(), server_default=sa.false(), nullable=False))
-    with op.batch_alter_table('outbox', schema=None) as batch_op:
-        batch_op.create_index('ix_outbox_channel_recipient', ['channel', 'recipient', 'status'], unique=False)
+    # plain ALTER TABLE ADD COLUMN (SQLite takes a constant default): no table copy, no free pages left behind
+    op.add_column('agents', sa.Column('password_must_change', sa.Boolean(), server_default=sa.false(), nullable=False))
+    op.create_index('ix_outbox_channel_recipient', 'outbox', ['channel', 'recipient', 'status'], unique=False)
 
 
 def downgrade() -> None:
