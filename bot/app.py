@@ -23,6 +23,7 @@ from bot.http_metrics import counting_middleware
 from bot.metrics import Metrics
 from bot.pipeline.write_child import WriteChildSpec
 from bot.services import SERVICES, Services
+from campaigns.scheduler import CampaignScheduler
 from channels.base import ChannelServices
 from channels.delivery import DeliveryWorker
 from channels.registry import enabled_channels
@@ -135,6 +136,8 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     services.engine = engine
     if services.delivery:
         services.delivery.start()
+    services.campaigns = CampaignScheduler(db, on_rows=services.delivery.wake if services.delivery else None)
+    services.campaigns.start()
     waker = asyncio.create_task(_wake_snoozed_forever(db, live), name="snooze-waker")
     log.info("dangol started: channels %s, store %s", ", ".join(sorted(services.channels)) or "none", "sqlite" if db.is_sqlite else "postgresql")
     try:
@@ -144,6 +147,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         services.engine = None
         waker.cancel()
         await asyncio.gather(waker, return_exceptions=True)
+        await services.campaigns.stop()
         await engine.close()
         if services.delivery:
             await services.delivery.stop(settings.shutdown_timeout)

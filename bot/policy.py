@@ -32,6 +32,7 @@ from bot.bot_folder import Action, BotFolder, FormSpec, HandoffTarget, ResponseV
 from bot.engine.turn import Decision, Handoff, Reply, Turn
 from bot.engine.waiting import Waiting, wait_phrase
 from bot.forms import candidate, validate
+from campaigns.opt_out import load_opt_out_words
 from contracts.messages import Attachment
 from nlu import FALLBACK_INTENT
 
@@ -121,6 +122,7 @@ class RuleBot:
                 index.setdefault((v.channel, v.lang or self.policy.default_language), []).append(v)
             self._index[name] = index
         self._answer_only = {intent for intent, actions in folder.rules.items() if all(a.kind == "response" for a in actions)}
+        self.opt_out = load_opt_out_words(folder.path, self.policy.default_language)
 
     # --- responses -------------------------------------------------------------------
 
@@ -174,6 +176,13 @@ class RuleBot:
         step = _Step(turn, state, lang, intent if understood else FALLBACK_INTENT)
         if state.get("lang") != lang:
             step.set("lang", lang)
+
+        # STOP / 수신거부 before any rule (in a running form, a word the NLU reads as cancel cancels the form)
+        if (opted := self.opt_out.classify(turn.message.text, lang)) is not None and not (
+                state.get("form") and intent in policy.cancel_intents):
+            step.decision.consents.extend(opted.consents)
+            step.decision.replies.append(Reply(text=opted.confirmation, metadata={"response": opted.kind}))
+            return step.finish()
 
         if policy.vip_tags and not state.get("vip_routed") and not policy.vip_tags.isdisjoint(turn.customer.tags):
             self._say(step, policy.vip_response)

@@ -14,6 +14,7 @@ from aiohttp import web
 from bot.config import CoreSettings
 from bot.engine.conversation import ConversationEngine
 from bot.metrics import Metrics
+from campaigns.scheduler import CampaignScheduler
 from channels.base import Channel
 from channels.delivery import DeliveryWorker
 from crm_store.database import Database
@@ -32,6 +33,8 @@ class Services:
     delivery: DeliveryWorker | None = None
     #: Live events for the console (new messages, assignments, status changes).
     live: LiveHub | None = None
+    #: Fires scheduled campaigns and materializes their runs (campaigns.scheduler).
+    campaigns: CampaignScheduler | None = None
     started_at: float = field(default_factory=time.time)
 
 

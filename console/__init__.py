@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from console import pages, password
+from console import campaign_pages, pages, password
 from console.live_socket import live
 from console.render import STATIC
 
@@ -32,5 +32,6 @@ def setup(app: web.Application) -> None:
     r.add_get("/console/admin", pages.admin_page)
     r.add_post("/console/admin/{what}", pages.admin_action)
     r.add_get("/console/live", live)
+    campaign_pages.setup(r)
     r.add_static("/console/static", STATIC)
     r.add_get("/favicon.ico", favicon)

@@ -265,10 +265,18 @@ class OutboxRow(Base):
     external_id: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[dt.datetime] = _created()
     sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    campaign_run_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    campaign_variant: Mapped[str | None] = mapped_column(String(32))  # campaign rows (0004): see the indexes below
 
-    __table_args__ = (Index("ix_outbox_status_next", "status", "next_attempt_at"),
-                      # a channel that answers inline hands a customer's queued replies over on their next call (migration 0005)
-                      Index("ix_outbox_channel_recipient", "channel", "recipient", "status"))
+    __table_args__ = (
+        Index("ix_outbox_status_next", "status", "next_attempt_at"),
+        # a channel that answers inline hands a customer's queued replies over on their next call (migration 0005)
+        Index("ix_outbox_channel_recipient", "channel", "recipient", "status"),
+        *(Index(name, *columns, unique=name.startswith("uq_"), sqlite_where=sql_text("campaign_run_id IS NOT NULL"),
+                postgresql_where=sql_text("campaign_run_id IS NOT NULL"))  # one row per run and customer: a restarted run
+          for name, columns in (("uq_outbox_campaign_run_customer", ("campaign_run_id", "customer_id")),  # sends no one twice;
+                                ("ix_outbox_campaign_customer", ("customer_id", "created_at")))),  # frequency caps read these
+    )
 
 
 class AppSetting(Base):

@@ -23,6 +23,7 @@ from bot.config import ConfigError, CoreSettings, load_settings
 from bot.event_loop import new_event_loop
 from bot.metrics import Metrics
 from bot.services import Services
+from campaigns.cli import campaign_group
 from channels.base import ChannelServices
 from channels.registry import channel_commands, enabled_channels
 from crm_store import agents
@@ -301,6 +302,7 @@ def _bot_or_none(settings: CoreSettings) -> BotFolder | None:
 main.add_command(nlu_commands)
 for _group in channel_commands():
     main.add_command(_group)
+main.add_command(campaign_group(lambda ctx: _settings(ctx).database_url))
 
 
 if __name__ == "__main__":  # pragma: no cover

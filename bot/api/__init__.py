@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from bot.api import conversations, customers, inbox, me, team_admin  # noqa: F401 - modules register their routes  # noqa: F401 - agents: inbox actions, accounts, teams, SLAs
+from bot.api import consents, marketing  # noqa: F401 - marketers: consent, segments, campaigns
 from bot.api.endpoints import PREFIX, mount, openapi_document
 
 

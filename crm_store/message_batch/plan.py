@@ -20,14 +20,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import and_, bindparam, insert, update
+from sqlalchemy import bindparam, insert, update
 from sqlalchemy.engine import Connection
 
 from crm_store.assignment import route_handoffs
 from crm_store.columns import new_id
 from crm_store.customers import FIELDS
 from crm_store.message_batch.context import ConversationRecord, CustomerRecord
-from crm_store.models import ChannelIdentity, Consent, Conversation, Customer, CustomerTag, Message, OutboxRow
+from crm_store.consents import ConsentChange, record as record_consents
+from crm_store.models import ChannelIdentity, Conversation, Customer, CustomerTag, Message, OutboxRow
 from crm_store.outbox import payload
 from crm_store.statements import ArrayWrite, BulkInsert, Executemany, Insert, Update
 
@@ -37,7 +38,6 @@ identities_t = ChannelIdentity.__table__
 customers_t = Customer.__table__
 conversations_t = Conversation.__table__
 tags_t = CustomerTag.__table__
-consents_t = Consent.__table__
 _c, _v = customers_t.c, conversations_t.c
 
 INSERT_MESSAGES = BulkInsert(messages_t)
@@ -132,7 +132,7 @@ class WritePlan:
             "id": outbox_id, "message_id": message_id, "conversation_id": conv.id, "customer_id": conv.customer_id,
             "channel": conv.channel, "recipient": recipient, "payload": payload(text, buttons, attachments, metadata),
             "status": "queued", "attempts": 0, "next_attempt_at": self.now, "claimed_until": None, "last_error": None,
-            "external_id": None, "created_at": self.now, "sent_at": None,
+            "external_id": None, "created_at": self.now, "sent_at": None, "campaign_run_id": None, "campaign_variant": None,
         })
         return outbox_id
 
@@ -216,10 +216,7 @@ def _write_rare(conn: Connection, plan: WritePlan) -> None:
         conn.execute(update(customers_t).where(customers_t.c.id == cid).values(**fields))
     if plan.tags:
         conn.execute(INSERT_TAGS, plan.tags)
-    for consent in plan.consents:
-        conn.execute(consents_t.delete().where(and_(
-            consents_t.c.customer_id == consent["customer_id"], consents_t.c.channel == consent["channel"],
-            consents_t.c.purpose == consent["purpose"])))
-        conn.execute(insert(consents_t).values(id=new_id(), source="bot", updated_at=plan.now, **consent))
+    if plan.consents:  # current state and the audit trail (an opt-out written in the conversation, a form's consent)
+        record_consents(conn, [ConsentChange(**consent) for consent in plan.consents], source="bot", now=plan.now)
     if plan.handoffs:
         route_handoffs(conn, list(dict.fromkeys(plan.handoffs)), plan.now)

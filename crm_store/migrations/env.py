@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
+from crm_store import campaign_tables  # noqa: F401 - its tables join Base.metadata
 from crm_store.models import Base
 
 connection = context.config.attributes.get("connection")

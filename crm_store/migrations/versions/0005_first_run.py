@@ -1,7 +1,7 @@
 """first run: one-time passwords that must be changed; queued replies found by recipient
 
 Revision ID: 0005
-Revises: 0002
+Revises: 0004
 Create Date: 2026-12-06
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0005'
-down_revision = '0002'
+down_revision = '0004'
 branch_labels = None
 depends_on = None
 

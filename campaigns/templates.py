@@ -1,0 +1,158 @@
+"""Personalized messages: Jinja2 in a sandbox, with per-channel variants and buttons.
+
+A template sees ``customer`` (its fields, ``attributes`` and ``tags``) and
+``channel``.  Undefined names fail the render rather than print nothing, so a
+template that cannot be filled for one customer skips that customer with the
+reason and never sends a half-rendered message; ``default`` fills gaps on
+purpose (``{{ customer.first_name | default("there", true) }}``).  Python
+internals (``{{ ''.__class__ }}``) are refused when the campaign is saved, and
+the sandbox refuses them again at render time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, nodes
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+MAX_TEXT = 4096
+MAX_BUTTONS = 10
+#: Keys a variant may pass to its channel (formatting hints the channels understand).
+VARIANT_METADATA = ("parse_mode", "mrkdwn", "disable_web_page_preview")
+
+
+class TemplateRefused(ValueError):
+    """A template that cannot be saved; ``field`` is where (``message.variants.<channel>.text``)."""
+
+    def __init__(self, message: str, field: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+class RenderFailed(Exception):
+    """One customer's message could not be filled; the reason is kept on the skip."""
+
+
+def _environment(autoescape: bool) -> ImmutableSandboxedEnvironment:
+    env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=autoescape, trim_blocks=True, lstrip_blocks=True)
+    env.globals.clear()  # no range(), lipsum(), dict(), cycler ... : a message needs the customer and filters
+    return env
+
+
+PLAIN = _environment(False)
+ESCAPED = _environment(True)  # for variants formatted as HTML: a customer's name cannot inject markup
+
+
+def _private_names(tree: nodes.Template) -> Iterator[str]:
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem, nodes.Name, nodes.Const)):
+        if isinstance(node, nodes.Const):  # attr('__class__') and the like
+            name = node.value if isinstance(node.value, str) and node.value.startswith("__") else ""
+        elif isinstance(node, nodes.Getattr):
+            name = node.attr
+        elif isinstance(node, nodes.Getitem):
+            name = node.arg.value if isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str) else ""
+        else:
+            name = node.name
+        if name.startswith("_"):
+            yield name
+
+
+@dataclass(slots=True)
+class Part:
+    """One message as the channel gets it: text, buttons (title templates and fixed payloads), channel hints."""
+
+    text: Any
+    buttons: list[tuple[Any, str]] = field(default_factory=list)
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def _compile(env: ImmutableSandboxedEnvironment, source: Any, where: str) -> Any:
+    if not isinstance(source, str) or not source.strip():
+        raise TemplateRefused("must be a non-empty text", where)
+    if len(source) > MAX_TEXT:
+        raise TemplateRefused(f"is longer than {MAX_TEXT} characters", where)
+    try:
+        tree = env.parse(source)
+    except TemplateSyntaxError as exc:
+        raise TemplateRefused(f"line {exc.lineno}: {exc.message}", where) from None
+    if private := next(_private_names(tree), None):
+        raise TemplateRefused(f"may not reach for {private} (Python internals are not available to templates)", where)
+    try:
+        return env.from_string(source)
+    except TemplateSyntaxError as exc:
+        raise TemplateRefused(f"line {exc.lineno}: {exc.message}", where) from None
+
+
+def _part(spec: Mapping[str, Any], where: str) -> Part:
+    if not isinstance(spec, Mapping):
+        raise TemplateRefused("must be an object with text and buttons", where)
+    unknown = set(spec) - {"text", "buttons", "metadata"}
+    if unknown:
+        raise TemplateRefused(f"unknown key {sorted(unknown)[0]} (allowed: text, buttons, metadata)", where)
+    metadata = spec.get("metadata") or {}
+    if not isinstance(metadata, Mapping) or set(metadata) - set(VARIANT_METADATA):
+        raise TemplateRefused(f"metadata may hold only {', '.join(VARIANT_METADATA)}", f"{where}.metadata")
+    env = ESCAPED if str(metadata.get("parse_mode", "")).upper() == "HTML" else PLAIN
+    buttons = spec.get("buttons") or []
+    if not isinstance(buttons, list) or len(buttons) > MAX_BUTTONS:
+        raise TemplateRefused(f"must be a list of at most {MAX_BUTTONS} buttons", f"{where}.buttons")
+    compiled: list[tuple[Any, str]] = []
+    for i, button in enumerate(buttons):
+        at = f"{where}.buttons[{i}]"
+        if not isinstance(button, Mapping) or not isinstance(button.get("payload"), str) or not button["payload"]:
+            raise TemplateRefused("a button needs a title and a payload", at)
+        compiled.append((_compile(env, button.get("title"), f"{at}.title"), button["payload"][:256]))
+    return Part(_compile(env, spec.get("text"), f"{where}.text"), compiled, dict(metadata))
+
+
+@dataclass(slots=True)
+class MessageTemplate:
+    """A campaign message compiled once: the default part and one per channel that has a variant."""
+
+    default: Part
+    variants: dict[str, Part]
+
+    def render(self, channel: str, customer: Mapping[str, Any]) -> dict[str, Any]:
+        """The outbox payload for one customer on ``channel``; ``RenderFailed`` names what was missing."""
+        part = self.variants.get(channel, self.default)
+        context = {"customer": customer, "channel": channel}
+        try:
+            text = part.text.render(context).strip()
+            buttons = [{"title": title.render(context).strip()[:64], "payload": payload} for title, payload in part.buttons]
+        except TemplateError as exc:  # undefined names, sandbox refusals (SecurityError is one)
+            raise RenderFailed(f"{type(exc).__name__}: {exc}"[:300]) from None
+        except (TypeError, ValueError, ArithmeticError, LookupError) as exc:
+            raise RenderFailed(f"{type(exc).__name__}: {exc}"[:300]) from None
+        if not text:
+            raise RenderFailed("the message is empty for this customer")
+        if any(not b["title"] for b in buttons):
+            raise RenderFailed("a button title is empty for this customer")
+        payload: dict[str, Any] = {"text": text[:MAX_TEXT]}
+        if buttons:
+            payload["buttons"] = buttons
+        if part.metadata:
+            payload["metadata"] = dict(part.metadata)
+        return payload
+
+
+def compile_message(message: Mapping[str, Any], where: str = "message") -> MessageTemplate:
+    """``{"text", "buttons"?, "variants"?: {channel: {"text", "buttons"?, "metadata"?}}}``, refused with the place named."""
+    if not isinstance(message, Mapping):
+        raise TemplateRefused("must be an object with text", where)
+    variants = message.get("variants") or {}
+    if not isinstance(variants, Mapping):
+        raise TemplateRefused("must map channel names to messages", f"{where}.variants")
+    default = _part({k: v for k, v in message.items() if k != "variants"}, where)
+    return MessageTemplate(default, {str(ch): _part(spec, f"{where}.variants.{ch}") for ch, spec in variants.items()})
+
+
+def customer_context(row: Mapping[str, Any], tags: list[str]) -> dict[str, Any]:
+    """What a template sees of a customer: plain data only (no store objects reach the sandbox)."""
+    fields = ("id", "name", "first_name", "last_name", "email", "phone", "locale", "timezone", "lifecycle_stage")
+    data = {k: (str(row[k]) if k == "id" else row.get(k)) for k in fields}
+    data["attributes"] = dict(row.get("attributes") or {})
+    data["tags"] = sorted(tags)
+    return data
