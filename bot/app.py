@@ -20,6 +20,7 @@ from bot.bot_loader import load_bot
 from bot.config import CoreSettings
 from bot.engine.conversation import ConversationEngine
 from bot.http_metrics import counting_middleware
+from bot.forwarded import forwarded_middleware, parse_networks
 from bot.metrics import Metrics
 from bot.pipeline.write_child import WriteChildSpec
 from bot.services import SERVICES, Services
@@ -29,9 +30,11 @@ from channels.delivery import DeliveryWorker
 from channels.registry import enabled_channels
 from contracts.http_errors import error_body, json_error
 from contracts.messages import HandleResult, InboundMessage
+from contracts.untrusted import Untrusted, check_inbound
 from crm_store import assignment
 from crm_store.columns import utcnow
 from crm_store.database import Database, SchemaNotCurrent, StoreUnavailable
+from crm_store.error_kinds import classify
 from crm_store.live import LiveHub
 from crm_store.outbox import Outbox
 
@@ -59,19 +62,35 @@ async def error_middleware(request: web.Request, handler: Callable[[web.Request]
                          max_size=request.app._client_max_size, actual_size=request.content_length or 0) from None  # noqa: SLF001
     except asyncio.CancelledError:
         raise
-    except (DBAPIError, OSError, StoreUnavailable) as exc:
-        # Nothing was acknowledged: the platform (or client) should try again.
-        log.error("store unavailable on %s %s: %s", request.method, request.path, type(exc).__name__)
-        return web.json_response(error_body("store_unavailable", "the message store is unavailable; retry later"), status=503,
-                                 headers={"Retry-After": "5"})
+    except DBAPIError as exc:
+        kind = classify(exc)
+        if kind.kind == "unavailable":
+            return _store_unavailable(request, exc)
+        if kind.kind == "internal":
+            log.exception("unexpected store error on %s %s", request.method, request.path)
+            return web.json_response(error_body("internal", kind.message), status=500)
+        status, code = (409, "conflict") if kind.kind == "conflict" else (422, "invalid_field")
+        return web.json_response(error_body(code, kind.message, kind.field), status=status)
+    except (OSError, StoreUnavailable) as exc:
+        return _store_unavailable(request, exc)
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return web.json_response(error_body("internal", "internal error; it has been logged"), status=500)
 
 
+def _store_unavailable(request: web.Request, exc: Exception) -> web.Response:
+    # Nothing was acknowledged: the platform (or client) should try again.
+    log.error("store unavailable on %s %s: %s", request.method, request.path, type(exc).__name__)
+    return web.json_response(error_body("store_unavailable", "the message store is unavailable; retry later"), status=503,
+                             headers={"Retry-After": "5"})
+
+
 def create_app(settings: CoreSettings, *, extensions: list[Extension] | None = None) -> web.Application:
     metrics = Metrics()
-    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[counting_middleware(metrics), error_middleware])
+    proxies = parse_networks(settings.trusted_proxies)
+    app = web.Application(client_max_size=settings.max_body_bytes,
+                          middlewares=[counting_middleware(metrics), *([forwarded_middleware(proxies)] if proxies else []),
+                                       error_middleware])
     channels = {channel.name: channel for channel in enabled_channels(settings)}
     services = Services(settings=settings, metrics=metrics, channels=channels)
     app[SERVICES] = services
@@ -79,9 +98,14 @@ def create_app(settings: CoreSettings, *, extensions: list[Extension] | None = N
     async def handle_inbound(message: InboundMessage) -> HandleResult:
         if services.engine is None:
             raise json_error(503, "starting", "the service is starting or stopping")
+        try:
+            check_inbound(message)
+        except Untrusted as exc:
+            raise json_error(400, exc.code, str(exc), exc.field) from None
         return await services.engine.handle(message)
 
     for channel in channels.values():
+        channel.count_notice = _notice_counter(metrics, channel.name)
         channel.setup(app, handle_inbound)
     health.setup(app)
     for extend in extensions or []:
@@ -118,6 +142,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     services.live = live
     if settings.delivery_enabled:
         services.delivery = build_delivery(services)
+        await reclaim_if_sole_sender(db, services.outbox)
     engine = ConversationEngine(
         db, decide, parser,
         inline_channels={name for name, ch in services.channels.items() if ch.inline_replies},
@@ -186,6 +211,14 @@ async def _wake_snoozed_forever(db: Database, live: LiveHub, every: float = SNOO
             live.publish(*[change.event() for change in changes])
 
 
+async def reclaim_if_sole_sender(db: Database, outbox: Outbox) -> None:
+    """On SQLite this process is the only sender: replies a killed predecessor held go out now, not after their lease."""
+    if db.is_sqlite:
+        reclaimed = await outbox.reclaim_held()
+        if reclaimed:
+            log.warning("%d replies were held by a process that stopped without settling them; sending them now", reclaimed)
+
+
 def build_delivery(services: Services) -> DeliveryWorker:
     settings = services.settings
     assert services.outbox is not None
@@ -202,6 +235,10 @@ def build_delivery(services: Services) -> DeliveryWorker:
         rate_limits=getattr(settings, "delivery_rate_limits", True),
         on_result=lambda message, outcome: metrics.messages_out.labels(message.channel, outcome).inc(),
     )
+
+
+def _notice_counter(metrics: Metrics, channel: str) -> Callable[[str], None]:
+    return lambda kind: metrics.platform_notices.labels(channel, kind).inc()
 
 
 def _handled(services: Services, message: InboundMessage, result: HandleResult, seconds: float) -> None:

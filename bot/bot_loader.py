@@ -67,7 +67,7 @@ def train_folder_model(folder: BotFolder, *, use_cache: bool = True) -> Any:
 def folder_model(folder: BotFolder, *, use_cache: bool = True) -> tuple[Any, Path | None]:
     """train_folder_model, and the directory the model is saved in (None when it could not be cached)."""
     try:
-        key = training_hash(folder.nlu_files)
+        key = training_hash([*folder.nlu_files, *folder.path.glob("config.yml")])  # config.yml picks the NLU pipeline
     except OSError as exc:
         raise BotFolderError(f"{folder.path}: cannot read NLU data: {exc}") from None
     target = cache_dir() / key
@@ -79,7 +79,7 @@ def folder_model(folder: BotFolder, *, use_cache: bool = True) -> tuple[Any, Pat
             shutil.rmtree(target, ignore_errors=True)
     try:
         data = folder.training_data or nlu.load_training_data([str(p) for p in folder.nlu_files])
-        model = nlu.train(data)
+        model = nlu.train(data, settings=nlu.read_settings(folder.path))
     except nlu.TrainingDataError as exc:
         raise BotFolderError(str(exc)) from None
     except ValueError as exc:

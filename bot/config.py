@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import phonenumbers
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
+from bot.forwarded import parse_networks
 from channels.registry import channel_setting_problems, settings_mixins
 
 def _default_bot() -> Path:
@@ -84,6 +86,18 @@ class CoreSettings(BaseSettings):
         if region not in phonenumbers.SUPPORTED_REGIONS:
             raise ValueError("must be a two-letter country code that has phone numbers, such as KR or US")
         return region
+    #: Reverse proxies (CIDRs, comma-separated) whose X-Forwarded-For/-Proto/-Host are believed (see bot.forwarded).
+    trusted_proxies: Annotated[list[str], NoDecode] = []
+    #: Bearer token that opens /metrics to any address; without one only callers on this machine may read it.
+    metrics_token: SecretStr | None = None
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _networks(cls, value: Any) -> Any:
+        items = [v for v in re.split(r"[,\s]+", value) if v] if isinstance(value, str) else value
+        if isinstance(items, list):
+            parse_networks([str(v) for v in items])
+        return items
 
     @field_validator("database_url")
     @classmethod

@@ -21,6 +21,10 @@ class Metrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0), registry=self.registry,
         )
         self.outbox_depth = Gauge("dangol_outbox_depth", "Outbox rows not yet settled", ["status"], registry=self.registry)
+        self.platform_notices = Counter(
+            "dangol_platform_notices_total", "Notices a platform sent about this app (rate limiting), by channel and kind",
+            ["channel", "kind"], registry=self.registry,
+        )
         self.http_requests = Counter(
             "dangol_http_requests_total", "HTTP requests by route and status", ["route", "status"], registry=self.registry
         )

@@ -138,6 +138,9 @@ class Channel:
         self.handle_inbound: InboundHandler | None = None
         #: Set by the app before :meth:`start` (see :class:`ChannelServices`).
         self.services: ChannelServices | None = None
+        #: Set by the app: counts a notice the platform sent about us (Slack's
+        #: ``app_rate_limited``) in the service's metrics, by kind.
+        self.count_notice: Callable[[str], None] | None = None
 
     def setup(self, app: web.Application, handle_inbound: InboundHandler) -> None:
         """Mount webhook routes on ``app``; keep ``handle_inbound`` for later."""

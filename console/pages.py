@@ -40,7 +40,7 @@ from console.auth import (
 from console.render import render
 from contracts.messages import Attachment
 from crm_store import agents as accounts
-from crm_store import assignment, customers, inbox, sessions, teams
+from crm_store import assignment, customers, inbox, login_throttle, sessions, teams
 from crm_store.columns import utcnow
 from crm_store.errors import Conflict, NotFound
 from crm_store.models import CONVERSATION_STATUSES, PRIORITIES
@@ -112,16 +112,15 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
         return again(str(exc), 403)
     if not email or not password:
         return again("Enter your e-mail and password.", 400)
-    wait = await sessions.login_blocked_for(db, email, client_address(request))
+    wait = await login_throttle.take_attempt(db, email, client_address(request))  # counted before the password is checked
     if wait:
         response = again(f"Too many failed logins. Try again in {max(1, round(wait / 60))} minute(s).", 429)
         response.headers["Retry-After"] = str(wait)
         return response
     agent = await accounts.agent_for_password(db, email, password)
     if agent is None:
-        await sessions.record_failure(db, email, client_address(request))
         return again("Wrong e-mail or password.", 401)
-    await sessions.clear_failures(db, email)
+    await login_throttle.clear_attempts(db, email, client_address(request))
     token, _csrf = await sessions.create_session(db, agent.id)
     home = target if target != "/console" else ("/console/customers" if agent.role == "marketer" else "/console/inbox")
     response = web.HTTPSeeOther(location=home)

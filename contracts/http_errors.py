@@ -11,6 +11,8 @@ from typing import Any
 
 from aiohttp import web
 
+from contracts.untrusted import Untrusted, loads_checked
+
 _STATUS: dict[int, type[web.HTTPException]] = {
     400: web.HTTPBadRequest,
     401: web.HTTPUnauthorized,
@@ -57,7 +59,9 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
     if not raw:
         raise json_error(400, "invalid_json", "request body is empty; expected a JSON object")
     try:
-        data = json.loads(raw)
+        data = loads_checked(raw)
+    except Untrusted as exc:
+        raise json_error(400, exc.code, f"request body refused: {exc}", exc.field) from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise json_error(400, "invalid_json", f"request body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):

@@ -189,8 +189,26 @@ def _candidates(conn: Connection, team: str) -> list[tuple[uuid.UUID, uuid.UUID]
     return [(r.team_id, r.agent_id) for r in conn.execute(CANDIDATES, {"team": team}) if r.load < r.max_chats]
 
 
+def _has_room(conn: Connection, agent_id: uuid.UUID) -> bool:
+    """PostgreSQL: lock the agent's settings row, then count their open chats again.
+
+    Under READ COMMITTED two transactions would both read a load under the
+    limit and both assign.  The row lock orders them; the count, a new
+    statement after the lock, sees what the first committed.  (SQLite's one
+    writer already orders them: the candidates' loads are current.)
+    """
+    if conn.dialect.name != "postgresql":
+        return True
+    limit = conn.execute(select(settings_t.c.max_chats).where(settings_t.c.agent_id == agent_id).with_for_update()).scalar()
+    load = conn.execute(select(func.count()).select_from(conversations_t)
+                        .where(conversations_t.c.assignee_id == agent_id, conversations_t.c.status == "open")).scalar_one()
+    return limit is not None and load < limit
+
+
 def _auto_assign(conn: Connection, conversation_id: uuid.UUID, team: str, now: dt.datetime) -> Change | None:
     for team_id, agent_id in _candidates(conn, team):
+        if not _has_room(conn, agent_id):
+            continue
         won = conn.execute(
             update(conversations_t)
             .where(conversations_t.c.id == conversation_id, conversations_t.c.assignee_id.is_(None),

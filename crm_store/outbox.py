@@ -138,6 +138,17 @@ class Outbox:
         """Claimed rows that were never sent go back to the queue now, their attempt not counted."""
         await self.db.run_in_transaction(_release, [uuid.UUID(i) for i in outbox_ids], inline=True)
 
+    async def reclaim_held(self) -> int:
+        """Every row left ``sending`` becomes due now; how many.
+
+        Only for a process that knows it is the sole sender, as on SQLite
+        (one serving process): whatever is ``sending`` at its start was held
+        by a process that is gone, and waiting out the lease
+        (``delivery_lease_seconds``) would hold those replies back for a
+        minute.  The attempt stays counted: the dead sender may have sent it.
+        """
+        return await self.db.run_in_transaction(_reclaim_held)
+
     async def mark_unreachable(self, channel: str, customer_id: str | None, recipient: str) -> None:
         """The customer blocked us on ``channel``: stop trying that identity."""
         identities = ChannelIdentity.__table__
@@ -289,6 +300,11 @@ def _take_queued(conn: Connection, channel: str, recipient: str) -> list[Claimed
     return [ClaimedRow(str(r.id), r.channel, r.recipient, r.payload, str(r.message_id) if r.message_id else None,
                        str(r.conversation_id) if r.conversation_id else None, str(r.customer_id) if r.customer_id else None,
                        r.attempts) for r in rows]
+
+
+def _reclaim_held(conn: Connection) -> int:
+    result = conn.execute(update(outbox_t).where(_o.status == "sending").values(claimed_until=utcnow() - dt.timedelta(seconds=1)))
+    return int(result.rowcount or 0)
 
 
 def _release(conn: Connection, ids: list[uuid.UUID]) -> None:

@@ -1,7 +1,7 @@
-"""Console logins: sessions behind a cookie, and the failed-login counter that rate-limits them.
+"""Console logins: sessions behind a cookie (attempts are throttled in :mod:`crm_store.login_throttle`).
 
-Both live in the database so that every ``dangol serve`` process sharing it
-agrees on who is logged in and on how many attempts an address has left.
+They live in the database so that every ``dangol serve`` process sharing it
+agrees on who is logged in.
 """
 
 from __future__ import annotations
@@ -11,21 +11,17 @@ import secrets
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import delete, func, insert, or_, select
+from sqlalchemy import delete, insert, select
 
 from crm_store.agents import AgentRecord, hash_token, record_of
-from crm_store.columns import new_id, utcnow
+from crm_store.columns import utcnow
 from crm_store.database import Database
-from crm_store.models import Agent, ConsoleSession, LoginFailure
+from crm_store.models import Agent, ConsoleSession
 
 sessions_t = ConsoleSession.__table__
-failures_t = LoginFailure.__table__
 agents_t = Agent.__table__
 
 SESSION_LIFETIME = dt.timedelta(hours=12)
-FAILURE_WINDOW = dt.timedelta(minutes=15)
-MAX_FAILURES_PER_EMAIL = 5
-MAX_FAILURES_PER_ADDRESS = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,38 +59,3 @@ async def session_for(db: Database, token: str) -> Session | None:
 async def end_session(db: Database, token: str) -> None:
     async with db.write() as conn:
         await conn.execute(delete(sessions_t).where(sessions_t.c.token_hash == hash_token(token)))
-
-
-async def login_blocked_for(db: Database, email: str, address: str) -> int:
-    """Seconds until another attempt is allowed for this e-mail or address; 0 when it is allowed now."""
-    since = utcnow() - FAILURE_WINDOW
-    async with db.read() as conn:
-        rows = (await conn.execute(
-            select(failures_t.c.email, failures_t.c.address, failures_t.c.created_at)
-            .where(failures_t.c.created_at >= since, or_(failures_t.c.email == email, failures_t.c.address == address))
-            .order_by(failures_t.c.created_at)
-        )).all()
-    waits = []
-    for key, limit in (("email", MAX_FAILURES_PER_EMAIL), ("address", MAX_FAILURES_PER_ADDRESS)):
-        value = email if key == "email" else address
-        times = [r.created_at for r in rows if getattr(r, key) == value]
-        if len(times) >= limit:
-            waits.append((times[-limit] + FAILURE_WINDOW - utcnow()).total_seconds())
-    return max(1, int(max(waits)) + 1) if waits else 0
-
-
-async def record_failure(db: Database, email: str, address: str) -> None:
-    now = utcnow()
-    async with db.write() as conn:
-        await conn.execute(delete(failures_t).where(failures_t.c.created_at < now - FAILURE_WINDOW))
-        await conn.execute(insert(failures_t).values(id=new_id(), email=email[:320], address=address[:64], created_at=now))
-
-
-async def clear_failures(db: Database, email: str) -> None:
-    async with db.write() as conn:
-        await conn.execute(delete(failures_t).where(failures_t.c.email == email))
-
-
-async def failure_count(db: Database) -> int:
-    async with db.read() as conn:
-        return int((await conn.execute(select(func.count()).select_from(failures_t))).scalar_one())

@@ -17,7 +17,7 @@ from pydantic import SecretStr
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot import logs
-from bot.app import build_delivery
+from bot.app import build_delivery, reclaim_if_sole_sender
 from bot.bot_folder import BotFolder, BotFolderError, load_bot_folder
 from bot.config import ConfigError, CoreSettings, load_settings
 from bot.event_loop import new_event_loop
@@ -145,6 +145,7 @@ async def _worker(settings: CoreSettings, once: bool) -> None:
         channel.services = channel_services
         await channel.start()
     delivery = build_delivery(services)
+    await reclaim_if_sole_sender(db, services.outbox)
     try:
         if once:
             sent = 0

@@ -13,10 +13,10 @@ from typing import Any, Protocol
 
 from sklearn.metrics import precision_recall_fscore_support
 
-from nlu.classifier import FALLBACK_INTENT
+from nlu.names import FALLBACK_INTENT, OOS_INTENT
 from nlu.training_data import TrainingData
 
-OUT_OF_SCOPE = (FALLBACK_INTENT, "oos")
+OUT_OF_SCOPE = (FALLBACK_INTENT, OOS_INTENT)
 
 
 #: Texts parsed together (see nlu.features: a text's answer is the same in any batch).

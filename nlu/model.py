@@ -8,46 +8,28 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
-import sklearn
 
-from nlu.classifier import (
-    FALLBACK_INTENT,
-    ClassifierConfig,
-    LinearIntentModel,
-    choose_floor_threshold,
-    choose_threshold,
-    effective_config,
-    expected_calibration_error,
-    fit_linear,
-    fit_temperature,
-    softmax,
-    validation_scores,
-)
+from nlu.classifier import LinearIntentModel, softmax
+from nlu.dense import DenseHead
+from nlu.embedding import EmbedExtraMissing, SentenceEncoder, load_encoder
 from nlu.entities import DataEntityExtractor
 from nlu.features import Featurizer, row_sums
-from nlu.training_data import TrainingData
+from nlu.names import FALLBACK_INTENT
 
 MODEL_FORMAT = "dangol-nlu-model"
 MODEL_FORMAT_VERSION = 1
 METADATA_FILE = "model.json"
 ARRAYS_FILE = "arrays.npz"
-DEFAULT_THRESHOLD = 0.3
-OOS_INTENT = "oos"
 RANKING_LENGTH = 10
 
 
 class ModelError(ValueError):
     """A path that is not a usable model (missing, another format, a newer version)."""
-
-
-def _noop(_: str) -> None:
-    return None
 
 
 @dataclass
@@ -70,6 +52,13 @@ class Model:
     selectors: dict[str, ResponseSelector] = field(default_factory=dict)
     responses: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
+    #: accurate pipeline: the embedding model, and the encoder that embeds each parsed text
+    dense: DenseHead | None = None
+    encoder: SentenceEncoder | None = None
+
+    @property
+    def pipeline(self) -> str:
+        return "accurate" if self.dense is not None else "fast"
 
     @property
     def intents(self) -> list[str]:
@@ -83,7 +72,12 @@ class Model:
         """`parse` of each text, computed together (see nlu.features); each answer is the one it gets alone."""
         m = self.intent_model
         starts, cols, vals = m.featurizer.transform_many(texts)
-        proba = softmax(m.scores_many(starts, cols, vals), m.temperature)
+        scores = m.scores_many(starts, cols, vals)
+        if self.dense is not None and len(texts):
+            if self.encoder is None:
+                raise ModelError("an accurate model needs its sentence encoder (load it with load_model)")
+            scores = scores + self.dense.mix * self.dense.scores(self.encoder.encode(texts))
+        proba = softmax(scores, m.temperature)
         rankings = np.argsort(-proba, axis=1)[:, :RANKING_LENGTH].tolist()
         confidences = proba.tolist()  # one conversion, not a numpy scalar per ranked intent
         selected = self._select_responses(starts, cols, vals) if self.selectors else None
@@ -134,6 +128,10 @@ class Model:
 
     # --- persistence -----------------------------------------------------------------
 
+    @property
+    def encoder_id(self) -> str | None:
+        return self.encoder.model_id if self.encoder is not None else None
+
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the model into directory `path` (created); returns the directory."""
         directory = Path(path)
@@ -144,6 +142,9 @@ class Model:
         arrays = dict(arrays)
         arrays["weights"] = self.intent_model.weights
         arrays["bias"] = self.intent_model.bias
+        if self.dense is not None:
+            arrays["dense_weights"] = self.dense.weights
+            arrays["dense_bias"] = self.dense.bias
         for i, sel in enumerate(self.selectors.values()):
             arrays[f"selector_{i}_weights"] = sel.weights
             arrays[f"selector_{i}_bias"] = sel.bias
@@ -158,6 +159,7 @@ class Model:
             "selectors": [{"intent": s.intent, "keys": s.keys} for s in self.selectors.values()],
             "responses": self.responses,
             "metadata": self.metadata,
+            "dense": None if self.dense is None else {"mix": self.dense.mix, "model_id": self.encoder_id},
         }
         tmp_arrays = directory / (ARRAYS_FILE + ".tmp.npz")
         np.savez(tmp_arrays, **arrays)
@@ -200,110 +202,23 @@ def load_model(path: str | os.PathLike[str]) -> Model:
             s["intent"]: ResponseSelector(s["intent"], list(s["keys"]), arrays[f"selector_{i}_weights"], arrays[f"selector_{i}_bias"])
             for i, s in enumerate(meta["selectors"])
         }
+        dense, encoder = _load_dense(directory, meta.get("dense"), arrays)
         return Model(intent_model, float(meta["threshold"]), DataEntityExtractor(meta["extractor"]), selectors,
-                     meta.get("responses") or {}, meta.get("metadata") or {})
+                     meta.get("responses") or {}, meta.get("metadata") or {}, dense, encoder)
+    except EmbedExtraMissing as exc:
+        raise ModelError(f"{directory}: {exc}") from None
+    except ModelError:
+        raise
     except (OSError, KeyError, ValueError, TypeError) as exc:
         raise ModelError(f"{directory}: corrupt model ({type(exc).__name__}: {exc})") from None
 
 
-def _fit_selectors(data: TrainingData, intent_model: LinearIntentModel, config: ClassifierConfig) -> dict[str, ResponseSelector]:
-    from sklearn.svm import LinearSVC
-
-    selectors: dict[str, ResponseSelector] = {}
-    for intent in data.retrieval_intents:
-        examples = [e for e in data.examples if e.intent == intent and e.response_key]
-        keys = sorted({e.response_key for e in examples if e.response_key})
-        n = intent_model.featurizer.n_features
-        weights = np.zeros((n, len(keys)), dtype=np.float32)
-        bias = np.zeros(len(keys))
-        if len(keys) > 1:
-            X = intent_model.featurizer.transform([e.text for e in examples])
-            svm = LinearSVC(C=config.C, random_state=config.seed).fit(X, [e.response_key for e in examples])
-            coef, intercept = np.asarray(svm.coef_), np.asarray(svm.intercept_)
-            if len(keys) == 2:
-                coef, intercept = np.vstack([-coef[0], coef[0]]) / 2, np.array([-intercept[0], intercept[0]]) / 2
-            for k, key in enumerate(svm.classes_):
-                j = keys.index(str(key))
-                weights[:, j], bias[j] = coef[k], intercept[k]
-        selectors[intent] = ResponseSelector(intent, keys, weights, bias)
-    return selectors
-
-
-def train(
-    data: TrainingData,
-    *,
-    threshold: float | None = None,
-    config: ClassifierConfig | None = None,
-    oos_intent: str = OOS_INTENT,
-    entity_builtins: bool = True,
-    progress: Callable[[str], None] | None = None,
-) -> Model:
-    """Train on deduplicated examples; pick temperature (and threshold with an `oos` intent) on held-out data.
-
-    threshold: fixed `nlu_fallback` threshold. None means chosen on the validation
-    split of the training data: with an `oos_intent`, the threshold maximising
-    (in-scope accuracy + oos recall) / 2 (`choose_threshold`); without one, the
-    largest threshold that sends at most `config.fallback_budget` (0.1%) of the
-    validation examples the model gets right to nlu_fallback, capped at
-    DEFAULT_THRESHOLD (`choose_floor_threshold`). With no validation split
-    possible (tiny data), DEFAULT_THRESHOLD.
-    """
-    say = progress or _noop
-    config = config or ClassifierConfig()
-    started = time.perf_counter()
-    examples = data.examples
-    if not examples:
-        raise ValueError("no training examples (the files hold no intent examples)")
-    texts = [e.text for e in examples]
-    labels = [e.intent for e in examples]
-    classes = sorted(set(labels))
-    say(f"training on {len(texts)} unique examples of {len(classes)} intents")
-    config = effective_config(config, len(texts), len(classes))
-    validation = validation_scores(texts, labels, classes, config, say)
-    temperature = 1.0
-    info: dict[str, Any] = {"examples": len(texts), "examples_as_written": len(data.examples_as_written), "intents": len(classes)}
-    chosen_threshold = DEFAULT_THRESHOLD if threshold is None else float(threshold)
-    threshold_source = "default" if threshold is None else "given"
-    if validation is not None:
-        temperature = fit_temperature(validation.scores, validation.gold)
-        proba = softmax(validation.scores, temperature)
-        info["validation"] = {
-            "method": validation.method,
-            "size": int(len(validation.gold)),
-            "accuracy": float((proba.argmax(axis=1) == validation.gold).mean()),
-            "ece": expected_calibration_error(proba, validation.gold),
-            "ece_before_temperature": expected_calibration_error(softmax(validation.scores, 1.0), validation.gold),
-        }
-        say(f"calibrated: temperature {temperature:.3f}, validation accuracy {info['validation']['accuracy']:.3f}, "
-            f"ECE {info['validation']['ece']:.3f}")
-        if threshold is None and oos_intent in classes:
-            chosen_threshold, stats = choose_threshold(proba, validation.gold, classes.index(oos_intent))
-            threshold_source = "validation"
-            info["threshold_choice"] = stats
-            say(f"threshold {chosen_threshold:.3f} chosen on validation "
-                f"(in-scope accuracy {stats.get('in_scope_accuracy', 0):.3f}, oos recall {stats.get('oos_recall', 0):.3f})")
-        elif threshold is None:
-            chosen_threshold, stats = choose_floor_threshold(proba, validation.gold, config.fallback_budget,
-                                                             config.max_floor_threshold)
-            threshold_source = "validation"
-            info["threshold_choice"] = stats
-            say(f"threshold {chosen_threshold:.3f} chosen on validation (confidence floor: "
-                f"{stats.get('right_fallback_rate', 0):.4f} of right answers fall back)")
-    say(f"fitting on all {len(texts)} examples")
-    intent_model = fit_linear(texts, labels, classes, config)
-    intent_model.temperature = temperature
-    selectors = _fit_selectors(data, intent_model, config)
-    extractor = DataEntityExtractor.from_data(data, builtins=entity_builtins)
-    info.update(
-        threshold_source=threshold_source,
-        config={"word_ngrams": list(config.word_ngrams), "char_ngrams": list(config.char_ngrams),
-                "char_raw_ngrams": list(config.char_raw_ngrams) if config.char_raw_ngrams else None, "C": config.C,
-                "fallback_budget": config.fallback_budget},
-        features=intent_model.featurizer.n_features,
-        train_seconds=round(time.perf_counter() - started, 3),
-        sklearn_version=sklearn.__version__,
-        trained_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        sources=list(data.sources),
-    )
-    say(f"done in {info['train_seconds']:.1f} s")
-    return Model(intent_model, chosen_threshold, extractor, selectors, dict(data.responses), info)
+def _load_dense(directory: Path, meta: Any, arrays: dict[str, np.ndarray]) -> tuple[DenseHead | None, SentenceEncoder | None]:
+    """The embedding part of an accurate model, with the encoder it was trained with (EmbedExtraMissing without it)."""
+    if not meta:
+        return None, None
+    encoder = load_encoder()
+    if meta.get("model_id") != encoder.model_id:
+        raise ModelError(f"{directory}: trained with embedding model {meta.get('model_id')!r}, "
+                         f"but {encoder.model_id!r} is installed: train the model again")
+    return DenseHead(arrays["dense_weights"], arrays["dense_bias"], float(meta["mix"])), encoder

@@ -14,7 +14,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import aiohttp
 
-from nlu.classifier import FALLBACK_INTENT
+from nlu.names import FALLBACK_INTENT
 from nlu.entities import builtin_entities
 from nlu.model import Model
 
@@ -39,7 +39,20 @@ def fallback_answer(text: str) -> dict[str, Any]:
 
 
 class RasaBackend:
-    """`POST {url}/model/parse` on a Rasa server, falling back to a local model on any failure."""
+    """`POST {url}/model/parse` on a Rasa server, falling back to a local model on any failure.
+
+    A circuit breaker keeps a hanging Rasa from slowing every message by
+    the timeout: after ``trip_after`` failures in a row the breaker opens,
+    messages are parsed locally at once, and one background task asks Rasa
+    again every ``retry_every`` seconds (doubling up to ``retry_cap``) until
+    it answers, which closes the breaker.
+    """
+
+    #: Failures in a row that open the breaker.
+    trip_after = 3
+    #: Seconds between background tries while the breaker is open (doubling), and their ceiling.
+    retry_every = 5.0
+    retry_cap = 60.0
 
     def __init__(
         self,
@@ -55,6 +68,13 @@ class RasaBackend:
         self.token = token
         self._session = session
         self._owns_session = session is None
+        self._failures = 0
+        self._probe: asyncio.Task[None] | None = None
+
+    @property
+    def breaker_open(self) -> bool:
+        """Whether messages skip Rasa for now (a background task is trying it)."""
+        return self._probe is not None and not self._probe.done()
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -63,12 +83,40 @@ class RasaBackend:
         return self._session
 
     async def parse(self, text: str) -> dict[str, Any]:
-        try:
-            return await self._ask_rasa(text)
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError) as exc:
-            reason = "timed out" if isinstance(exc, asyncio.TimeoutError) else f"{type(exc).__name__}: {exc}"
-            log.warning("Rasa at %s failed (%s); answering with the %s", self.url, reason,
-                        "local model" if self.fallback else "nlu_fallback intent")
+        if not self.breaker_open:
+            try:
+                answer = await self._ask_rasa(text)
+            except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError) as exc:
+                reason = "timed out" if isinstance(exc, asyncio.TimeoutError) else f"{type(exc).__name__}: {exc}"
+                log.warning("Rasa at %s failed (%s); answering with the %s", self.url, reason,
+                            "local model" if self.fallback else "nlu_fallback intent")
+                self._failed(text)
+            else:
+                self._failures = 0
+                return answer
+        return self._local(text)
+
+    def _failed(self, text: str) -> None:
+        self._failures += 1
+        if self._failures >= self.trip_after and not self.breaker_open:
+            log.warning("Rasa at %s failed %d times in a row: parsing locally and retrying Rasa in the background", self.url,
+                        self._failures)
+            self._probe = asyncio.get_running_loop().create_task(self._retry_in_background(text), name="rasa-breaker")
+
+    async def _retry_in_background(self, text: str) -> None:
+        wait = self.retry_every
+        while True:
+            await asyncio.sleep(wait)
+            try:
+                await self._ask_rasa(text)
+            except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError):
+                wait = min(self.retry_cap, wait * 2)
+                continue
+            log.info("Rasa at %s answers again; messages go to it", self.url)
+            self._failures = 0
+            return
+
+    def _local(self, text: str) -> dict[str, Any]:
         if self.fallback is not None:
             return self.fallback.parse(text)
         return fallback_answer(text)
@@ -94,5 +142,8 @@ class RasaBackend:
         return answer
 
     async def close(self) -> None:
+        if self._probe is not None:
+            self._probe.cancel()
+            await asyncio.gather(self._probe, return_exceptions=True)
         if self._owns_session and self._session is not None and not self._session.closed:
             await self._session.close()

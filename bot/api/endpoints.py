@@ -151,11 +151,14 @@ def openapi_document() -> dict[str, Any]:
                     "$ref": f"#/components/schemas/{spec.response.__name__}"}}}} if spec.response else {})},
                 "401": _err("Missing or invalid token"), "403": _err("Role not allowed"),
                 "400": _err("Invalid input"),
+                "404": _err("Not found (an id in the path, or one the body or query refers to)"),
+                "503": _err("The store is unavailable or starting; retry after the Retry-After header's seconds"),
             },
         }
+        if spec.method != "GET":
+            op["responses"]["409"] = _err("Conflicts with the current state (a name taken, a conversation held by someone else)")
         for name in re.findall(r"{(\w+)}", spec.path):
             op["parameters"].append({"name": name, "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}})
-            op["responses"]["404"] = _err("Not found")
         if spec.query is not None:
             for name, field in spec.query.model_fields.items():
                 schema = spec.query.model_json_schema()["properties"][name]
@@ -164,6 +167,7 @@ def openapi_document() -> dict[str, Any]:
         if spec.body is not None:
             op["requestBody"] = {"required": True, "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{spec.body.__name__}"}}}}
             op["responses"]["422"] = _err("Invalid body field")
+            op["responses"]["413"] = _err("Body or a field too large")
         paths.setdefault(PREFIX + spec.path, {})[spec.method.lower()] = op
     return {
         "openapi": "3.1.0",

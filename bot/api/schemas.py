@@ -74,7 +74,8 @@ class CustomerFields(Strict):
     phone: str | None = Field(default=None, max_length=32)
     locale: str | None = Field(default=None, max_length=35)
     timezone: str | None = Field(default=None, max_length=64)
-    lifecycle_stage: Lifecycle | None = None
+    #: Never null: a customer always has a stage (left out, a new one starts as a lead).
+    lifecycle_stage: Lifecycle = Field(default=None, description="Omit to keep (or, on create, to start as lead); null is refused.")  # type: ignore[assignment]
 
     _email = field_validator("email")(classmethod(lambda cls, v: check_email(v)))
     _phone = field_validator("phone")(classmethod(lambda cls, v, info: check_phone(v, _region(info))))
@@ -156,7 +157,8 @@ class CustomerQuery(PageQuery):
     email: str | None = None
     phone: str | None = None
     tag: str | None = None
-    lifecycle_stage: Lifecycle | None = None
+    #: Never null: a customer always has a stage (left out, a new one starts as a lead).
+    lifecycle_stage: Lifecycle = Field(default=None, description="Omit to keep (or, on create, to start as lead); null is refused.")  # type: ignore[assignment]
     channel: str | None = None
     q: str | None = Field(default=None, max_length=200, description="Search in name, e-mail and phone.")
 

@@ -91,7 +91,10 @@ def serve_batches(conn: Connection, load: Callable[[], Callable[[list[Any]], lis
             batch = conn.recv()
         except (EOFError, OSError):
             return
-        answers = handle(batch)
+        try:
+            answers = handle(batch)
+        except Exception as exc:  # noqa: BLE001 - say why instead of dying; the parent retries what is safe to retry
+            answers = f"the batch failed: {type(exc).__name__}: {exc}"
         try:
             try:
                 conn.send(answers)
@@ -106,8 +109,11 @@ class ChildBatches(Generic[T, R]):
 
     ``retry_here`` says whether a batch the child failed on may be done
     again here: true for work without side effects (parsing), false for
-    work that may have committed before the child died (writing); such a
-    batch fails with :class:`ChildFailed` and its callers are not answered.
+    work that may have committed before the child died (writing).  For the
+    latter, ``retry_safe(item)`` says which items may be done again anyway
+    (a message with an external id is deduplicated by it: done twice, it is
+    stored once and answered as the first time); the others fail alone
+    with :class:`ChildFailed`, so one poisoned item costs nobody else.
     """
 
     def __init__(
@@ -118,16 +124,22 @@ class ChildBatches(Generic[T, R]):
         local: Callable[[Sequence[T]], Awaitable[list[R]]],
         *,
         retry_here: bool,
+        retry_safe: Callable[[T], bool] | None = None,
     ) -> None:
         self.name = name
         self._target = target
         self._args = args
         self._local = local
         self._retry_here = retry_here
+        self._retry_safe = retry_safe
         self._process: BaseProcess | None = None
         self._conn: Connection | None = None
         self._ready = False
         self._restart_at = 0.0
+        self._sent_at: float | None = None
+        self._answered_at: float | None = None
+        self._failed_at: float | None = None
+        self._failure = ""
 
     def start(self) -> None:
         """Start the child now, so that it has loaded by the time the first batch comes."""
@@ -155,17 +167,57 @@ class ChildBatches(Generic[T, R]):
                     raise ChildFailed(str(hello))
                 self._ready = True
                 log.info("%s process %s answers", self.name, self._process.pid if self._process else "?")
-            self._conn.send(list(batch))
+            try:
+                payload = pickle.dumps(list(batch), protocol=pickle.HIGHEST_PROTOCOL)
+            except (pickle.PicklingError, RecursionError, TypeError, AttributeError) as exc:
+                log.warning("a batch of %d cannot cross to the %s process (%s); doing it here", len(batch), self.name, exc)
+                return await self._local(batch)
+            self._sent_at = time.monotonic()
+            self._conn.send_bytes(payload)
             sent = True
-            return await asyncio.wait_for(self._answer(self._conn, len(batch)), ANSWER_TIMEOUT)
+            answers = await asyncio.wait_for(self._answer(self._conn, len(batch)), ANSWER_TIMEOUT)
+            self._sent_at, self._answered_at = None, time.monotonic()
+            return answers
         except (EOFError, OSError, ChildFailed, asyncio.TimeoutError) as exc:
             reason = str(exc) or type(exc).__name__
             log.warning("the %s process failed (%s); working in the serving process for %.0f s", self.name, reason, RESTART_AFTER)
             self._stop_child(graceful=False)
-            self._restart_at = time.monotonic() + RESTART_AFTER
+            self._sent_at, self._failed_at, self._failure = None, time.monotonic(), reason
+            self._restart_at = self._failed_at + RESTART_AFTER
             if sent and not self._retry_here:
-                raise ChildFailed(f"the {self.name} process failed mid-batch: {reason}") from None
+                return await self._retry_safe_items(batch, f"the {self.name} process failed mid-batch: {reason}")
             return await self._local(batch)
+
+    def health(self, stuck_after: float = 5.0) -> tuple[bool, str]:
+        """Whether the child keeps up, and what an operator should read: its pid, how long ago it last
+        answered or failed, or for how long it has been writing a batch.
+
+        A batch unanswered for ``stuck_after`` seconds means messages wait
+        (a held lock, a hung child); a failed child is not an outage, since
+        the serving process works meanwhile, but it is reported with its age.
+        """
+        now = time.monotonic()
+        if self._sent_at is not None and now - self._sent_at > stuck_after:
+            return False, f"busy on one batch for {now - self._sent_at:.1f} s (pid {self.child_pid})"
+        if self._failed_at is not None and self._conn is None:
+            return True, (f"failed {now - self._failed_at:.1f} s ago ({self._failure}); the serving process writes "
+                          f"until it restarts in {max(0.0, self._restart_at - now):.0f} s")
+        if self.child_pid is None:
+            return True, "starting; the serving process writes meanwhile"
+        age = f"{now - self._answered_at:.1f} s ago" if self._answered_at is not None else "not yet"
+        return True, f"ok (pid {self.child_pid}, last answered {age})"
+
+    async def _retry_safe_items(self, batch: Sequence[T], reason: str) -> list[R]:
+        """After a failure mid-batch: the items safe to do twice are done here; the others' results are :class:`ChildFailed`."""
+        if self._retry_safe is None:
+            raise ChildFailed(reason)
+        safe = [i for i, item in enumerate(batch) if self._retry_safe(item)]
+        results: list[Any] = [ChildFailed(reason) for _ in batch]
+        if safe:
+            done = await self._local([batch[i] for i in safe])
+            for i, result in zip(safe, done, strict=True):
+                results[i] = result
+        return results
 
     async def _answer(self, conn: Connection, expected: int) -> list[R]:
         loop = asyncio.get_running_loop()

@@ -13,10 +13,11 @@ connection of its own, and the results come back once the transaction is
 durable.  The serving process keeps its own handler for when the child is
 starting or gone (:mod:`bot.pipeline.child_process`).
 
-A batch the child fails on is not written again here: it may have
-committed before the child died, so its callers get
-:class:`crm_store.database.StoreUnavailable` (503, retry) and the retry is
-deduplicated by its external id like any platform retry.
+A batch the child fails on may have committed before the child died, so
+only its messages with an external id are written again here (the
+retry is deduplicated by that id like any platform retry: stored once,
+answered as the first time); the others' callers get
+:class:`crm_store.database.StoreUnavailable` (503, retry).
 """
 
 from __future__ import annotations
@@ -98,7 +99,8 @@ class WriteChild:
     def __init__(self, spec: WriteChildSpec, inline_channels: frozenset[str],
                  local: Callable[[Sequence[InboundItem]], Awaitable[Results]]) -> None:
         self._child: ChildBatches[InboundItem, HandleResult | BaseException] = ChildBatches(
-            "writer", _child_main, (spec, inline_channels), local, retry_here=False)
+            "writer", _child_main, (spec, inline_channels), local, retry_here=False,
+            retry_safe=lambda item: item.message.external_id is not None)
 
     def start(self) -> None:
         self._child.start()
@@ -107,11 +109,16 @@ class WriteChild:
     def child_pid(self) -> int | None:
         return self._child.child_pid
 
+    def health(self) -> tuple[bool, str]:
+        """Whether the write child keeps up, with its age (see :meth:`ChildBatches.health`)."""
+        return self._child.health()
+
     async def write_batch(self, items: Sequence[InboundItem]) -> Results:
         try:
-            return await self._child.run(items)
+            results = await self._child.run(items)
         except ChildFailed as exc:
             raise StoreUnavailable(str(exc)) from None
+        return [StoreUnavailable(str(r)) if isinstance(r, ChildFailed) else r for r in results]
 
     async def close(self) -> None:
         await self._child.close()

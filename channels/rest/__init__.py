@@ -16,23 +16,36 @@ posts each one there at once instead, as one Rasa-shaped JSON object.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import ipaddress
 import json
+import logging
 from typing import Any
 
 import aiohttp
 from aiohttp import web
-from pydantic import BaseModel, field_validator
+from pydantic import BaseModel, SecretStr, field_validator
 
 from channels.base import Channel, InboundHandler, PermanentSendError, SendError, SendResult
 from contracts.http_errors import json_error, read_json_object, require_str
 from contracts.messages import HandleResult, InboundMessage, OutboundMessage
 
+log = logging.getLogger(__name__)
+
 
 class RestSettings(BaseModel):
     """``DANGOL_REST_ENABLED``: the REST channel is on unless turned off; ``DANGOL_REST_CALLBACK_URL``:
-    where people's replies are posted (else they wait for the customer's next request)."""
+    where people's replies are posted (else they wait for the customer's next request).
+
+    ``DANGOL_REST_TOKEN``: when set, every webhook call must carry it as
+    ``Authorization: Bearer <token>``.  Without one, anybody who reaches the
+    port can write as any sender and read the bot's answers about them, so
+    the channel then only runs on a loopback address (the local "Try it").
+    """
 
     rest_enabled: bool = True
+    rest_token: SecretStr | None = None
     rest_callback_url: str | None = None
 
     @field_validator("rest_callback_url")
@@ -48,16 +61,26 @@ class RestChannel(Channel):
     inline_replies = True
     Settings = RestSettings
 
-    def __init__(self, max_message_chars: int = 4096, callback_url: str | None = None, timeout: float = 10.0) -> None:
+    def __init__(self, max_message_chars: int = 4096, token: str | None = None, callback_url: str | None = None,
+                 timeout: float = 10.0) -> None:
         super().__init__()
         self.max_message_chars = max_message_chars
+        self._token = token.encode("utf-8") if token else None
         self.callback_url = callback_url
         self.timeout = timeout
         self._session: aiohttp.ClientSession | None = None
 
     @classmethod
     def from_settings(cls, settings: Any) -> RestChannel | None:
-        return cls(settings.max_message_chars, settings.rest_callback_url) if settings.rest_enabled else None
+        if not settings.rest_enabled:
+            return None
+        token = settings.rest_token.get_secret_value() if settings.rest_token is not None else None
+        if not token and not _is_loopback(getattr(settings, "host", "127.0.0.1")):
+            log.warning("the REST channel is off: the service listens on %s, not only on loopback, and no rest_token is set "
+                        "(set DANGOL_REST_TOKEN to require it as a Bearer token, or DANGOL_REST_ENABLED=false to silence this)",
+                        settings.host)
+            return None
+        return cls(settings.max_message_chars, token or None, settings.rest_callback_url)
 
     @property
     def sends_outbox(self) -> bool:
@@ -100,7 +123,16 @@ class RestChannel(Channel):
     async def health(self, request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
 
+    def _authorize(self, request: web.Request) -> None:
+        if self._token is None:
+            return
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode("utf-8", "surrogateescape"), self._token):
+            raise json_error(401, "unauthorized", "the REST channel needs its token as 'Authorization: Bearer <token>'",
+                             headers={"WWW-Authenticate": 'Bearer realm="dangol-rest"'})
+
     async def webhook(self, request: web.Request) -> web.Response:
+        self._authorize(request)
         data = await read_json_object(request)
         sender = require_str(data, "sender", max_length=255)
         text = require_str(data, "message", max_length=self.max_message_chars)
@@ -110,13 +142,16 @@ class RestChannel(Channel):
         message_id = data.get("message_id", metadata.get("message_id"))
         if message_id is not None and (not isinstance(message_id, str | int) or len(str(message_id)) > 255):
             raise json_error(400, "invalid_field", "message_id must be a string of at most 255 characters", "message_id")
+        extra = {k: v for k, v in metadata.items() if k != "message_id"}
+        if message_id is not None:
+            extra["message_id"] = str(message_id)
         inbound = InboundMessage(
             channel=self.name,
             sender_id=sender,
             text=text,
-            external_id=str(message_id) if message_id is not None else None,
+            external_id=sender_scoped_id(sender, str(message_id)) if message_id is not None else None,
             payload=text if text.startswith("/") else None,
-            metadata={k: v for k, v in metadata.items() if k != "message_id"},
+            metadata=extra,
         )
         assert self.handle_inbound is not None
         waiting = await self._waiting_replies(sender)
@@ -128,6 +163,32 @@ class RestChannel(Channel):
         if self.callback_url is not None or self.services is None or self.services.take_queued is None:
             return []
         return await self.services.take_queued(self.name, sender)
+
+
+def sender_scoped_id(sender: str, message_id: str) -> str:
+    """The stored external id of a REST message: the client's id within its sender's.
+
+    A client picks its own ids, so two senders may both send ``"42"``; the
+    store keeps ``(channel, external_id)`` unique, and without the sender in
+    it the second would be answered as a duplicate of the first, with the
+    first sender's replies.  A hash of the sender keeps the id short and of
+    fixed size whatever the sender; the client's own id stays in the
+    message's metadata.
+    """
+    digest = hashlib.blake2b(sender.encode("utf-8"), digest_size=8).hexdigest()
+    scoped = f"{digest}:{message_id}"
+    if len(scoped) > 255:  # the column's size: a long id is kept by its hash
+        scoped = f"{digest}:#{hashlib.blake2b(message_id.encode('utf-8'), digest_size=16).hexdigest()}"
+    return scoped
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def rasa_replies(sender: str, result: HandleResult) -> list[dict[str, Any]]:

@@ -203,10 +203,28 @@ class SlackChannel(Channel):
             raise json_error(503, "starting", "the Slack channel is starting")
         if self.signing_secret is None:
             raise json_error(401, "unauthorized", "this Slack app uses Socket Mode; HTTP requests are not accepted")
-        response = await to_aiohttp_response(await self.bolt.async_dispatch(await to_bolt_request(request)))
+        bolt_request = await to_bolt_request(request)
+        response = await to_aiohttp_response(await self.bolt.async_dispatch(bolt_request))
         if response.status == 401:
             raise json_error(401, "unauthorized", "Slack request signature or timestamp is invalid")
+        if response.status == 404:
+            # A signed delivery no listener took (bolt answers 404): Slack
+            # expects 200 for every Events API delivery, or it retries and
+            # may turn the app's events off.
+            self._notice(bolt_request.body)
+            return web.Response(status=200)
         return response
+
+    def _notice(self, body: dict[str, Any]) -> None:
+        """``app_rate_limited``: Slack stopped sending us events for a minute; say so in the log and the metrics."""
+        kind = body.get("type") if isinstance(body, dict) else None
+        if kind == "app_rate_limited":
+            log.warning("Slack rate-limits this app's events (team %s, minute %s): events of that minute are not delivered",
+                        body.get("team_id"), body.get("minute_rate_limited"))
+            if self.count_notice is not None:
+                self.count_notice("app_rate_limited")
+        else:
+            log.info("Slack delivery of type %r acknowledged without a listener", kind)
 
     async def _on_message(self, event: dict[str, Any], body: dict[str, Any], context: Any) -> None:
         message = parse_message(event, event_id=body.get("event_id"), bot_user_id=context.get("bot_user_id"))

@@ -16,22 +16,25 @@ neither lost nor shown twice.
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import hmac
-import json
 import logging
+import re
 import secrets
 import uuid
 from collections import OrderedDict, defaultdict
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from aiohttp import WSMsgType, web
-from pydantic import BaseModel
+from pydantic import BaseModel, field_validator
+from pydantic_settings import NoDecode
 
 from channels.base import Channel, InboundHandler, SendResult
 from contracts.http_errors import error_body
 from contracts.messages import InboundMessage, OutboundMessage
+from contracts.untrusted import Untrusted, loads_checked
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).resolve().parent / "static"
@@ -42,9 +45,45 @@ RELAY = "private.webchat.relay"
 
 
 class WebChatSettings(BaseModel):
-    """``DANGOL_WEBCHAT_ENABLED``: the web chat is on unless turned off."""
+    """``DANGOL_WEBCHAT_ENABLED``: the web chat is on unless turned off.
+
+    ``DANGOL_WEBCHAT_ALLOWED_ORIGINS``: the sites (``https://shop.example``,
+    comma-separated) that may show the web chat page in a frame; by default
+    only the service itself.  The widget script embedded on a site is not
+    concerned: it is the page at ``/webchat`` that a frame would show.
+    """
 
     webchat_enabled: bool = True
+    webchat_allowed_origins: Annotated[list[str], NoDecode] = []
+
+    @field_validator("webchat_allowed_origins", mode="before")
+    @classmethod
+    def _origins(cls, value: Any) -> Any:
+        items = [v for v in re.split(r"[,\s]+", value) if v] if isinstance(value, str) else value
+        if isinstance(items, list):
+            for origin in items:
+                if not isinstance(origin, str) or not _ORIGIN.fullmatch(origin):
+                    raise ValueError(f"{origin!r} is not an origin such as https://shop.example or https://shop.example:8443")
+        return items
+
+
+_ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?|https?://\*\.[A-Za-z0-9.-]+")
+
+
+def page_policy(inline_script: str, frame_origins: list[str]) -> str:
+    """The web chat page's Content-Security-Policy: its own script and the one inline script (by hash), sockets to
+    itself, and frames only on itself and the allowed origins."""
+    digest = base64.b64encode(hashlib.sha256(inline_script.encode("utf-8")).digest()).decode("ascii")
+    return "; ".join([
+        "default-src 'none'",
+        f"script-src 'self' 'sha256-{digest}'",
+        "style-src 'self' 'unsafe-inline'",  # the widget styles itself with one <style> element
+        "img-src 'self' https: data:",
+        "connect-src 'self'",
+        "base-uri 'none'",
+        "form-action 'none'",
+        "frame-ancestors " + " ".join(["'self'", *frame_origins]),
+    ])
 
 
 class WebChatChannel(Channel):
@@ -52,8 +91,16 @@ class WebChatChannel(Channel):
     Settings = WebChatSettings
     delivery_note = "pushed at once to the visitor's open chat window; shown in the history when they come back"
 
-    def __init__(self, max_message_chars: int = 4096, secret: str | None = None) -> None:
+    def __init__(self, max_message_chars: int = 4096, secret: str | None = None, allowed_origins: list[str] | None = None) -> None:
         super().__init__()
+        page = (STATIC / "page.html").read_text(encoding="utf-8")
+        inline = re.search(r"<script>(.*?)</script>", page, re.S)
+        self._page = page
+        self._page_headers = {
+            "Content-Security-Policy": page_policy(inline.group(1) if inline else "", list(allowed_origins or [])),
+            "X-Content-Type-Options": "nosniff",
+            "Referrer-Policy": "strict-origin-when-cross-origin",
+        }
         self.max_message_chars = max_message_chars
         self._secret = secret.encode() if secret else None
         self.sockets: dict[str, set[web.WebSocketResponse]] = defaultdict(set)
@@ -68,7 +115,7 @@ class WebChatChannel(Channel):
         if not settings.webchat_enabled:
             return None
         secret = settings.secret_key.get_secret_value() if settings.secret_key else None
-        return cls(settings.max_message_chars, secret)
+        return cls(settings.max_message_chars, secret, settings.webchat_allowed_origins)
 
     def setup(self, app: web.Application, handle_inbound: InboundHandler) -> None:
         super().setup(app, handle_inbound)
@@ -126,7 +173,7 @@ class WebChatChannel(Channel):
 
     # -- HTTP -----------------------------------------------------------
     async def page(self, request: web.Request) -> web.Response:
-        return web.Response(text=(STATIC / "page.html").read_text(encoding="utf-8"), content_type="text/html", charset="utf-8")
+        return web.Response(text=self._page, content_type="text/html", charset="utf-8", headers=self._page_headers)
 
     async def script(self, request: web.Request) -> web.Response:
         return web.Response(
@@ -145,9 +192,12 @@ class WebChatChannel(Channel):
                         break
                     continue
                 try:
-                    data = json.loads(frame.data)
+                    data = loads_checked(frame.data)
                     if not isinstance(data, dict):
                         raise ValueError("frame must be a JSON object")
+                except Untrusted as exc:
+                    await self._error(ws, exc.code, f"frame refused: {exc}", exc.field)
+                    continue
                 except ValueError as exc:
                     await self._error(ws, "invalid_json", f"frame is not a JSON object: {exc}")
                     continue

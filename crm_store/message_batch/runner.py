@@ -2,8 +2,10 @@
 
 Two processes may create the same identity or conversation at once (a
 unique-key conflict or, on PostgreSQL, a deadlock): the retry reads what the
-other committed.  A batch that still fails because of one bad item is run
-item by item, so the others are not lost with it.
+other committed.  A batch that still fails, or fails with anything that is
+not the store's (a value SQLite cannot encode, a bug in a rule), is run item
+by item, so the others are not lost with the one bad item; a store that stays busy
+or unreachable fails them all at once (every item would wait the same).
 
 On SQLite the unit runs in one transaction on the writer (statements cost no
 round trip there).  On PostgreSQL each round trip costs, so the unit runs on
@@ -20,7 +22,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from crm_store.database import Database, pause_before_retry
 
@@ -43,7 +45,7 @@ async def run_batch(db: Database, items: Sequence[T], unit: Unit[T, R], *,
     writer thread runs it.
     """
     optimistic = not db.is_sqlite
-    last: DBAPIError | None = None
+    last: Exception | None = None
     for attempt in range(ATTEMPTS):
         try:
             if db.is_sqlite:
@@ -54,8 +56,12 @@ async def run_batch(db: Database, items: Sequence[T], unit: Unit[T, R], *,
             log.info("batch of %d conflicted (%s); retrying", len(items), type(exc.orig).__name__ if exc.orig else exc)
             if attempt or not optimistic:
                 await pause_before_retry(attempt)
+        except Exception as exc:  # noqa: BLE001 - one item's bad value (a UnicodeEncodeError, a bug) must not fail the others
+            last = exc
+            log.warning("batch of %d failed (%s: %s); trying its items one by one", len(items), type(exc).__name__, exc)
+            break
     assert last is not None
-    if len(items) == 1 or not isinstance(last, IntegrityError):
+    if len(items) == 1 or (isinstance(last, DBAPIError) and _store_down(last)):
         return [last] * len(items), []
     results: list[R | BaseException] = []
     after: list[Any] = []
@@ -64,3 +70,12 @@ async def run_batch(db: Database, items: Sequence[T], unit: Unit[T, R], *,
         results.extend(one)
         after.extend(more)
     return results, after
+
+
+
+def _store_down(exc: DBAPIError) -> bool:
+    """The store is busy or gone (a lock held, a connection lost): every item would fail the same, so none is tried alone.
+
+    Anything else (a unique key, a value the database refuses) may be one item's doing.
+    """
+    return bool(exc.connection_invalidated) or isinstance(exc, OperationalError | InterfaceError)

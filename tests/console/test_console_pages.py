@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from aiohttp.test_utils import TestClient
 
-from crm_store import agents, sessions
+from crm_store import agents, login_throttle
 from crm_store.database import Database
 from tests.console.conftest import PASSWORD, Handoff, MakePerson, csrf_of, log_in
 from tests.helpers import count, total_rows
@@ -60,7 +60,7 @@ async def test_a_wrong_password_is_a_form_message_and_repeated_failures_are_rate
 ) -> None:
     me = await person("agent", password=PASSWORD)
     email = await email_of(store, me.id)
-    for _ in range(sessions.MAX_FAILURES_PER_EMAIL):
+    for _ in range(login_throttle.PER_EMAIL_AND_ADDRESS.free):
         form = await (await client.get("/console/login")).text()
         wrong = await client.post("/console/login", data={"email": email, "password": "guess", "csrf": csrf_of(form)})
         assert wrong.status == 401 and "Wrong e-mail or password." in await wrong.text()

@@ -45,7 +45,7 @@ def test_train_reports_progress_and_a_summary(data_file: Path, tmp_path: Path) -
     result = CliRunner().invoke(nlu, ["train", str(data_file), "--out", str(tmp_path / "m"), "--threshold", "0.4"])
     assert result.exit_code == 0, result.output
     assert "reading" in result.stderr and "fitting" in result.stderr
-    assert "trained 8 examples, 2 intents" in result.stdout
+    assert "trained the fast pipeline on 8 examples, 2 intents" in result.stdout
     assert "threshold 0.400 (given)" in result.stdout
 
 
@@ -98,3 +98,44 @@ def test_a_folder_that_is_not_a_model_is_refused(tmp_path: Path) -> None:
     result = CliRunner().invoke(nlu, ["parse", "--model", str(tmp_path), "hi"])
     assert result.exit_code == 1
     assert "not a Dangol NLU model" in result.output
+
+
+OOS_DATA = DATA + """- intent: oos
+  examples: |
+    - what's the weather tomorrow
+    - tell me a joke
+    - who won the game last night
+"""
+
+
+def test_evaluate_shows_the_stored_threshold_and_out_of_scope_figures(tmp_path: Path) -> None:
+    data = tmp_path / "oos.yml"
+    data.write_text(OOS_DATA, encoding="utf-8")
+    trained = CliRunner().invoke(nlu, ["train", str(data), "--out", str(tmp_path / "m"), "--threshold", "0.35"])
+    assert trained.exit_code == 0, trained.output
+    result = CliRunner().invoke(nlu, ["evaluate", "--model", str(tmp_path / "m"), str(data)])
+    assert result.exit_code == 0, result.output
+    assert "threshold      0.3500   (given" in result.stdout
+    for line in ("accuracy       ", "best intent    ", "in-scope accuracy    ", "out-of-scope recall  "):
+        assert line in result.stdout
+    report = json.loads(CliRunner().invoke(nlu, ["evaluate", "--model", str(tmp_path / "m"), str(data), "--json"]).stdout)
+    assert report["threshold"] == 0.35 and report["pipeline"] == "fast"
+    assert {"accuracy", "top1_accuracy", "in_scope_accuracy", "oos_recall"} <= set(report)
+
+
+@pytest.mark.parametrize(
+    "config, message",
+    [
+        ("pipeline: turbo\n", "pipeline must be one of fast, accurate, not 'turbo'"),
+        ("pipeline:\n  - name: DIETClassifier\n", "pipeline lists Rasa components"),
+        ("expected_oos_rate: 1.5\n", "expected_oos_rate must be between 0 and 1"),
+        ("language: en\nthreshold: 0.3\n", "unknown setting(s) threshold"),
+    ],
+)
+def test_bad_config_is_refused_naming_the_file(config: str, message: str, data_file: Path, tmp_path: Path) -> None:
+    path = tmp_path / "config.yml"
+    path.write_text(config, encoding="utf-8")
+    result = CliRunner().invoke(nlu, ["train", str(data_file), "--out", str(tmp_path / "m"), "--config", str(path)])
+    assert result.exit_code == 1
+    assert str(path) in result.output and message in result.output
+    assert not (tmp_path / "m").exists()

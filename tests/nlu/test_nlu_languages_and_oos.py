@@ -1,4 +1,4 @@
-"""Korean with agglutinated particles, and out-of-scope threshold choice on a validation split."""
+"""Korean with agglutinated particles, and out-of-scope threshold choice on out-of-fold confidences."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from nlu import TrainingData, evaluate, train
+from nlu import NluSettings, TrainingData, evaluate, train
 
 KOREAN = {
     "order_status": ["주문 조회하고 싶어요", "제 주문 어디까지 왔나요", "주문 상태 알려주세요", "주문한 거 확인해 주세요",
@@ -70,14 +70,25 @@ def _synthetic_oos(seed: int) -> TrainingData:
     return TrainingData.from_pairs(pairs)
 
 
-def test_threshold_is_chosen_on_a_validation_split_when_data_has_oos() -> None:
-    model = train(_synthetic_oos(0))
-    assert model.metadata["threshold_source"] == "validation"
-    assert "cross-validation" in model.metadata["validation"]["method"] or "holdout" in model.metadata["validation"]["method"]
-    assert model.metadata["validation"]["size"] > 0
+def test_threshold_is_chosen_on_out_of_fold_scores_of_every_example_when_data_has_oos() -> None:
+    data = _synthetic_oos(0)
+    model = train(data)
+    assert model.metadata["threshold_source"] == "out-of-fold"
+    assert "out-of-fold" in model.metadata["validation"]["method"]
+    assert model.metadata["validation"]["size"] == len(data.examples)
     assert 0.0 < model.threshold < 1.0
     assert model.threshold != 0.3
-    assert set(model.metadata["threshold_choice"]) >= {"in_scope_accuracy", "oos_recall"}
+    assert set(model.metadata["threshold_choice"]) >= {"in_scope_accuracy", "oos_recall", "expected_oos_rate"}
+
+
+def test_expected_oos_rate_from_settings_weighs_the_choice_and_the_oos_prior() -> None:
+    data = _synthetic_oos(0)
+    low = train(data, settings=NluSettings(expected_oos_rate=0.05))
+    high = train(data, settings=NluSettings(expected_oos_rate=0.6))
+    assert low.metadata["threshold_choice"]["expected_oos_rate"] == 0.05
+    assert high.metadata["threshold_choice"]["expected_oos_rate"] == 0.6
+    # 20 oos rows in 116: the rarer the training file's oos is against the expected rate, the higher its prior
+    assert low.metadata["validation"]["oos_prior_shift"] < 0 < high.metadata["validation"]["oos_prior_shift"]
 
 
 def test_evaluate_reports_in_scope_accuracy_and_oos_recall() -> None:

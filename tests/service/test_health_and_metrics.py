@@ -20,7 +20,7 @@ async def test_liveness_answers(client: TestClient) -> None:
 
 async def test_readiness_checks_the_database_and_its_migrations(client: TestClient) -> None:
     body = await (await client.get("/readyz")).json()
-    assert body == {"status": "ok", "checks": {"database": "ok", "migrations": "ok", "engine": "ok"}}
+    assert body == {"status": "ok", "checks": {"database": "ok", "migrations": "ok", "writes": "ok", "engine": "ok"}}
 
 
 async def test_readiness_fails_on_a_database_behind_the_code(aiohttp_client: Any, pg_database: str) -> None:

@@ -108,3 +108,16 @@ async def test_an_unreachable_store_is_a_503_to_retry_not_a_500(aiohttp_client: 
     assert response.status == 503
     assert response.headers["Retry-After"]
     assert (await response.json())["error"]["code"] == "store_unavailable"
+
+
+async def test_the_same_message_id_from_two_senders_is_two_messages_each_answered_for_its_sender(
+        client: TestClient, store: Database) -> None:
+    alice = await (await client.post(WEBHOOK, json={"sender": "victim-alice", "message": "where is my order", "message_id": "42"})).json()
+    mallory = await (await client.post(WEBHOOK, json={"sender": "mallory", "message": "hi", "message_id": "42"})).json()
+    assert all(r["recipient_id"] == "mallory" for r in mallory) and mallory != alice
+    assert await count(store, "messages", direction="in") == 2
+
+
+async def test_a_message_id_of_255_characters_is_accepted(client: TestClient) -> None:
+    response = await client.post(WEBHOOK, json={"sender": "u9", "message": "hello", "message_id": "x" * 255})
+    assert response.status == 200

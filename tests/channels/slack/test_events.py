@@ -189,3 +189,18 @@ async def test_while_slack_cannot_confirm_our_identity_events_are_refused_so_sla
     assert await inbound(client) == []
     assert (await send_event(body, **{"X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_error"})).status == 200
     assert len(await inbound(client)) == 1
+
+
+async def test_app_rate_limited_is_acknowledged_with_200_logged_and_counted(client: TestClient, send_event: Send) -> None:
+    # Slack's documented callback when an app exceeds 30,000 events an hour per workspace
+    body = {"token": "Jhj5dZrVaK7ZwHHjRyZWjbDl", "type": "app_rate_limited", "team_id": "T123ABC456",
+            "minute_rate_limited": 1518467820, "api_app_id": "A123ABC456"}
+    response = await send_event(body)
+    assert response.status == 200
+    metrics = await (await client.get("/metrics")).text()
+    assert 'dangol_platform_notices_total{channel="slack",kind="app_rate_limited"} 1.0' in metrics
+
+
+async def test_an_unsigned_app_rate_limited_is_still_refused(send_event: Send) -> None:
+    body = {"type": "app_rate_limited", "team_id": "T1", "minute_rate_limited": 1518467820}
+    assert (await send_event(body, secret="not-the-secret")).status == 401
