@@ -19,6 +19,7 @@ from bot import health
 from bot.bot_loader import load_bot
 from bot.config import CoreSettings
 from bot.engine.conversation import ConversationEngine
+from bot.http_metrics import counting_middleware
 from bot.forwarded import forwarded_middleware, parse_networks
 from bot.metrics import Metrics
 from bot.pipeline.write_child import WriteChildSpec
@@ -88,7 +89,8 @@ def create_app(settings: CoreSettings, *, extensions: list[Extension] | None = N
     metrics = Metrics()
     proxies = parse_networks(settings.trusted_proxies)
     app = web.Application(client_max_size=settings.max_body_bytes,
-                          middlewares=[forwarded_middleware(proxies), error_middleware] if proxies else [error_middleware])
+                          middlewares=[counting_middleware(metrics), *([forwarded_middleware(proxies)] if proxies else []),
+                                       error_middleware])
     channels = {channel.name: channel for channel in enabled_channels(settings)}
     services = Services(settings=settings, metrics=metrics, channels=channels)
     app[SERVICES] = services
@@ -223,7 +225,7 @@ def build_delivery(services: Services) -> DeliveryWorker:
     metrics = services.metrics
     return DeliveryWorker(
         services.outbox,
-        {name: ch for name, ch in services.channels.items() if not ch.inline_replies},
+        {name: ch for name, ch in services.channels.items() if ch.sends_outbox},
         batch=settings.delivery_batch,
         concurrency=settings.delivery_concurrency,
         max_attempts=settings.delivery_max_attempts,

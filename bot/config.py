@@ -8,19 +8,29 @@ whose keys are absent is off.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import phonenumbers
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 from bot.forwarded import parse_networks
 from channels.registry import channel_setting_problems, settings_mixins
 
-DEFAULT_BOT = Path(__file__).resolve().parent.parent / "examples" / "support-bot"
+def _default_bot() -> Path:
+    """The sample bot: the installed package's copy (see setup.py), else the source tree's ``examples/``."""
+    here = Path(__file__).resolve().parent
+    packaged = here / "examples" / "support-bot"
+    return packaged if packaged.is_dir() else here.parent / "examples" / "support-bot"
+
+
+DEFAULT_BOT = _default_bot()
 
 
 class ConfigError(Exception):
@@ -66,6 +76,18 @@ class CoreSettings(BaseSettings):
     shutdown_timeout: float = Field(default=20.0, gt=0)
     #: Seconds between scoring runs of every customer (RFM, CLV, clusters, recommendations); 0 turns them off.
     insights_score_interval: float = Field(default=3600.0, ge=0)
+    #: Where a phone number written without its country code is read (ISO 3166 code, e.g. KR); stored as E.164.
+    default_region: str | None = "KR"
+
+    @field_validator("default_region")
+    @classmethod
+    def _phone_region(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        region = value.upper()
+        if region not in phonenumbers.SUPPORTED_REGIONS:
+            raise ValueError("must be a two-letter country code that has phone numbers, such as KR or US")
+        return region
     #: Reverse proxies (CIDRs, comma-separated) whose X-Forwarded-For/-Proto/-Host are believed (see bot.forwarded).
     trusted_proxies: Annotated[list[str], NoDecode] = []
     #: Bearer token that opens /metrics to any address; without one only callers on this machine may read it.
@@ -86,6 +108,9 @@ class CoreSettings(BaseSettings):
             raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
         if value.startswith(("postgresql://", "postgres://")):
             value = "postgresql+asyncpg://" + value.split("://", 1)[1]
+        folder = sqlite_folder(value)
+        if folder is not None and not folder.is_dir():
+            raise ValueError(f"the folder {folder} of the SQLite file does not exist (create it, or fix the path)")
         return value
 
     @model_validator(mode="after")
@@ -119,6 +144,38 @@ class CoreSettings(BaseSettings):
         return self.database_url.startswith("sqlite")
 
 
+def sqlite_folder(url: str) -> Path | None:
+    """The folder a SQLite URL's file goes in; None for other databases and in-memory ones."""
+    if not url.startswith("sqlite"):
+        return None
+    database = url.split("://", 1)[1].split("?", 1)[0]
+    database = database[1:] if database.startswith("/") else database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database).expanduser().parent
+
+
+#: ``DANGOL_*`` variables read outside the settings: the CLI's --config, the NLU cache, the tests' and benchmarks' own.
+OTHER_VARIABLES = frozenset({"DANGOL_CONFIG", "DANGOL_NLU_CACHE", "DANGOL_SHARED", "DANGOL_TEST_PG", "DANGOL_BENCH_PG",
+                             "DANGOL_CHROMIUM"})
+
+
+def unknown_variables(settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> list[str]:
+    """A message for each ``DANGOL_*`` variable no setting reads, naming the closest known one.
+
+    pydantic-settings ignores them, so a misspelling (``DANGOL_PROT``) would
+    silently leave the default in place.
+    """
+    known = {f"DANGOL_{name.upper()}" for name in settings_cls.model_fields} | OTHER_VARIABLES
+    problems = []
+    for key in sorted(environ):
+        name = key.upper()
+        if name.startswith("DANGOL_") and name not in known:
+            close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
+            problems.append(f"{key}: unknown environment variable" + (f"; did you mean {close[0]}?" if close else ""))
+    return problems
+
+
 def _settings_class(toml_path: Path | None) -> type[CoreSettings]:
     class Settings(CoreSettings, *settings_mixins()):  # type: ignore[misc]
         @classmethod
@@ -150,6 +207,9 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Co
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
     cls = _settings_class(path)
+    unknown = unknown_variables(cls, os.environ)
+    if unknown:
+        raise ConfigError("invalid configuration: " + "; ".join(unknown))
     try:
         settings = cls(**overrides)
     except ValidationError as exc:

@@ -30,6 +30,7 @@ from typing import Any
 
 from bot.bot_folder import Action, BotFolder, FormSpec, HandoffTarget, ResponseVariant
 from bot.engine.turn import Decision, Handoff, Reply, Turn
+from bot.engine.waiting import Waiting, wait_phrase
 from bot.forms import candidate, validate
 from campaigns.opt_out import load_opt_out_words
 from contracts.messages import Attachment
@@ -159,6 +160,8 @@ class RuleBot:
     # --- the decision ----------------------------------------------------------------
 
     def decide(self, turn: Turn) -> Decision:
+        if turn.waiting is not None:
+            return self._acknowledge_wait(turn, turn.waiting)
         if turn.conversation.status != "bot":
             return Decision()  # a person holds it (the store does not call us then, but be sure)
         parse = turn.parse
@@ -204,6 +207,20 @@ class RuleBot:
         else:
             self._fallback(step)
         return step.finish()
+
+    def _acknowledge_wait(self, turn: Turn, waiting: Waiting) -> Decision:
+        """The customer waits for a person: say so (with the expected wait), at most once in a while,
+        but always when they ask for a person again."""
+        if waiting.recent and intent_name(turn.parse) not in self.policy.human_intents:
+            return Decision()
+        state = turn.conversation.bot_state or {}
+        lang = message_language(turn.message.text, turn.customer.locale, state.get("lang"), self.policy.default_language)
+        if lang not in self.languages:
+            lang = self.policy.default_language
+        if waiting.wait_seconds is None:
+            return Decision(replies=[self.render("utter_waiting_for_person", turn, lang=lang)])
+        return Decision(replies=[self.render("utter_waiting_for_person_eta", turn, {"wait": wait_phrase(waiting.wait_seconds, lang)},
+                                             lang)])
 
     def _fallback(self, step: _Step) -> None:
         policy = self.policy

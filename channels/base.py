@@ -82,6 +82,9 @@ class ChannelServices:
     #: ``secret(name)``: a random key made once and shared by every serving process.
     secret: Callable[[str], Awaitable[str]]
     events: LiveHub | None = None
+    #: ``take_queued(channel, recipient)``: replies waiting for the recipient (a person's, say), settled as
+    #: delivered; for a channel that can reach a customer only in the answer to their next request.
+    take_queued: Callable[[str, str], Awaitable[list[OutboundMessage]]] | None = None
 
     @classmethod
     def over(cls, db: Database, events: LiveHub | None) -> ChannelServices:
@@ -94,7 +97,14 @@ class ChannelServices:
         async def secret(name: str) -> str:
             return await get_or_create_secret(db, name)
 
-        return cls(history, lambda message_id: conversations.get_message(db, message_id), mark_unreachable, secret, events)
+        async def take_queued(channel: str, recipient: str) -> list[OutboundMessage]:
+            return [OutboundMessage.from_payload(row.channel, row.recipient, row.payload, outbox_id=row.outbox_id,
+                                                 message_id=row.message_id, conversation_id=row.conversation_id,
+                                                 customer_id=row.customer_id, attempt=row.attempt)
+                    for row in await Outbox(db).take_queued(channel, recipient)]
+
+        return cls(history, lambda message_id: conversations.get_message(db, message_id), mark_unreachable, secret, events,
+                   take_queued)
 
 
 class Channel:
@@ -112,6 +122,17 @@ class Channel:
     inline_replies: ClassVar[bool] = False
     #: "module:group": a click group of commands for ``dangol`` (see channels.registry).
     commands: ClassVar[str | None] = None
+    #: How a reply reaches the customer, in a few words for the console.
+    delivery_note: ClassVar[str] = "sent through the platform's API by the delivery worker"
+
+    @property
+    def sends_outbox(self) -> bool:
+        """Whether the delivery worker sends this channel's outbox rows (those of people and campaigns)."""
+        return not self.inline_replies
+
+    def describe_delivery(self) -> str:
+        """How this channel, as configured, delivers replies (shown in the console)."""
+        return self.delivery_note
 
     def __init__(self) -> None:
         self.handle_inbound: InboundHandler | None = None

@@ -314,6 +314,9 @@ class DeliveryWorker:
         if after is None:
             delay = min(self.backoff_cap, self.backoff_base ** message.attempt)
             after = delay * (0.5 + random.random() / 2)
+        # One line an operator can follow per failed try, not only the final give-up.
+        log.warning("delivery via %s to %s failed (attempt %d of %d): %s; next try in %.1f s (outbox row %s)",
+                    message.channel, message.recipient, message.attempt, self.max_attempts, error, after, message.outbox_id)
         return self._settle(message, "retry", next_at=utcnow() + dt.timedelta(seconds=after), error=error)
 
     @staticmethod
@@ -326,7 +329,8 @@ class DeliveryWorker:
         external_id: str | None = None,
     ) -> Settlement:
         if outcome == "failed":
-            log.warning("outbox row %s failed: %s", message.outbox_id, error)
+            log.error("delivery via %s to %s given up (attempt %d): %s (outbox row %s)",
+                      message.channel, message.recipient, message.attempt, error, message.outbox_id)
         return Settlement(
             outbox_id=message.outbox_id or "", message_id=message.message_id, outcome=outcome,  # type: ignore[arg-type]
             next_attempt_at=next_at, error=error, external_id=external_id,

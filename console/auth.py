@@ -25,6 +25,8 @@ LOGIN_COOKIE = "dgl_login"
 COOKIE_PATH = "/console"
 AGENT_ROLES = ("admin", "agent")
 ALL_ROLES = ("admin", "agent", "marketer")
+PASSWORD_PATH = "/console/password"
+UNLOCKED_PATHS = (PASSWORD_PATH, "/console/logout")
 SESSION_KEY: web.AppKey[Any] = web.AppKey("console_session", object)
 
 
@@ -63,6 +65,11 @@ async def require(request: web.Request, roles: tuple[str, ...] = ALL_ROLES) -> S
             target = request.path_qs if request.path_qs.startswith("/console") else "/console"
             raise web.HTTPSeeOther(location=f"/console/login?next={quote_path(target)}")
         raise web.HTTPUnauthorized(text="log in again", content_type="text/plain")
+    if session.agent.must_change_password and request.path not in UNLOCKED_PATHS:
+        # a one-time password opens nothing but the page that replaces it (and logging out)
+        if request.method == "GET" and not request.headers.get("X-Partial"):
+            raise web.HTTPSeeOther(location=PASSWORD_PATH)
+        raise Forbidden("Change your one-time password first (/console/password).")
     if session.agent.role not in roles:
         raise Forbidden(f"The {session.agent.role} role cannot open this page.")
     return session

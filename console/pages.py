@@ -205,7 +205,9 @@ async def _conversation(request: web.Request, session: Session, conversation_id:
     if partial == "messages":
         return render("_messages.html", **context)
     holders = [a for a in await accounts.list_agents(db) if a.active and a.role in AGENT_ROLES]
-    context.update(holders=holders, snooze_choices=SNOOZE_CHOICES)
+    channel = request.app[SERVICES].channels.get(conversation["channel"])
+    context.update(holders=holders, snooze_choices=SNOOZE_CHOICES,
+                   delivery=channel.describe_delivery() if channel is not None else "this channel is not configured: replies stay queued")
     if partial == "header":
         return render("_conv_header.html", **context)
     customer = await customers.get_customer(db, customer_id)

@@ -41,6 +41,8 @@ class AgentRecord:
     role: str
     active: bool
     created_at: dt.datetime
+    #: Logged in with a generated one-time password: the console asks for a new one first.
+    must_change_password: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": str(self.id), "email": self.email, "name": self.name, "role": self.role,
@@ -58,8 +60,13 @@ def normalise_email(email: str) -> str:
         raise AgentError(f"email is not valid: {exc}", "email") from None
 
 
-async def create_agent(db: Database, *, email: str, name: str, role: str, password: str | None = None) -> tuple[AgentRecord, str]:
-    """Create the account and one API token; return the token in clear, once."""
+async def create_agent(db: Database, *, email: str, name: str, role: str, password: str | None = None,
+                       must_change_password: bool = False) -> tuple[AgentRecord, str]:
+    """Create the account and one API token; return the token in clear, once.
+
+    ``must_change_password`` marks ``password`` as one-time (generated and shown
+    once by the CLI): the console asks for a new one at the first login.
+    """
     email = normalise_email(email)
     name = name.strip()
     if not name or len(name) > 200:
@@ -76,11 +83,12 @@ async def create_agent(db: Database, *, email: str, name: str, role: str, passwo
             await conn.execute(insert(agents_t).values(
                 id=agent_id, email=email, name=name, role=role, active=True, created_at=now,
                 password_hash=_hasher.hash(password) if password else None,
+                password_must_change=bool(password) and must_change_password,
             ))
             await conn.execute(insert(tokens_t).values(id=new_id(), agent_id=agent_id, token_hash=hash_token(token), name="cli", created_at=now))
     except IntegrityError:
         raise AgentError(f"an agent with e-mail {email} already exists", "email") from None
-    return AgentRecord(agent_id, email, name, role, True, now), token
+    return AgentRecord(agent_id, email, name, role, True, now, bool(password) and must_change_password), token
 
 
 async def agent_for_token(db: Database, token: str) -> AgentRecord | None:
@@ -92,7 +100,7 @@ async def agent_for_token(db: Database, token: str) -> AgentRecord | None:
         )).first()
     if row is None or not row.active:
         return None
-    return AgentRecord(row.id, row.email, row.name, row.role, row.active, row.created_at)
+    return record_of(row)
 
 
 # -- console logins and account management (issue 5) --------------------------
@@ -100,8 +108,10 @@ async def agent_for_token(db: Database, token: str) -> AgentRecord | None:
 _DUMMY_HASH = _hasher.hash("dangol-not-a-password")
 
 
-def _record(row: Any) -> AgentRecord:
-    return AgentRecord(row.id, row.email, row.name, row.role, row.active, row.created_at)
+def record_of(row: Any) -> AgentRecord:
+    """An ``agents`` row (or a row holding its columns) as a record."""
+    return AgentRecord(row.id, row.email, row.name, row.role, row.active, row.created_at, bool(row.password_must_change))
+
 
 
 async def agent_for_password(db: Database, email: str, password: str) -> AgentRecord | None:
@@ -118,19 +128,19 @@ async def agent_for_password(db: Database, email: str, password: str) -> AgentRe
         return None
     if row is None or not row.password_hash or not row.active:
         return None
-    return _record(row)
+    return record_of(row)
 
 
 async def get_agent(db: Database, agent_id: uuid.UUID) -> AgentRecord | None:
     async with db.read() as conn:
         row = (await conn.execute(select(agents_t).where(agents_t.c.id == agent_id))).first()
-    return _record(row) if row is not None else None
+    return record_of(row) if row is not None else None
 
 
 async def list_agents(db: Database) -> list[AgentRecord]:
     async with db.read() as conn:
         rows = (await conn.execute(select(agents_t).order_by(agents_t.c.name, agents_t.c.id))).all()
-    return [_record(r) for r in rows]
+    return [record_of(r) for r in rows]
 
 
 async def update_agent(db: Database, agent_id: uuid.UUID, *, name: str | None = None, role: str | None = None,
@@ -150,10 +160,48 @@ async def update_agent(db: Database, agent_id: uuid.UUID, *, name: str | None = 
         if len(password) < 8:
             raise AgentError("password must be at least 8 characters", "password")
         values["password_hash"] = _hasher.hash(password)
+        values["password_must_change"] = False
     async with db.write() as conn:
         if values:
             await conn.execute(update(agents_t).where(agents_t.c.id == agent_id).values(**values))
         row = (await conn.execute(select(agents_t).where(agents_t.c.id == agent_id))).first()
     if row is None:
         raise AgentError(f"agent {agent_id} does not exist", "agent_id")
-    return _record(row)
+    return record_of(row)
+
+
+def generate_password() -> str:
+    """A one-time password for a new account: 16 URL-safe characters (96 bits)."""
+    return secrets.token_urlsafe(12)
+
+
+async def set_password(db: Database, email: str, password: str, *, must_change: bool = False) -> AgentRecord:
+    """``dangol agent set-password``: a new console password for the account with this e-mail.
+
+    ``must_change`` makes it one-time (the console asks for a new one at the next login).
+    """
+    if len(password) < 8:
+        raise AgentError("password must be at least 8 characters", "password")
+    email = normalise_email(email)
+    async with db.write() as conn:
+        row = (await conn.execute(select(agents_t).where(agents_t.c.email == email))).first()
+        if row is None:
+            raise AgentError(f"no agent has the e-mail {email}", "email")
+        await conn.execute(update(agents_t).where(agents_t.c.id == row.id).values(
+            password_hash=_hasher.hash(password), password_must_change=must_change))
+    return AgentRecord(row.id, row.email, row.name, row.role, row.active, row.created_at, must_change)
+
+
+async def change_own_password(db: Database, agent_id: uuid.UUID, current: str, new: str) -> None:
+    """The console's change-password form: the current password proves it is the owner."""
+    if len(new) < 8:
+        raise AgentError("the new password must be at least 8 characters", "new_password")
+    if new == current:
+        raise AgentError("the new password must differ from the current one", "new_password")
+    async with db.read() as conn:
+        row = (await conn.execute(select(agents_t).where(agents_t.c.id == agent_id))).first()
+    try:
+        _hasher.verify(row.password_hash if row is not None and row.password_hash else _DUMMY_HASH, current)
+    except (VerificationError, InvalidHashError):
+        raise AgentError("the current password is wrong", "current_password") from None
+    await update_agent(db, agent_id, password=new)

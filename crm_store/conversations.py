@@ -35,7 +35,8 @@ def message_dict(row: Any) -> dict[str, Any]:
     return {
         "id": str(row.id), "conversation_id": str(row.conversation_id), "customer_id": str(row.customer_id),
         "channel": row.channel, "direction": row.direction, "sender_kind": row.sender_kind,
-        "sender_agent_id": str(row.sender_agent_id) if row.sender_agent_id else None, "text": row.text,
+        "sender_agent_id": str(row.sender_agent_id) if row.sender_agent_id else None,
+        "sender_name": (row.metadata or {}).get("sender_name"), "text": row.text,
         "attachments": row.attachments or [], "buttons": row.buttons or [], "external_id": row.external_id,
         "intent": row.intent, "status": row.status, "created_at": row.created_at.isoformat(),
         "edited_at": row.edited_at.isoformat() if row.edited_at else None,

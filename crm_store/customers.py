@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from crm_store.columns import new_id, utcnow
 from crm_store.database import Database, pause_before_retry
+from crm_store.display_names import display_name_of
 from crm_store.errors import Conflict, NotFound
 from crm_store.models import (
     ChannelIdentity,
@@ -93,7 +94,8 @@ async def _customer(conn: AsyncConnection, customer_id: uuid.UUID) -> dict[str, 
 
 def _customer_dict(row: Any, tags: list[str], identities: list[dict[str, Any]] | None = None,
                    consents: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    data = {"id": str(row.id), **{k: getattr(row, k) for k in FIELDS}, "attributes": row.attributes or {}, "tags": tags,
+    data = {"id": str(row.id), "display_name": display_name_of(row), **{k: getattr(row, k) for k in FIELDS},
+            "attributes": row.attributes or {}, "tags": tags,
             "last_seen_at": row.last_seen_at.isoformat() if row.last_seen_at else None,
             "created_at": row.created_at.isoformat(), "updated_at": row.updated_at.isoformat()}
     if identities is not None:

@@ -21,6 +21,7 @@ from crm_store.assignment import Change, audit, handed_off_at, load, take_over_f
 from crm_store.columns import new_id, utcnow
 from crm_store.conversations import conversation_dict, message_dict
 from crm_store.database import Database
+from crm_store.display_names import display_name
 from crm_store.errors import Conflict, NotFound
 from crm_store.models import (
     Agent,
@@ -111,16 +112,20 @@ async def reply(db: Database, conversation_id: uuid.UUID, agent_id: uuid.UUID, t
             raise Conflict(f"the customer has no address on {conv.channel}", "channel")
         changes = [c for c in [take_over_for_reply(conn, conv, agent_id, now)] if c is not None]
         message_id, outbox_id = new_id(), new_id()
+        # the customer sees who answers (the web chat shows it above the reply)
+        sender_name = conn.execute(select(agents_t.c.name).where(agents_t.c.id == agent_id)).scalar()
         row = {
             "id": message_id, "conversation_id": conv.id, "customer_id": conv.customer_id, "channel": conv.channel,
             "direction": "out", "sender_kind": "agent", "sender_agent_id": agent_id, "text": body,
             "attachments": list(attachments), "buttons": [], "external_id": None, "in_reply_to": None,
-            "intent": None, "status": "queued", "metadata": {"recipient": recipient}, "created_at": now, "edited_at": None,
+            "intent": None, "status": "queued", "metadata": {"recipient": recipient, "sender_name": sender_name},
+            "created_at": now, "edited_at": None,
         }
         conn.execute(insert(messages_t).values(**row))
         conn.execute(insert(outbox_t).values(
             id=outbox_id, message_id=message_id, conversation_id=conv.id, customer_id=conv.customer_id, channel=conv.channel,
-            recipient=recipient, payload=payload(body, attachments=attachments), status="queued", attempts=0, next_attempt_at=now,
+            recipient=recipient, payload=payload(body, attachments=attachments, metadata={"sender_name": sender_name}),
+            status="queued", attempts=0, next_attempt_at=now,
             claimed_until=None, last_error=None, external_id=None, created_at=now, sent_at=None,
         ))
         conn.execute(update(conversations_t).where(conversations_t.c.id == conv.id).values(last_message_at=now, updated_at=now))
@@ -210,6 +215,8 @@ def _inbox_select() -> Any:
     )
     return (
         select(conversations_t, customers_t.c.name.label("customer_name"), customers_t.c.email.label("customer_email"),
+               customers_t.c.first_name.label("customer_first_name"), customers_t.c.last_name.label("customer_last_name"),
+               customers_t.c.phone.label("customer_phone"), customers_t.c.attributes.label("customer_attributes"),
                sla_t.c.handed_off_at, sla_t.c.first_response_due_at, sla_t.c.resolution_due_at,
                agents_t.c.name.label("assignee_name"), last_text.label("last_text"))
         .join(customers_t, customers_t.c.id == conversations_t.c.customer_id)
@@ -219,7 +226,11 @@ def _inbox_select() -> Any:
 
 
 def _inbox_item(row: Any, labels: list[str], now: dt.datetime) -> dict[str, Any]:
+    shown = display_name(row.customer_id, name=row.customer_name, first_name=row.customer_first_name,
+                         last_name=row.customer_last_name, email=row.customer_email, phone=row.customer_phone,
+                         attributes=row.customer_attributes)
     return {**conversation_dict(row), "customer_name": row.customer_name, "customer_email": row.customer_email,
+            "customer_display_name": shown,
             "assignee_name": row.assignee_name, "labels": labels, "last_text": row.last_text, "sla": sla_state(row, now)}
 
 

@@ -23,9 +23,7 @@ from sqlalchemy import (
     UniqueConstraint,
     Uuid,
 )
-from sqlalchemy import (
-    text as sql_text,
-)
+from sqlalchemy import text as sql_text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from crm_store.columns import JSONType, UTCDateTime, new_id, utcnow
@@ -131,6 +129,7 @@ class Agent(Base):
     password_hash: Mapped[str | None] = mapped_column(String(255))
     active: Mapped[bool] = mapped_column(Boolean, default=True, nullable=False)
     created_at: Mapped[dt.datetime] = _created()
+    password_must_change: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sql_text("false"), nullable=False)  # one-time (0005)
 
 
 class ApiToken(Base):
@@ -265,6 +264,7 @@ class OutboxRow(Base):
 
     __table_args__ = (
         Index("ix_outbox_status_next", "status", "next_attempt_at"),
+        Index("ix_outbox_channel_recipient", "channel", "recipient", "status"),  # an inline channel's queued replies (0005)
         *(Index(name, *columns, unique=name.startswith("uq_"), sqlite_where=sql_text("campaign_run_id IS NOT NULL"),
                 postgresql_where=sql_text("campaign_run_id IS NOT NULL"))  # one row per run and customer: a restarted run
           for name, columns in (("uq_outbox_campaign_run_customer", ("campaign_run_id", "customer_id")),  # sends no one twice;

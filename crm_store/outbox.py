@@ -160,6 +160,21 @@ class Outbox:
                 stmt = stmt.where(identities.c.external_id == recipient)
             await conn.execute(stmt.values(reachable=False))
 
+    async def take_queued(self, channel: str, recipient: str) -> list[ClaimedRow]:
+        """Queued rows for one recipient, settled as sent: a channel that answers inline (it has no
+        way to reach the customer but their next request) hands them over in that answer.
+
+        A read looks first (no write lock on the message path's store when, as
+        usual, nothing waits); the rows are then taken in one transaction, so a
+        row the delivery worker claimed meanwhile is not handed out twice.
+        """
+        async with self.db.read() as conn:
+            found = (await conn.execute(select(_o.id).where(_o.channel == channel, _o.recipient == recipient,
+                                                            _o.status == "queued").limit(1))).first()
+        if found is None:
+            return []
+        return await self.db.run_in_transaction(_take_queued, channel, recipient)
+
     async def depth(self) -> dict[str, int]:
         async with self.db.read() as conn:
             rows = await conn.execute(
@@ -268,6 +283,23 @@ def _claim(conn: Connection, limit: int, lease_seconds: float, channels: Sequenc
                    str(conversation_id) if conversation_id else None, str(customer_id) if customer_id else None, attempts)
         for outbox_id, channel, recipient, data, message_id, conversation_id, customer_id, attempts in claimed
     ]
+
+
+def _take_queued(conn: Connection, channel: str, recipient: str) -> list[ClaimedRow]:
+    now = utcnow()
+    rows = conn.execute(
+        update(outbox_t).where(_o.channel == channel, _o.recipient == recipient, _o.status == "queued")
+        .values(status="sent", sent_at=now, attempts=_o.attempts + 1, claimed_until=None, last_error=None)
+        .returning(_o.id, _o.channel, _o.recipient, _o.payload, _o.message_id, _o.conversation_id, _o.customer_id, _o.attempts,
+                   _o.created_at)
+    ).all()
+    rows.sort(key=lambda r: (r.created_at, r.id))
+    updates = [{"b_id": r.message_id, "b_status": "sent", "b_ext": None} for r in rows if r.message_id]
+    if updates:
+        MESSAGE_STATUS(conn, sorted(updates, key=lambda u: u["b_id"]))
+    return [ClaimedRow(str(r.id), r.channel, r.recipient, r.payload, str(r.message_id) if r.message_id else None,
+                       str(r.conversation_id) if r.conversation_id else None, str(r.customer_id) if r.customer_id else None,
+                       r.attempts) for r in rows]
 
 
 def _reclaim_held(conn: Connection) -> int:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import delete, insert, select
 
-from crm_store.agents import AgentRecord, hash_token
+from crm_store.agents import AgentRecord, hash_token, record_of
 from crm_store.columns import utcnow
 from crm_store.database import Database
 from crm_store.models import Agent, ConsoleSession
@@ -53,7 +53,7 @@ async def session_for(db: Database, token: str) -> Session | None:
         )).first()
     if row is None or not row.active or row.expires_at < utcnow():
         return None
-    return Session(AgentRecord(row.id, row.email, row.name, row.role, row.active, row.created_at), row.csrf_token, row.expires_at)
+    return Session(record_of(row), row.csrf_token, row.expires_at)
 
 
 async def end_session(db: Database, token: str) -> None:

@@ -21,21 +21,9 @@ import sys
 
 from aiohttp import web
 
-from bot.config import CoreSettings
 from bot.pipeline.child_process import stop_with_parent
-from crm_store.database import Database
 
 log = logging.getLogger(__name__)
-
-
-async def prepare_store(settings: CoreSettings) -> None:
-    """Migrate once, before several processes race to."""
-    db = Database(settings.database_url)
-    try:
-        if db.is_sqlite:
-            await db.upgrade()
-    finally:
-        await db.dispose()
 
 
 class WorkerProcesses:

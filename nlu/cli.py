@@ -6,9 +6,11 @@ the file and line, because a traceback hides the one line the user must fix.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any
 
@@ -92,6 +94,7 @@ def train(data: tuple[str, ...], out: str, pipeline: str | None, config_path: st
         model = train_model(training_data, threshold=threshold, settings=settings, progress=_progress)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
+    model.metadata["training_texts"] = fingerprints(e.text for e in training_data.examples)
     try:
         model.save(out)
     except (OSError, ModelError) as exc:
@@ -102,6 +105,11 @@ def train(data: tuple[str, ...], out: str, pipeline: str | None, config_path: st
         f"{time.perf_counter() - started:.1f} s; threshold {model.threshold:.3f} ({info['threshold_source']}); "
         f"model written to {out}"
     )
+
+
+def fingerprints(texts: Iterable[str]) -> list[str]:
+    """Short hashes of texts (case and spacing folded): a model keeps them to spot test data it was trained on."""
+    return [hashlib.blake2b(" ".join(t.casefold().split()).encode(), digest_size=8).hexdigest() for t in texts]
 
 
 def _print_report(report: dict[str, Any], model: Model) -> None:
@@ -137,6 +145,13 @@ def evaluate(model_path: str, data: tuple[str, ...], as_json: bool) -> None:
     """Score a model on labelled DATA: accuracy, macro F1, per intent, confusions, out-of-scope."""
     model = _load(model_path)
     test_data = _read_data(data)
+    seen = set(model.metadata.get("training_texts") or ())
+    if seen:
+        tested = fingerprints(e.text for e in test_data.examples)
+        overlap = sum(1 for f in tested if f in seen)
+        if overlap:
+            click.echo(f"warning: {overlap} of {len(tested)} test examples ({overlap / len(tested):.0%}) are in the model's "
+                       "training data; the scores overstate how it does on new text", err=True)
     report = evaluate_model(model, test_data)
     if as_json:
         report.update(pipeline=model.pipeline, threshold=model.threshold,

@@ -10,6 +10,7 @@ from aiohttp import web
 from bot.api.endpoints import path_uuid, route
 from bot.api.errors import store_errors, store_of
 from bot.api.schemas import CustomerCreate, CustomerOut, CustomerPage, CustomerQuery, CustomerUpdate, MergeRequest, check_phone
+from bot.services import SERVICES
 from contracts.http_errors import json_error
 from crm_store import customers as store
 from crm_store.agents import AgentRecord
@@ -28,7 +29,7 @@ async def list_customers(request: web.Request, agent: AgentRecord, query: Custom
     phone = query.phone
     if phone:
         try:
-            phone = check_phone(phone)
+            phone = check_phone(phone, request.app[SERVICES].settings.default_region)
         except ValueError as exc:
             raise json_error(400, "invalid_field", f"phone: {exc}", "phone") from None
     with store_errors(invalid_status=400):

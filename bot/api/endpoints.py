@@ -89,6 +89,11 @@ def _dumps(obj: Any) -> str:
     return json.dumps(obj, ensure_ascii=False, default=str)
 
 
+def validation_context(request: web.Request) -> dict[str, Any]:
+    """What validators may need of the settings (phone numbers are read in ``default_region``)."""
+    return {"default_region": request.app[SERVICES].settings.default_region}
+
+
 def _wrap(spec: RouteSpec) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def handler(request: web.Request) -> web.StreamResponse:
         agent = await authenticate(request)
@@ -103,7 +108,7 @@ def _wrap(spec: RouteSpec) -> Callable[[web.Request], Awaitable[web.StreamRespon
         if spec.body is not None:
             data = await read_json_object(request)
             try:
-                kwargs["body"] = spec.body.model_validate(data)
+                kwargs["body"] = spec.body.model_validate(data, context=validation_context(request))
             except ValidationError as exc:
                 raise validation_error(exc, "body") from None
         result = await spec.handler(request, agent, **kwargs)

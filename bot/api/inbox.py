@@ -51,6 +51,7 @@ class SlaOut(BaseModel):
 class InboxItem(ConversationOut):
     customer_name: str | None
     customer_email: str | None
+    customer_display_name: str = Field(description="The name, else the e-mail, phone, platform username, else \"Visitor #\" and a short id.")
     assignee_name: str | None
     labels: list[str]
     last_text: str | None

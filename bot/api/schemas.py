@@ -7,7 +7,7 @@ import zoneinfo
 from typing import Any, Literal
 
 from email_validator import EmailNotValidError, validate_email
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from nlu.entities import normalize_phone
 
@@ -30,14 +30,21 @@ def check_email(value: str | None) -> str | None:
         raise ValueError(f"not a valid e-mail address ({exc})") from None
 
 
-def check_phone(value: str | None) -> str | None:
-    """E.164 only: a number without its country is ambiguous across channels."""
+def check_phone(value: str | None, default_region: str | None = None) -> str | None:
+    """E.164, as the bot stores what customers type: a national number (010-2222-3333) is read in
+    ``default_region`` (the ``default_region`` setting), one with + and its country code anywhere."""
     if value is None:
         return None
-    normalised = normalize_phone(value, regions=()) if value.strip().startswith("+") else None
+    normalised = normalize_phone(value, regions=(default_region,) if default_region else ())
     if normalised is None:
-        raise ValueError("must be a valid international number such as +821012345678")
+        where = f" or a valid number in {default_region}" if default_region else ""
+        raise ValueError(f"must be a valid international number such as +821012345678{where}")
     return normalised
+
+
+def _region(info: ValidationInfo) -> str | None:
+    """The ``default_region`` setting, handed to validation as context by bot.api.endpoints."""
+    return (info.context or {}).get("default_region") if isinstance(info.context, dict) else None
 
 
 def check_timezone(value: str | None) -> str | None:
@@ -71,7 +78,7 @@ class CustomerFields(Strict):
     lifecycle_stage: Lifecycle = Field(default=None, description="Omit to keep (or, on create, to start as lead); null is refused.")  # type: ignore[assignment]
 
     _email = field_validator("email")(classmethod(lambda cls, v: check_email(v)))
-    _phone = field_validator("phone")(classmethod(lambda cls, v: check_phone(v)))
+    _phone = field_validator("phone")(classmethod(lambda cls, v, info: check_phone(v, _region(info))))
     _tz = field_validator("timezone")(classmethod(lambda cls, v: check_timezone(v)))
 
     @field_validator("locale")
@@ -118,6 +125,7 @@ class ConsentOut(BaseModel):
 
 class CustomerOut(BaseModel):
     id: str
+    display_name: str = Field(description="The name, else the e-mail, phone, platform username, else \"Visitor #\" and a short id.")
     name: str | None
     first_name: str | None
     last_name: str | None
@@ -193,6 +201,7 @@ class MessageOut(BaseModel):
     direction: Literal["in", "out", "sys"]
     sender_kind: Literal["customer", "bot", "agent", "system"]
     sender_agent_id: str | None
+    sender_name: str | None = Field(default=None, description="The agent's name on a person's reply, as the customer sees it.")
     text: str | None
     attachments: list[dict[str, Any]]
     buttons: list[dict[str, Any]]

@@ -32,6 +32,14 @@ BUILTIN_RESPONSES: dict[str, list[dict[str, Any]]] = {
         {"text": "I'm passing this to a person on our team. Someone will reply here shortly."},
         {"text": "상담원에게 전달했어요. 곧 이곳에서 답변드릴게요.", "lang": "ko"},
     ],
+    "utter_waiting_for_person": [
+        {"text": "Thanks, you're in the queue for a person on our team. They'll reply here as soon as they can."},
+        {"text": "상담원 연결을 기다리고 계세요. 상담원이 곧 이곳에서 답변드릴게요.", "lang": "ko"},
+    ],
+    "utter_waiting_for_person_eta": [
+        {"text": "Thanks, you're in the queue for a person on our team. Expected wait: {wait}."},
+        {"text": "상담원 연결을 기다리고 계세요. 예상 대기 시간은 {wait}이에요.", "lang": "ko"},
+    ],
     "utter_form_cancelled": [
         {"text": "No problem, I've stopped. Nothing was saved."},
         {"text": "알겠어요, 취소했어요. 입력하신 내용은 저장하지 않았어요.", "lang": "ko"},

@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from bot.engine.turn import HUMAN_STATES, Decider, Decision, InboundItem, Turn
+from bot.engine.waiting import acknowledged, waiting_for
 from contracts.messages import HandleResult, InboundMessage, OutboundMessage
 from crm_store.columns import new_id, utcnow
 from crm_store.customers import join_verified_contact
@@ -186,7 +187,14 @@ class BatchHandler:
 
         result = HandleResult(False, str(message_id), str(conv.id), str(customer.id))
         if conv.status in HUMAN_STATES:
-            return result  # a person holds it: the bot stays silent
+            # a person holds it: no bot answers, but a customer still waiting is told so
+            waiting = waiting_for(conv, now)
+            if waiting is not None:
+                decision = self._decide(Turn(msg, item.parse, customer, conv, waiting), message_id)
+                if decision is not None and decision.replies:
+                    acknowledged(conv, now)
+                    self._apply_decision(Decision(replies=decision.replies), msg, message_id, customer, conv, plan, result)
+            return result
         decision = self._decide(Turn(msg, item.parse, customer, conv), message_id)
         if decision is not None:
             self._apply_decision(decision, msg, message_id, customer, conv, plan, result)

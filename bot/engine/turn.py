@@ -27,6 +27,8 @@ class Turn:
     parse: dict[str, Any] | None
     customer: CustomerRecord
     conversation: ConversationRecord
+    #: Set when the customer waits for a person (see bot.engine.waiting): the bot acknowledges, never answers.
+    waiting: Any = None
 
 
 @dataclass(slots=True)

@@ -6,6 +6,12 @@ as Rasa's ``RestInput`` does, so Rasa clients and test scripts work
 unchanged.  An optional ``message_id`` (top level or in ``metadata``) makes
 a retried request harmless: it is stored once and answered with the same
 replies.
+
+The bot answers inline; a person answers later, when the customer's request
+is long gone.  Such replies wait in the outbox and are handed over, before
+the bot's own answers, in the answer to the customer's next request; with
+``rest_callback_url`` set (as Rasa's callback channel) the delivery worker
+posts each one there at once instead, as one Rasa-shaped JSON object.
 """
 
 from __future__ import annotations
@@ -17,10 +23,11 @@ import json
 import logging
 from typing import Any
 
+import aiohttp
 from aiohttp import web
-from pydantic import BaseModel, SecretStr
+from pydantic import BaseModel, SecretStr, field_validator
 
-from channels.base import Channel, InboundHandler
+from channels.base import Channel, InboundHandler, PermanentSendError, SendError, SendResult
 from contracts.http_errors import json_error, read_json_object, require_str
 from contracts.messages import HandleResult, InboundMessage, OutboundMessage
 
@@ -28,7 +35,8 @@ log = logging.getLogger(__name__)
 
 
 class RestSettings(BaseModel):
-    """``DANGOL_REST_ENABLED``: the REST channel is on unless turned off.
+    """``DANGOL_REST_ENABLED``: the REST channel is on unless turned off; ``DANGOL_REST_CALLBACK_URL``:
+    where people's replies are posted (else they wait for the customer's next request).
 
     ``DANGOL_REST_TOKEN``: when set, every webhook call must carry it as
     ``Authorization: Bearer <token>``.  Without one, anybody who reaches the
@@ -38,6 +46,14 @@ class RestSettings(BaseModel):
 
     rest_enabled: bool = True
     rest_token: SecretStr | None = None
+    rest_callback_url: str | None = None
+
+    @field_validator("rest_callback_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value or None
 
 
 class RestChannel(Channel):
@@ -45,10 +61,14 @@ class RestChannel(Channel):
     inline_replies = True
     Settings = RestSettings
 
-    def __init__(self, max_message_chars: int = 4096, token: str | None = None) -> None:
+    def __init__(self, max_message_chars: int = 4096, token: str | None = None, callback_url: str | None = None,
+                 timeout: float = 10.0) -> None:
         super().__init__()
         self.max_message_chars = max_message_chars
         self._token = token.encode("utf-8") if token else None
+        self.callback_url = callback_url
+        self.timeout = timeout
+        self._session: aiohttp.ClientSession | None = None
 
     @classmethod
     def from_settings(cls, settings: Any) -> RestChannel | None:
@@ -60,7 +80,40 @@ class RestChannel(Channel):
                         "(set DANGOL_REST_TOKEN to require it as a Bearer token, or DANGOL_REST_ENABLED=false to silence this)",
                         settings.host)
             return None
-        return cls(settings.max_message_chars, token or None)
+        return cls(settings.max_message_chars, token or None, settings.rest_callback_url)
+
+    @property
+    def sends_outbox(self) -> bool:
+        return self.callback_url is not None
+
+    def describe_delivery(self) -> str:
+        if self.callback_url:
+            return "the bot answers in the HTTP response; people's replies are posted to the callback URL at once"
+        return "the bot answers in the HTTP response; people's replies wait for the customer's next message"
+
+    async def start(self) -> None:
+        if self.callback_url:
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout))
+
+    async def stop(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def send(self, message: OutboundMessage) -> SendResult:
+        """Post one reply to the callback URL, as Rasa's CallbackOutput does."""
+        if self._session is None or self.callback_url is None:
+            raise PermanentSendError("no rest_callback_url is configured")
+        try:
+            async with self._session.post(self.callback_url, data=_dumps(rasa_reply(message.recipient, message)),
+                                          headers={"Content-Type": "application/json"}) as response:
+                if response.status >= 500 or response.status == 429:
+                    raise SendError(f"callback answered HTTP {response.status}")
+                if response.status >= 400:
+                    raise PermanentSendError(f"callback refused the message: HTTP {response.status}")
+        except aiohttp.ClientError as exc:
+            raise SendError(f"callback unreachable: {type(exc).__name__}: {exc}") from None
+        return SendResult()
 
     def setup(self, app: web.Application, handle_inbound: InboundHandler) -> None:
         super().setup(app, handle_inbound)
@@ -101,8 +154,15 @@ class RestChannel(Channel):
             metadata=extra,
         )
         assert self.handle_inbound is not None
+        waiting = await self._waiting_replies(sender)
         result = await self.handle_inbound(inbound)
-        return web.json_response(rasa_replies(sender, result), dumps=_dumps)
+        return web.json_response([rasa_reply(sender, reply) for reply in waiting] + rasa_replies(sender, result), dumps=_dumps)
+
+    async def _waiting_replies(self, sender: str) -> list[OutboundMessage]:
+        """People's replies that waited for this call (none when a callback URL delivers them)."""
+        if self.callback_url is not None or self.services is None or self.services.take_queued is None:
+            return []
+        return await self.services.take_queued(self.name, sender)
 
 
 def sender_scoped_id(sender: str, message_id: str) -> str:

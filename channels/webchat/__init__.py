@@ -89,6 +89,7 @@ def page_policy(inline_script: str, frame_origins: list[str]) -> str:
 class WebChatChannel(Channel):
     name = "webchat"
     Settings = WebChatSettings
+    delivery_note = "pushed at once to the visitor's open chat window; shown in the history when they come back"
 
     def __init__(self, max_message_chars: int = 4096, secret: str | None = None, allowed_origins: list[str] | None = None) -> None:
         super().__init__()
@@ -145,7 +146,8 @@ class WebChatChannel(Channel):
                 continue
             if message is not None:
                 await self._send_frame(event["visitor"], _frame(message["id"], "out", message["text"], message["buttons"],
-                                                                message["attachments"], message["created_at"]))
+                                                                message["attachments"], message["created_at"],
+                                                                sender_name=message.get("sender_name")))
 
     async def stop(self) -> None:
         if self._relay is not None:
@@ -233,7 +235,8 @@ class WebChatChannel(Channel):
         assert self.services is not None
         for message in await self.services.history(self.name, visitor, after):
             await ws.send_json(_frame(message["id"], message["direction"], message["text"], message["buttons"],
-                                      message["attachments"], message["created_at"], history=True))
+                                      message["attachments"], message["created_at"], history=True,
+                                      sender_name=message.get("sender_name")))
         self.sockets[visitor].add(ws)
         await ws.send_json({"type": "ready"})
         return visitor
@@ -296,7 +299,7 @@ class WebChatChannel(Channel):
             events.publish({"type": RELAY, "visitor": visitor, "message_id": message.message_id})
             return
         frame = _frame(message.message_id, "out", message.text, [b.to_dict() for b in message.buttons],
-                       [a.to_dict() for a in message.attachments], None)
+                       [a.to_dict() for a in message.attachments], None, sender_name=message.metadata.get("sender_name"))
         await self._send_frame(visitor, frame)
 
     async def _send_frame(self, visitor: str, frame: dict[str, Any]) -> None:
@@ -306,9 +309,14 @@ class WebChatChannel(Channel):
 
 
 def _frame(message_id: str | None, direction: str, text: str | None, buttons: list[dict[str, Any]],
-           attachments: list[dict[str, Any]], created_at: str | None, history: bool = False) -> dict[str, Any]:
-    return {"type": "message", "id": message_id, "direction": direction, "text": text, "buttons": buttons,
-            "attachments": attachments, "created_at": created_at, "history": history}
+           attachments: list[dict[str, Any]], created_at: str | None, history: bool = False,
+           sender_name: str | None = None) -> dict[str, Any]:
+    """One message for the widget; ``sender`` names the person who wrote a reply (the bot's have none)."""
+    frame = {"type": "message", "id": message_id, "direction": direction, "text": text, "buttons": buttons,
+             "attachments": attachments, "created_at": created_at, "history": history}
+    if sender_name:
+        frame["sender"] = {"name": sender_name}
+    return frame
 
 
 __all__ = ["WebChatChannel"]

@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import and_, bindparam, func, or_, select
 from sqlalchemy.engine import Connection
 
-from crm_store.models import ChannelIdentity, Conversation, Customer, CustomerTag, Message
+from crm_store.models import ChannelIdentity, Conversation, ConversationSla, Customer, CustomerTag, Message
 from crm_store.statements import InList, Prebuilt
 
 messages_t = Message.__table__
@@ -29,6 +29,7 @@ identities_t = ChannelIdentity.__table__
 customers_t = Customer.__table__
 conversations_t = Conversation.__table__
 tags_t = CustomerTag.__table__
+sla_t = ConversationSla.__table__
 
 _c, _v, _i, _m = customers_t.c, conversations_t.c, identities_t.c, messages_t.c
 EXISTING_INBOUND = Prebuilt(lambda in_list: select(_m.id, _m.external_id, _m.conversation_id, _m.customer_id).where(
@@ -41,9 +42,12 @@ def _senders(in_list: InList, *extra: Any) -> Any:
     return (
         select(_i.external_id, _i.reachable, _c.id, _c.name, _c.first_name, _c.last_name, _c.email, _c.phone, _c.locale,
                _c.timezone, _c.lifecycle_stage, _c.attributes, _c.last_seen_at, _v.id.label("conv_id"), _v.status,
-               _v.assignee_id, _v.team, _v.priority, _v.bot_state, _v.thread, *extra)
+               _v.assignee_id, _v.team, _v.priority, _v.bot_state, _v.thread, _v.first_response_at,
+               sla_t.c.first_response_due_at, *extra)
         .join(customers_t, _c.id == _i.customer_id)
         .outerjoin(conversations_t, and_(_v.customer_id == _c.id, _v.channel == bindparam("channel"), _v.status != "resolved"))
+        # what a customer waiting for a person is told (bot.engine.waiting), in the same read
+        .outerjoin(sla_t, sla_t.c.conversation_id == _v.id)
         .where(_i.channel == bindparam("channel"), in_list(_i.external_id, "senders"))
     )
 
@@ -96,6 +100,10 @@ class ConversationRecord:
     bot_state: dict[str, Any] = field(default_factory=dict)
     thread: str | None = None
     is_new: bool = False
+    #: A person has answered in it (a customer waiting for one is no longer told they wait).
+    answered_by_person: bool = False
+    #: When the team's SLA wants a person's first answer.
+    first_response_due: dt.datetime | None = None
 
 
 @dataclass(slots=True)
@@ -214,6 +222,7 @@ def _load_senders(conn: Connection, senders: list[Sender], ctx: BatchContext) ->
                 ctx.open_conversations[(row.id, channel)] = ConversationRecord(
                     id=row.conv_id, customer_id=row.id, channel=channel, status=row.status, assignee_id=row.assignee_id,
                     team=row.team, priority=row.priority, bot_state=dict(row.bot_state or {}), thread=row.thread,
+                    answered_by_person=row.first_response_at is not None, first_response_due=row.first_response_due_at,
                 )
     if not with_tags:
         _load_tags(conn, ctx.customers)

@@ -31,7 +31,8 @@ async def test_an_order_status_request_over_rest(aiohttp_client: Any, make_setti
     assert "doesn't look like an e-mail address" in bad[0]["text"]
     done = await say(client, "rest-1", "rest1@example.com")
     assert "ORD-777777" in done[0]["text"]
-    assert await say(client, "rest-1", "hello?") == []  # a person has it now
+    (waiting,) = await say(client, "rest-1", "hello?")  # a person has it now: the customer is told they wait
+    assert "in the queue for a person" in waiting["text"]
     db = client.app[SERVICES].db
     (conversation,) = (await list_conversations(db)).items
     assert (conversation["status"], conversation["team"]) == ("pending", "orders")

@@ -95,21 +95,23 @@ async def test_a_snoozed_conversation_wakes_to_the_agents_when_the_customer_writ
     second = await engine.handle(msg("are you there?", ext="2"))
     await engine.close()
     assert second.conversation_id == first.conversation_id
-    assert second.replies == []
+    assert [r.text for r in second.replies] == ["Thanks, you're in the queue for a person on our team. They'll reply here as soon as they can."]
     (conv,) = await rows(db, "conversations")
     assert conv.status == "pending"
 
 
-async def test_the_bot_stays_silent_while_a_person_holds_the_conversation(db: Database) -> None:
+async def test_the_bot_only_says_the_customer_waits_while_a_person_holds_the_conversation(db: Database) -> None:
     engine = await sample_engine(db)
     await engine.handle(msg("hello", ext="1"))
     async with db.write() as conn:
         await conn.execute(update(Conversation.__table__).values(status="open"))
     held = await engine.handle(msg("hello", ext="2"))
+    again = await engine.handle(msg("hello??", ext="3"))
     await engine.close()
-    assert held.replies == []
-    assert await count(db, "messages", direction="in") == 2
-    assert await count(db, "outbox") == 1
+    assert [r.text for r in held.replies] == ["Thanks, you're in the queue for a person on our team. They'll reply here as soon as they can."]
+    assert again.replies == []
+    assert await count(db, "messages", direction="in") == 3
+    assert await count(db, "outbox") == 2
 
 
 async def test_an_edit_changes_the_stored_original_and_keeps_the_old_text(db: Database) -> None:

@@ -26,6 +26,7 @@
     ".dgl-panel{position:fixed;right:20px;bottom:88px;width:340px;max-width:calc(100vw - 40px);height:480px;max-height:calc(100vh - 120px);background:#fff;border-radius:12px;box-shadow:0 8px 28px rgba(0,0,0,.25);display:none;flex-direction:column;font:14px/1.4 system-ui,-apple-system,'Segoe UI','Noto Sans KR',sans-serif;z-index:2147483000;overflow:hidden}" +
     ".dgl-panel.dgl-open{display:flex}.dgl-head{background:#2a6df4;color:#fff;padding:12px 14px;font-weight:600;display:flex;justify-content:space-between;align-items:center}" +
     ".dgl-status{font-size:11px;font-weight:400;opacity:.85}.dgl-log{flex:1;overflow-y:auto;padding:12px;background:#f6f7f9}" +
+    ".dgl-who{font-size:11px;font-weight:600;color:#5b5ff5;margin-bottom:2px}" +
     ".dgl-msg{max-width:80%;margin:6px 0;padding:8px 11px;border-radius:14px;white-space:pre-wrap;word-wrap:break-word}" +
     ".dgl-in{margin-left:auto;background:#2a6df4;color:#fff;border-bottom-right-radius:4px}.dgl-out{background:#fff;color:#111;border:1px solid #e3e5e8;border-bottom-left-radius:4px}" +
     ".dgl-pending{opacity:.6}.dgl-buttons{margin:2px 0 8px}.dgl-buttons button{margin:3px 4px 0 0;padding:5px 10px;border:1px solid #2a6df4;border-radius:14px;background:#fff;color:#2a6df4;cursor:pointer}" +
@@ -56,6 +57,7 @@
     var node = m.client_id && log.querySelector('[data-client-id="' + m.client_id + '"]');
     if (!node) { node = el("div", "dgl-msg " + (m.direction === "in" ? "dgl-in" : "dgl-out")); log.appendChild(node); }
     node.textContent = m.text || "";
+    if (m.sender && m.sender.name) { var who = el("div", "dgl-who"); who.textContent = m.sender.name; node.insertBefore(who, node.firstChild); }
     if (m.id) { node.setAttribute("data-id", m.id); node.classList.remove("dgl-pending"); }
     if (m.client_id) node.setAttribute("data-client-id", m.client_id);
     if (m.pending) node.classList.add("dgl-pending");
