@@ -19,8 +19,8 @@ from bot import health
 from bot.bot_loader import load_bot
 from bot.config import CoreSettings
 from bot.engine.conversation import ConversationEngine
-from bot.http_metrics import counting_middleware
 from bot.forwarded import forwarded_middleware, parse_networks
+from bot.http_metrics import counting_middleware
 from bot.metrics import Metrics
 from bot.pipeline.write_child import WriteChildSpec
 from bot.services import SERVICES, Services

@@ -23,6 +23,7 @@ from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource
 from bot.forwarded import parse_networks
 from channels.registry import channel_setting_problems, settings_mixins
 
+
 def _default_bot() -> Path:
     """The sample bot: the installed package's copy (see setup.py), else the source tree's ``examples/``."""
     here = Path(__file__).resolve().parent

@@ -27,9 +27,9 @@ from crm_store import campaign_runs as runs_store
 from crm_store import campaigns as campaign_store
 from crm_store import segments as segment_store
 from crm_store.campaign_send import quiet_until
+from crm_store.columns import new_id
 from crm_store.consents import MARKETING, NIGHT, SERVICE, standing
 from crm_store.database import Database
-from crm_store.columns import new_id
 
 log = logging.getLogger(__name__)
 #: Members per chunk: one read, one write and one cursor move each (a restart redoes at most one chunk).

@@ -18,9 +18,9 @@ from collections.abc import Callable
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from campaigns.service import Clock, tick
+from crm_store.columns import utcnow
 from crm_store.database import Database
 from crm_store.leadership import Leadership
-from crm_store.columns import utcnow
 
 log = logging.getLogger(__name__)
 TICK_SECONDS = 5.0

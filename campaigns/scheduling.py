@@ -29,7 +29,6 @@ from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 
-
 def zone(name: Any) -> zoneinfo.ZoneInfo:
     """An IANA zone; ValueError names one that is not."""
     try:

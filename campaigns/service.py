@@ -16,10 +16,10 @@ from campaigns.templates import RenderFailed, customer_context
 from crm_store import campaign_runs as runs_store
 from crm_store import campaigns as store
 from crm_store import segments as segment_store
-from crm_store.database import Database
-from crm_store.consents import MARKETING, NIGHT, SERVICE
-from crm_store.errors import Conflict, NotFound
 from crm_store.columns import utcnow
+from crm_store.consents import MARKETING, NIGHT, SERVICE
+from crm_store.database import Database
+from crm_store.errors import Conflict, NotFound
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], dt.datetime]

@@ -14,9 +14,9 @@ from console import charts
 from console.auth import ALL_ROLES, db_of, require
 from console.render import harden, render
 from crm_store import reports
+from crm_store.columns import utcnow
 from crm_store.database import Database
 from crm_store.scores import customer_insights
-from crm_store.columns import utcnow
 
 PERIODS = (7, 30, 90, 365)
 

@@ -20,8 +20,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import ColumnElement
 
-from crm_store.consents import load_standing
 from crm_store.campaign_tables import CampaignRun, CampaignSkip
+from crm_store.consents import load_standing
 from crm_store.models import ChannelIdentity, Customer, CustomerEvent, CustomerTag, Message, OutboxRow
 
 customers_t = Customer.__table__

@@ -17,7 +17,6 @@ from sqlalchemy.orm import Mapped, mapped_column
 from crm_store.columns import JSONType, UTCDateTime
 from crm_store.models import Base, _created, _id  # the same id and creation-time columns as every table
 
-
 CAMPAIGN_STATUSES = ("draft", "scheduled", "running", "paused", "done", "cancelled")
 #: Outbox statuses of campaign rows beside OUTBOX_STATUSES: ``campaign`` waits behind every
 #: reply (picked only when no reply is due), ``held`` belongs to a paused run, ``skipped``

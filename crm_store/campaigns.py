@@ -17,11 +17,11 @@ from sqlalchemy import and_, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
+from crm_store.campaign_tables import Campaign, CampaignRun
+from crm_store.columns import new_id, utcnow
 from crm_store.database import Database
 from crm_store.errors import Conflict, NotFound
-from crm_store.campaign_tables import Campaign, CampaignRun
 from crm_store.models import OutboxRow
-from crm_store.columns import new_id, utcnow
 
 campaigns_t = Campaign.__table__
 runs_t = CampaignRun.__table__

@@ -18,11 +18,11 @@ from typing import Any
 from sqlalchemy import and_, bindparam, delete, insert, select
 from sqlalchemy.engine import Connection
 
+from crm_store.campaign_tables import ConsentEvent
+from crm_store.columns import new_id, utcnow
 from crm_store.database import Database
 from crm_store.errors import NotFound
-from crm_store.campaign_tables import ConsentEvent
 from crm_store.models import Consent, Customer
-from crm_store.columns import new_id, utcnow
 
 consents_t = Consent.__table__
 events_t = ConsentEvent.__table__

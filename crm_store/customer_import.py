@@ -13,10 +13,10 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
+from crm_store.columns import new_id, utcnow
 from crm_store.events import chunks, customers_by_key, insert_ignoring
 from crm_store.insight_tables import CustomerKey
 from crm_store.models import Customer, CustomerTag
-from crm_store.columns import new_id, utcnow
 
 customers_t = Customer.__table__
 keys_t = CustomerKey.__table__

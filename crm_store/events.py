@@ -18,12 +18,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Table, delete, insert, select, update
+from sqlalchemy import Connection, Table, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from crm_store.columns import new_id, utcnow
 from crm_store.insight_tables import CatalogueItem, CustomerKey
 from crm_store.models import Customer, CustomerEvent
-from crm_store.columns import new_id, utcnow
 
 customers_t = Customer.__table__
 events_t = CustomerEvent.__table__
@@ -172,8 +172,6 @@ def store_events(conn: Connection, events: Sequence[EventIn]) -> BatchResult:
 
 
 def count_events(conn: Connection) -> int:
-    from sqlalchemy import func
-
     return int(conn.execute(select(func.count()).select_from(events_t)).scalar_one())
 
 

@@ -24,6 +24,7 @@ import hashlib
 import logging
 from typing import Any
 
+import asyncpg
 from sqlalchemy.engine import make_url
 
 log = logging.getLogger(__name__)
@@ -48,8 +49,6 @@ class Leadership:
         """Whether this process leads the duty now: keeps the lock while its session lives, or tries to take it."""
         if self._dsn is None:
             return True
-        import asyncpg  # noqa: PLC0415 - PostgreSQL only
-
         try:
             if self._conn is None or self._conn.is_closed():
                 self._conn = await asyncpg.connect(self._dsn, timeout=5)

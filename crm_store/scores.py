@@ -15,10 +15,10 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, func, insert, select, text, update
 
+from crm_store.columns import utcnow
 from crm_store.events import chunks
 from crm_store.insight_tables import CatalogueItem, CustomerCluster, CustomerKey, CustomerRecommendation, CustomerScores
 from crm_store.models import Customer, CustomerTag
-from crm_store.columns import utcnow
 
 customers_t = Customer.__table__
 scores_t = CustomerScores.__table__

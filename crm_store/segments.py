@@ -30,11 +30,11 @@ from sqlalchemy import and_, delete, exists, func, insert, not_, or_, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import ColumnElement, Select
 
+from crm_store.campaign_tables import Segment, SegmentMember
+from crm_store.columns import new_id, utcnow
 from crm_store.database import Database
 from crm_store.errors import NotFound
-from crm_store.campaign_tables import Segment, SegmentMember
 from crm_store.models import ChannelIdentity, Customer, CustomerEvent, CustomerTag
-from crm_store.columns import new_id, utcnow
 
 customers_t = Customer.__table__
 tags_t = CustomerTag.__table__

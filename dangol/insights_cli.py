@@ -131,14 +131,15 @@ def import_events(ctx: click.Context, path: str, zone: str) -> None:
 CUSTOMER_KEYS = ("external_id", "customer_id", "id")
 
 
-def parse_customer(row: dict[str, str]) -> CustomerIn:
-    """A CSV row as a profile: the known fields checked as the API checks them, other columns kept as attributes."""
+def parse_customer(row: dict[str, str], default_region: str | None = None) -> CustomerIn:
+    """A CSV row as a profile: the known fields checked as the API checks them (a national phone number
+    read in ``default_region``, as the API and the bot read it), other columns kept as attributes."""
     key = next((row[k].strip() for k in CUSTOMER_KEYS if (row.get(k) or "").strip()), None)
     fields = {k: row[k].strip() for k in FIELDS if (row.get(k) or "").strip()}
     if key is None and "email" not in fields:
         raise ValueError("needs an external_id (or customer_id) or an email")
     try:
-        checked = CustomerFields.model_validate(fields).model_dump(exclude_none=True)
+        checked = CustomerFields.model_validate(fields, context={"default_region": default_region}).model_dump(exclude_none=True)
     except ValidationError as exc:
         err = exc.errors()[0]
         raise ValueError(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg'].removeprefix('Value error, ')}") from None
@@ -153,6 +154,8 @@ def parse_customer(row: dict[str, str]) -> CustomerIn:
 @click.pass_context
 def import_customers(ctx: click.Context, path: str) -> None:
     """Create or update customers from a CSV (external_id, name, email, phone, ..., tags; other columns become attributes)."""
+    assert _load_settings is not None, "register() first"
+    default_region = _load_settings(ctx).default_region
     rows: list[tuple[int, CustomerIn]] = []
     rejected: list[tuple[int, str]] = []
     try:
@@ -165,7 +168,7 @@ def import_customers(ctx: click.Context, path: str) -> None:
                     rejected.append((number, "more fields than the header has"))
                     continue
                 try:
-                    rows.append((number, parse_customer(row)))
+                    rows.append((number, parse_customer(row, default_region)))
                 except ValueError as exc:
                     rejected.append((number, str(exc)))
     except (SourceError, UnicodeDecodeError, csv.Error) as exc:

@@ -11,7 +11,7 @@ import numpy as np
 
 from insights.models import CLV_MONTHS, MONTHLY_DISCOUNT, clv, fit_bgnbd, fit_gamma_gamma
 from insights.recommend import evaluate
-from insights.sources import transactions
+from insights.sources import SourceError, transactions
 from insights.summary import summarize
 
 EPOCH = dt.date(1970, 1, 1)
@@ -54,7 +54,5 @@ def recommend_report(path: str | Path, split: dt.date, k: int = 10) -> dict[str,
     for c, day, items in zip(tx.customer.tolist(), tx.day.tolist(), tx.items, strict=True):
         (before if day < cut else after).extend((tx.customers[c], sku) for sku in items)
     if not before or not after:
-        from insights.sources import SourceError
-
         raise SourceError(f"{path}: no purchases with items on {'both sides' if before or after else 'either side'} of {split}")
     return {"k": k, "split": split.isoformat(), **evaluate(before, after, k).as_json()}

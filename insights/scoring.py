@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 
 from crm_store import scores as store
-from crm_store.database import Database
 from crm_store.columns import utcnow
+from crm_store.database import Database
 from insights import clusters, rfm
 from insights.models import BGNBD, FitError, GammaGamma, clv, fit_bgnbd, fit_gamma_gamma
 from insights.recommend import ItemToItem, basket, top_k

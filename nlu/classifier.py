@@ -37,7 +37,6 @@ from sklearn.svm import LinearSVC
 from nlu.features import Featurizer, row_sums
 
 
-
 @dataclass
 class ClassifierConfig:
     """Settings chosen on splits of BANKING77's training data (see the module docstring and bench/nlu.py)."""

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+import phonenumbers
+
 from nlu.training_data import TrainingData
 
 REGEX_EXTRACTOR = "RegexEntityExtractor"
@@ -88,10 +90,6 @@ def normalize_phone(candidate: str, regions: tuple[str, ...] = _PHONE_REGIONS) -
     digits = re.sub(r"\D", "", candidate)
     if not 7 <= len(digits) <= 15:
         return None
-    try:
-        import phonenumbers
-    except ImportError:  # pragma: no cover - phonenumbers is a declared dependency
-        return "+" + digits if candidate.strip().startswith("+") else None
     tries: tuple[str | None, ...] = (None,) if candidate.strip().startswith("+") else regions
     for region in tries:
         try:

@@ -14,9 +14,9 @@ from typing import Any, Protocol, runtime_checkable
 
 import aiohttp
 
-from nlu.names import FALLBACK_INTENT
 from nlu.entities import builtin_entities
 from nlu.model import Model
+from nlu.names import FALLBACK_INTENT
 
 log = logging.getLogger(__name__)
 

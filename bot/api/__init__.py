@@ -4,9 +4,16 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from bot.api import conversations, customers, inbox, me, team_admin  # noqa: F401 - modules register their routes  # noqa: F401 - agents: inbox actions, accounts, teams, SLAs
-from bot.api import consents, marketing  # noqa: F401 - marketers: consent, segments, campaigns
-from bot.api import insights  # noqa: F401 - events in, scores and dashboards' data out
+from bot.api import (  # noqa: F401 - modules register their routes  # noqa: F401 - agents: inbox actions, accounts, teams, SLAs  # noqa: F401 - marketers: consent, segments, campaigns
+    consents,
+    conversations,
+    customers,
+    inbox,
+    insights,  # noqa: F401 - events in, scores and dashboards' data out
+    marketing,
+    me,
+    team_admin,
+)
 from bot.api.endpoints import PREFIX, mount, openapi_document
 
 

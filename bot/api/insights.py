@@ -22,9 +22,9 @@ from contracts.http_errors import json_error
 from crm_store import customers as profiles
 from crm_store import reports
 from crm_store.agents import AgentRecord
+from crm_store.columns import utcnow
 from crm_store.events import EventIn, check_items, store_events
 from crm_store.scores import customer_insights
-from crm_store.columns import utcnow
 
 WRITERS = ("admin", "agent", "marketer")
 MAX_BATCH = 1000

@@ -14,8 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from bot.api.endpoints import path_uuid, route
 from bot.api.errors import store_errors, store_of
-from bot.services import SERVICES
 from bot.api.schemas import Strict
+from bot.services import SERVICES
 from campaigns import service
 from campaigns.spec import SpecError
 from contracts.http_errors import json_error

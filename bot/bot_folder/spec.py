@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from contracts.messages import Button
-from nlu import FALLBACK_INTENT
+from nlu import FALLBACK_INTENT, OOS_INTENT
 
 
 class BotFolderError(Exception):
@@ -78,7 +78,7 @@ class HandoffTarget:
 @dataclass(slots=True)
 class PolicyConfig:
     fallback_threshold: float = 0.0
-    fallback_intents: frozenset[str] = frozenset({FALLBACK_INTENT, "oos"})
+    fallback_intents: frozenset[str] = frozenset({FALLBACK_INTENT, OOS_INTENT})
     fallbacks_before_handoff: int = 2
     fallback_handoff: HandoffTarget = field(default_factory=lambda: HandoffTarget("support", "medium"))
     default_team: str = "support"

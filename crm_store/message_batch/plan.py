@@ -25,9 +25,10 @@ from sqlalchemy.engine import Connection
 
 from crm_store.assignment import route_handoffs
 from crm_store.columns import new_id
+from crm_store.consents import ConsentChange
+from crm_store.consents import record as record_consents
 from crm_store.customers import FIELDS
 from crm_store.message_batch.context import ConversationRecord, CustomerRecord
-from crm_store.consents import ConsentChange, record as record_consents
 from crm_store.models import ChannelIdentity, Conversation, Customer, CustomerTag, Message, OutboxRow
 from crm_store.outbox import payload
 from crm_store.statements import ArrayWrite, BulkInsert, Executemany, Insert, Update

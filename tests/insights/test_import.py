@@ -123,6 +123,16 @@ def test_customers_are_created_then_left_alone_by_the_same_file(db_url: str, tmp
     assert rows(db_url, Customer) == before
 
 
+def test_an_imported_phone_number_is_read_as_the_api_and_the_bot_read_it(sqlite_url: str, tmp_path: Path) -> None:
+    """One normalization: a national number in the default region (KR unless set) is stored as E.164."""
+    path = tmp_path / "customers.csv"
+    path.write_text("external_id,phone\nk-1,010-2222-3333\nk-2,+1 415 555 2671\nk-3,12\n", encoding="utf-8")
+    code, out = run(sqlite_url, "import", "customers", str(path))
+    assert code == 0, out
+    assert "phone: must be a valid international number" in out and "(line 4)" in out
+    assert sorted(c["phone"] for c in rows(sqlite_url, Customer)) == ["+14155552671", "+821022223333"]
+
+
 def test_export_writes_profiles_with_their_scores(sqlite_url: str, tmp_path: Path) -> None:
     path = tmp_path / "customers.csv"
     path.write_text(CUSTOMERS, encoding="utf-8")
