@@ -18,7 +18,7 @@ FORBIDDEN = {
     "crm_store": set(PACKAGES) - {"crm_store"},
     "nlu": set(PACKAGES) - {"nlu"},
     "channels": {"bot", "nlu", "console", "campaigns", "insights", "dangol"},
-    "campaigns": {"console", "dangol"},
+    "campaigns": {"bot", "channels", "nlu", "console", "insights", "dangol"},
     "insights": {"bot", "channels", "console", "campaigns", "dangol"},
     "bot": {"console", "dangol"},
     "console": {"dangol"},
