@@ -7,15 +7,21 @@
     headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf() }, body: JSON.stringify(body),
   }).then((r) => r.json().then((data) => ({ ok: r.ok, data })));
   const debounce = (fn, ms) => { let t; return () => { clearTimeout(t); t = setTimeout(fn, ms); }; };
+  // Answers can come back out of order (a slow one for an older text or customer): only the
+  // answer to the latest request is shown, so the page never ends on a stale preview or count.
+  const latestOnly = () => { let seq = 0; return (promise) => { const mine = ++seq; return promise.then((a) => (mine === seq ? a : null)); }; };
 
   const rule = document.getElementById("rule");
   if (rule) {
     const value = document.getElementById("count-value");
     const note = document.getElementById("count-note");
+    const latest = latestOnly();
     const count = () => {
       let parsed;
-      try { parsed = JSON.parse(rule.value); } catch (e) { value.textContent = "–"; note.textContent = "not valid JSON yet"; return; }
-      post("/console/segments/count", { rule: parsed }).then(({ ok, data }) => {
+      try { parsed = JSON.parse(rule.value); } catch (e) { latest(Promise.resolve(null)); value.textContent = "–"; note.textContent = "not valid JSON yet"; return; }
+      latest(post("/console/segments/count", { rule: parsed })).then((answer) => {
+        if (!answer) return;
+        const { ok, data } = answer;
         if (ok) { value.textContent = data.count.toLocaleString(); note.textContent = "customers match"; }
         else { value.textContent = "–"; note.textContent = data.error.message; }
       });
@@ -29,12 +35,15 @@
   const segment = document.getElementById("segment");
   if (text && picker && segment) {
     const out = document.getElementById("template-preview");
+    const latest = latestOnly();
     const channels = () => Array.from(document.querySelectorAll("input[name=channels]:checked")).map((c) => c.value);
     const show = () => {
       if (!picker.value) return;
-      post("/console/campaigns/preview", { text: text.value, customer_id: picker.value, channels: channels(),
+      latest(post("/console/campaigns/preview", { text: text.value, customer_id: picker.value, channels: channels(),
         purpose: document.querySelector("select[name=purpose]").value,
-        sender_name: document.querySelector("input[name=sender_name]").value }).then(({ ok, data }) => {
+        sender_name: document.querySelector("input[name=sender_name]").value })).then((answer) => {
+        if (!answer) return;
+        const { ok, data } = answer;
         out.replaceChildren();
         const head = document.createElement("p");
         head.className = "muted";

@@ -110,6 +110,7 @@ def test_the_sample_nlu_understands_both_languages(sample_bot: tuple[Any, Any]) 
         "do you take paypal": "faq_payment_methods", "카드 결제 되나요": "faq_payment_methods",
         "cancel": "cancel", "취소": "cancel",
         "the item is damaged": "complaint", "call me back": "callback_request",
+        "thanks, bye": "goodbye", "감사합니다 안녕히 계세요": "goodbye",
     }
     got = {text: asyncio.run(parser.parse(text))["intent"]["name"] for text in expected}
     assert got == expected

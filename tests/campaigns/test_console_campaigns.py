@@ -67,6 +67,7 @@ async def test_a_marketer_builds_a_segment_writes_a_template_sends_and_reads_the
     await page.wait_for_selector("#preview-customer option", state="attached", timeout=WAIT)
     await page.select_option("#preview-customer", label="이서준 · ko-KR")
     await page.wait_for_selector(".bubble:has-text('(광고) 단골상점')", timeout=WAIT)
+    await page.wait_for_selector(".bubble:has-text('이서준님')", timeout=WAIT)  # the preview follows the last choice
     assert "이서준님, 겨울 세일이 시작됐어요!" in await page.inner_text(".bubble")
     assert "Sends on webchat" in await page.inner_text("#template-preview")
     await page.fill("#template-text", "{{ ''.__class__ }}")
