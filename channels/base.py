@@ -85,6 +85,8 @@ class ChannelServices:
     #: ``take_queued(channel, recipient)``: replies waiting for the recipient (a person's, say), settled as
     #: delivered; for a channel that can reach a customer only in the answer to their next request.
     take_queued: Callable[[str, str], Awaitable[list[OutboundMessage]]] | None = None
+    #: ``queued_recipients(channel)``: who has replies waiting on the channel (one read for all of them).
+    queued_recipients: Callable[[str], Awaitable[set[str]]] | None = None
 
     @classmethod
     def over(cls, db: Database, events: LiveHub | None) -> ChannelServices:
@@ -104,7 +106,7 @@ class ChannelServices:
                     for row in await Outbox(db).take_queued(channel, recipient)]
 
         return cls(history, lambda message_id: conversations.get_message(db, message_id), mark_unreachable, secret, events,
-                   take_queued)
+                   take_queued, Outbox(db).queued_recipients)
 
 
 class Channel:
@@ -151,6 +153,9 @@ class Channel:
 
     async def stop(self) -> None:
         """Release what :meth:`start` opened."""
+
+    def note_queued(self) -> None:
+        """A person's reply was just queued on this channel by this process."""
 
     async def send(self, message: OutboundMessage) -> SendResult:
         raise NotImplementedError

@@ -175,6 +175,14 @@ class Outbox:
             return []
         return await self.db.run_in_transaction(_take_queued, channel, recipient)
 
+    async def queued_recipients(self, channel: str, limit: int = 10_000) -> set[str]:
+        """Recipients on ``channel`` with rows queued for them (at most ``limit``): one read, so a channel that
+        hands replies over in its answers need not read the store on every request to learn that none wait."""
+        async with self.db.read() as conn:
+            rows = await conn.execute(select(_o.recipient).where(_o.channel == channel, _o.status == "queued")
+                                      .distinct().limit(limit))
+            return {row.recipient for row in rows}
+
     async def depth(self) -> dict[str, int]:
         async with self.db.read() as conn:
             rows = await conn.execute(

@@ -201,6 +201,9 @@ async def act(request: web.Request, db: Database, action: str, conversation_id: 
 async def send_reply(request: web.Request, db: Database, conversation_id: uuid.UUID, agent: AgentRecord, text: str | None,
                      attachments: list[Attachment]) -> store.Written:
     written = await store.reply(db, conversation_id, agent.id, text, [a.to_dict() for a in attachments])
+    channel = request.app[SERVICES].channels.get(written.message["channel"])
+    if channel is not None:
+        channel.note_queued()
     wake_delivery(request)
     publish(request, written.changes, [_message_event(written.message)])
     return written

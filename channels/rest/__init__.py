@@ -21,6 +21,7 @@ import hmac
 import ipaddress
 import json
 import logging
+import time
 from typing import Any
 
 import aiohttp
@@ -56,6 +57,10 @@ class RestSettings(BaseModel):
         return value or None
 
 
+#: Seconds between reads of who has a person's reply waiting (see RestChannel._waiting_replies).
+WAITING_RECHECK = 1.0
+
+
 class RestChannel(Channel):
     name = "rest"
     inline_replies = True
@@ -69,6 +74,9 @@ class RestChannel(Channel):
         self.callback_url = callback_url
         self.timeout = timeout
         self._session: aiohttp.ClientSession | None = None
+        #: Who has a person's reply waiting, as last read, and when to read it again (see _waiting_replies).
+        self._waiting_for: set[str] = set()
+        self._recheck_at = 0.0
 
     @classmethod
     def from_settings(cls, settings: Any) -> RestChannel | None:
@@ -162,7 +170,21 @@ class RestChannel(Channel):
         """People's replies that waited for this call (none when a callback URL delivers them)."""
         if self.callback_url is not None or self.services is None or self.services.take_queued is None:
             return []
+        if self.services.queued_recipients is not None:
+            # One read a second for all callers instead of one per call (a read on every request cost the
+            # message path five times its CPU: 404 against 2,265 msg/s on SQLite); a reply queued by this
+            # process is seen at once (note_queued), one queued by another within WAITING_RECHECK seconds.
+            now = time.monotonic()
+            if now >= self._recheck_at:
+                self._recheck_at = now + WAITING_RECHECK
+                self._waiting_for = await self.services.queued_recipients(self.name)
+            if sender not in self._waiting_for:
+                return []
+            self._waiting_for.discard(sender)
         return await self.services.take_queued(self.name, sender)
+
+    def note_queued(self) -> None:
+        self._recheck_at = 0.0  # the next call reads who waits again
 
 
 def sender_scoped_id(sender: str, message_id: str) -> str:
