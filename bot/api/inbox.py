@@ -19,7 +19,7 @@ from pydantic import AnyHttpUrl, AwareDatetime, BaseModel, Field, field_validato
 
 from bot.api.endpoints import path_uuid, route
 from bot.api.errors import store_errors, store_of
-from bot.api.schemas import ConversationOut, MessageOut, Status, Strict
+from bot.api.schemas import ConversationOut, MessageOut, Status, Strict, Tag
 from bot.services import SERVICES
 from contracts.http_errors import json_error
 from contracts.messages import Attachment
@@ -101,8 +101,8 @@ class NoteBody(Strict):
 
 
 class LabelsBody(Strict):
-    add: list[str] = Field(default_factory=list, max_length=50)
-    remove: list[str] = Field(default_factory=list, max_length=50)
+    add: list[Tag] = Field(default_factory=list, max_length=50)
+    remove: list[Tag] = Field(default_factory=list, max_length=50)
 
 
 class LabelsOut(BaseModel):
@@ -323,6 +323,5 @@ async def list_conversation_events(request: web.Request, agent: AgentRecord) -> 
 async def sla_report(request: web.Request, agent: AgentRecord, query: SlaReportQuery) -> dict[str, Any]:
     until = query.until or utcnow()
     since = query.since or until - dt.timedelta(days=7)
-    if since >= until:
-        raise json_error(400, "invalid_field", "since: must be before until", "since")
+    since = min(since, until)  # a window that ends before it starts is empty (the document cannot say one must precede the other)
     return await store.sla_report(store_of(request), since=since, until=until, team=query.team)
