@@ -19,7 +19,7 @@ from pydantic import AnyHttpUrl, AwareDatetime, BaseModel, Field, field_validato
 
 from bot.api.endpoints import path_uuid, route
 from bot.api.errors import store_errors, store_of
-from bot.api.schemas import ConversationOut, MessageOut, Status, Strict, Tag
+from bot.api.schemas import ConversationOut, MessageOut, Status, Strict, Tag, in_utc
 from bot.services import SERVICES
 from contracts.http_errors import json_error
 from contracts.messages import Attachment
@@ -76,7 +76,9 @@ class AssignBody(Strict):
 
 
 class SnoozeBody(Strict):
-    until: AwareDatetime = Field(description="When it comes back, with a time zone (ISO 8601).")
+    until: AwareDatetime = Field(description="When it comes back, with a time zone (ISO 8601); a time already past ends it at once.")
+
+    _utc = field_validator("until")(classmethod(lambda cls, v: in_utc(v)))
 
 
 class AttachmentIn(Strict):
@@ -132,6 +134,8 @@ class SlaReportQuery(Strict):
     since: AwareDatetime | None = Field(default=None, description="Default: 7 days ago.")
     until: AwareDatetime | None = Field(default=None, description="Default: now.")
     team: str | None = Field(default=None, max_length=64)
+
+    _utc = field_validator("since", "until")(classmethod(lambda cls, v: in_utc(v)))
 
 
 class SlaGroup(BaseModel):

@@ -17,6 +17,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from bot.api.endpoints import path_uuid, route
+from bot.api.schemas import in_utc
 from bot.services import SERVICES
 from contracts.http_errors import json_error
 from crm_store import customers as profiles
@@ -56,7 +57,7 @@ class EventItem(BaseModel):
     @field_validator("occurred_at")
     @classmethod
     def _aware(cls, value: dt.datetime) -> dt.datetime:
-        return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+        return in_utc(value)  # type: ignore[return-value]  # never None for a given value
 
     @field_validator("items")
     @classmethod
@@ -153,10 +154,7 @@ class ReportQuery(BaseModel):
     until: dt.datetime | None = Field(default=None, description="End (ISO 8601), default now.")
     format: Literal["json", "csv"] = "json"
 
-    @field_validator("since", "until")
-    @classmethod
-    def _aware(cls, value: dt.datetime | None) -> dt.datetime | None:
-        return value if value is None or value.tzinfo else value.replace(tzinfo=dt.UTC)
+    _aware = field_validator("since", "until")(classmethod(lambda cls, v: in_utc(v)))
 
 
 def _csv(rows: list[dict[str, Any]], name: str) -> web.Response:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import zoneinfo
 from typing import Annotated, Any, Literal
@@ -82,6 +83,19 @@ def check_phone(value: str | None, default_region: str | None = None) -> str | N
 def _region(info: ValidationInfo) -> str | None:
     """The ``default_region`` setting, handed to validation as context by bot.api.endpoints."""
     return (info.context or {}).get("default_region") if isinstance(info.context, dict) else None
+
+
+def in_utc(value: dt.datetime | None) -> dt.datetime | None:
+    """An aware time in UTC, as the store keeps it (a naive one is read as UTC); an offset that carries it
+    past year 1 or 9999 stops at that edge rather than failing the request."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        return value.replace(tzinfo=dt.UTC)
+    try:
+        return value.astimezone(dt.UTC)
+    except OverflowError:
+        return (dt.datetime.min if value.year == 1 else dt.datetime.max).replace(tzinfo=dt.UTC)
 
 
 def check_timezone(value: str | None) -> str | None:

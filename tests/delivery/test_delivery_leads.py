@@ -16,13 +16,14 @@ from tests.helpers import count, rows
 
 
 @pytest.fixture
-async def pg_db(pg_database: str, db_url: str) -> AsyncIterator[Database]:
-    """The PostgreSQL store only: leadership there is a lock another session can hold."""
-    if db_url != pg_database:
-        pytest.skip("SQLite has one serving process: it always leads")
+async def pg_db(db_url: str) -> AsyncIterator[Database]:
+    """The PostgreSQL store (tests using it run on PostgreSQL only: on SQLite one process always leads)."""
     database = Database(db_url)
     yield database
     await database.dispose()
+
+
+on_postgresql = pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 
 
 @pytest.fixture
@@ -43,6 +44,7 @@ def worker_for(db: Database, channel: ScriptedChannel, leads: DeliveryLeads) -> 
     return DeliveryWorker(Outbox(db), {"webchat": channel}, leading=leads.leading, sender_key=leads.sender_key)
 
 
+@on_postgresql
 async def test_one_process_at_a_time_leads_a_channel_and_another_takes_over_when_it_stops(
         pg_db: Database, make_leads: Callable[[Database], DeliveryLeads]) -> None:
     first, second = make_leads(pg_db), make_leads(pg_db)
@@ -54,6 +56,7 @@ async def test_one_process_at_a_time_leads_a_channel_and_another_takes_over_when
     assert await second.refresh() == {"webchat"}
 
 
+@on_postgresql
 async def test_a_process_that_does_not_lead_a_channel_claims_none_of_its_rows(
         pg_db: Database, make_leads: Callable[[Database], DeliveryLeads]) -> None:
     await queue_replies(pg_db, 3)
@@ -83,6 +86,7 @@ async def test_the_rows_of_a_sender_that_died_come_back_as_soon_as_another_takes
     assert await count(db, "outbox", status="sent") == 4
 
 
+@on_postgresql
 async def test_the_rows_of_a_live_sender_stay_with_it_when_another_takes_the_lead(
         pg_db: Database, pg_database: str, make_leads: Callable[[Database], DeliveryLeads]) -> None:
     await queue_replies(pg_db, 2)
