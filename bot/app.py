@@ -18,6 +18,7 @@ from sqlalchemy.exc import DBAPIError
 from bot import health
 from bot.bot_loader import load_bot
 from bot.config import CoreSettings
+from bot.delivery_leads import DeliveryLeads
 from bot.engine.conversation import ConversationEngine
 from bot.forwarded import forwarded_middleware, parse_networks
 from bot.http_metrics import counting_middleware
@@ -142,7 +143,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     services.live = live
     if settings.delivery_enabled:
         services.delivery = build_delivery(services)
-        await reclaim_if_sole_sender(db, services.outbox)
+        await services.delivery_leads.start()  # type: ignore[union-attr]  # set by build_delivery
     engine = ConversationEngine(
         db, decide, parser,
         inline_channels={name for name, ch in services.channels.items() if ch.inline_replies},
@@ -176,6 +177,8 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         await engine.close()
         if services.delivery:
             await services.delivery.stop(settings.shutdown_timeout)
+        if services.delivery_leads:  # after the worker settled its rows: until then they are held by a live sender
+            await services.delivery_leads.close()
         for channel in services.channels.values():
             await channel.stop()
         closer = getattr(parser, "close", None)
@@ -211,21 +214,18 @@ async def _wake_snoozed_forever(db: Database, live: LiveHub, every: float = SNOO
             live.publish(*[change.event() for change in changes])
 
 
-async def reclaim_if_sole_sender(db: Database, outbox: Outbox) -> None:
-    """On SQLite this process is the only sender: replies a killed predecessor held go out now, not after their lease."""
-    if db.is_sqlite:
-        reclaimed = await outbox.reclaim_held()
-        if reclaimed:
-            log.warning("%d replies were held by a process that stopped without settling them; sending them now", reclaimed)
-
-
 def build_delivery(services: Services) -> DeliveryWorker:
+    """The delivery worker, sending only for the channels this process leads (``services.delivery_leads``,
+    whose ``start`` takes the leads no other process holds and reclaims the rows a stopped sender held)."""
     settings = services.settings
     assert services.outbox is not None
     metrics = services.metrics
-    return DeliveryWorker(
+    sending = {name: ch for name, ch in services.channels.items() if ch.sends_outbox}
+    leads = DeliveryLeads(settings.database_url, services.outbox, sending)
+    services.delivery_leads = leads
+    worker = DeliveryWorker(
         services.outbox,
-        {name: ch for name, ch in services.channels.items() if ch.sends_outbox},
+        sending,
         batch=settings.delivery_batch,
         concurrency=settings.delivery_concurrency,
         max_attempts=settings.delivery_max_attempts,
@@ -234,7 +234,11 @@ def build_delivery(services: Services) -> DeliveryWorker:
         lease_seconds=settings.delivery_lease_seconds,
         rate_limits=getattr(settings, "delivery_rate_limits", True),
         on_result=lambda message, outcome: metrics.messages_out.labels(message.channel, outcome).inc(),
+        leading=leads.leading,
+        sender_key=leads.sender_key,
     )
+    leads.on_gain = worker.wake
+    return worker
 
 
 def _notice_counter(metrics: Metrics, channel: str) -> Callable[[str], None]:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from bot.config import CoreSettings
+from bot.delivery_leads import DeliveryLeads
 from bot.engine.conversation import ConversationEngine
 from bot.metrics import Metrics
 from campaigns.scheduler import CampaignScheduler
@@ -31,6 +32,8 @@ class Services:
     engine: ConversationEngine | None = None
     outbox: Outbox | None = None
     delivery: DeliveryWorker | None = None
+    #: Which channels this process's delivery worker sends for (one process per channel on a shared database).
+    delivery_leads: DeliveryLeads | None = None
     #: Live events for the console (new messages, assignments, status changes).
     live: LiveHub | None = None
     #: Fires scheduled campaigns and materializes their runs (campaigns.scheduler).

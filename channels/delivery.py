@@ -4,6 +4,14 @@ It claims due rows, sends each through its channel under that channel's
 rate limits, and settles the results in batches.  Failures are retried with
 exponential backoff (with jitter, capped); a row that has used its attempts,
 or that the platform refuses for good, ends ``failed`` with its last error.
+
+On several hosts sharing one database, each channel is sent for by one
+process at a time: whoever assembles the worker hands it ``leading``, the
+channels this process leads now (bot/delivery_leads.py keeps it), and
+``sender_key``, recorded on every row it claims so that another process can
+tell when this one is gone.  The worker claims only for the channels it
+leads, so a platform's rate limit, kept in this process's memory, holds for
+the whole deployment.
 """
 
 from __future__ import annotations
@@ -14,7 +22,7 @@ import datetime as dt
 import logging
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 
 from channels.base import Channel, PermanentSendError, RecipientBlocked, RetryAfter, SendError
 from channels.ratelimit import RateLimiter
@@ -49,6 +57,8 @@ class DeliveryWorker:
         settle_linger: float = 0.02,
         rate_limits: bool = True,
         on_result: Callable[[OutboundMessage, str], None] | None = None,
+        leading: Callable[[], Collection[str]] | None = None,
+        sender_key: int | None = None,
     ) -> None:
         self.outbox = outbox
         self.channels = dict(channels)
@@ -63,6 +73,9 @@ class DeliveryWorker:
         self.limiter = RateLimiter()
         self.limiter.enabled = rate_limits
         self.on_result = on_result
+        #: The channels this process sends for now (None: every channel it was given).
+        self.leading = leading
+        self.sender_key = sender_key
         #: Claimed rows no sender has taken yet; None tells a sender to stop.
         self._ready: asyncio.Queue[OutboundMessage | None] = asyncio.Queue()
         #: Set when fewer than a batch wait in ``_ready``: time to claim again.
@@ -135,9 +148,17 @@ class DeliveryWorker:
         started = time.monotonic()
         renew = self._renewable(started)
         settling = self._take_results()
+        channels = self._led_channels()
         try:
-            claimed = await self.outbox.claim(self.batch, self.lease_seconds, channels=list(self.channels), renew=renew,
-                                              look_first=not expect_rows, settle=[s for s, _ in settling])
+            if not channels:  # another process sends for every channel: only what is held here is recorded and renewed
+                if settling:
+                    await self.outbox.settle([s for s, _ in settling])
+                await self.outbox.renew(renew, self.lease_seconds)
+                claimed = []
+            else:
+                claimed = await self.outbox.claim(self.batch, self.lease_seconds, channels=channels, renew=renew,
+                                                  look_first=not expect_rows, settle=[s for s, _ in settling],
+                                                  claimed_by=self.sender_key)
         except BaseException:
             self._give_back(settling)  # the flush records them, with its retries
             raise
@@ -148,6 +169,12 @@ class DeliveryWorker:
         return [OutboundMessage.from_payload(row.channel, row.recipient, row.payload, outbox_id=row.outbox_id,
                                              message_id=row.message_id, conversation_id=row.conversation_id,
                                              customer_id=row.customer_id, attempt=row.attempt) for row in claimed]
+
+    def _led_channels(self) -> list[str]:
+        if self.leading is None:
+            return list(self.channels)
+        led = self.leading()
+        return [name for name in self.channels if name in led]
 
     def _renewable(self, now: float) -> list[str]:
         due = now - self.lease_seconds / 3

@@ -310,8 +310,7 @@ def hand_back(conn: Connection, conversation_id: uuid.UUID, actor_id: uuid.UUID,
 
 
 def snooze(conn: Connection, conversation_id: uuid.UUID, actor_id: uuid.UUID, until: dt.datetime, now: dt.datetime) -> Change:
-    if until <= now:
-        raise ValueError("until must be in the future")
+    """Snoozed until ``until``; a time already past is a snooze that has run out: the next wake round brings it back."""
     row = load(conn, conversation_id)
     if row.status not in ("pending", "open", "snoozed"):
         raise Conflict(f"the conversation is {row.status}; only one held by people can be snoozed", "status")

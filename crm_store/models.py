@@ -11,18 +11,8 @@ import uuid
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import (
-    Boolean,
-    ForeignKey,
-    Index,
-    Integer,
-    MetaData,
-    Numeric,
-    String,
-    Text,
-    UniqueConstraint,
-    Uuid,
-)
+from sqlalchemy import (BigInteger, Boolean, ForeignKey, Index, Integer, MetaData, Numeric, String, Text, UniqueConstraint,
+                        Uuid)
 from sqlalchemy import text as sql_text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -255,6 +245,7 @@ class OutboxRow(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
     next_attempt_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, nullable=False)
     claimed_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    claimed_by: Mapped[int | None] = mapped_column(BigInteger)  # the sender's liveness lock key (0006, crm_store.outbox)
     last_error: Mapped[str | None] = mapped_column(Text)
     external_id: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[dt.datetime] = _created()

@@ -1,9 +1,12 @@
 """Claiming and settling outbox rows.
 
 A claim moves rows to ``sending`` with a lease and counts the attempt in the
-same statement, so two workers (or two processes) never hold the same row,
-and a worker that dies mid-send leaves rows that come back when their lease
-runs out.  Results are settled in batches, like inbound writes.
+same statement, so two workers (or two processes) never hold the same row.
+A claim records its sender (``claimed_by``: the key of an advisory lock the
+sender's process holds while it lives, see bot/delivery_leads.py), so the rows
+of a sender that died come back as soon as another takes over
+(:meth:`Outbox.reclaim_held`); failing that, when their lease runs out.
+Results are settled in batches, like inbound writes.
 """
 
 from __future__ import annotations
@@ -79,7 +82,7 @@ class Outbox:
 
     async def claim(self, limit: int, lease_seconds: float, channels: Sequence[str] | None = None,
                     renew: Sequence[str] = (), *, look_first: bool = True,
-                    settle: Sequence[Settlement] = ()) -> list[ClaimedRow]:
+                    settle: Sequence[Settlement] = (), claimed_by: int | None = None) -> list[ClaimedRow]:
         """Take up to ``limit`` due rows (on the store's writer, like every message-path write).
 
         ``renew``: rows the caller still holds (waiting for a rate limit, say)
@@ -90,12 +93,12 @@ class Outbox:
         ``look_first=False``: the caller expects rows (its last claim was
         full), so the read that spares an idle poll the write lock would only
         delay it.  A claim that fails records nothing: the caller still has
-        its results to settle.
+        its results to settle.  ``claimed_by``: the claiming sender's liveness key.
         """
         if look_first and not renew and not settle and not await self._anything_due(channels):
             return []
         return await self.db.run_in_transaction(_claim, limit, lease_seconds, channels, [uuid.UUID(i) for i in renew], settle,
-                                               inline=True)
+                                               claimed_by, inline=True)
 
     async def renew(self, outbox_ids: Sequence[str], lease_seconds: float) -> None:
         """Give rows the caller still holds a fresh lease (a worker that claims nothing for a while renews this way)."""
@@ -138,16 +141,22 @@ class Outbox:
         """Claimed rows that were never sent go back to the queue now, their attempt not counted."""
         await self.db.run_in_transaction(_release, [uuid.UUID(i) for i in outbox_ids], inline=True)
 
-    async def reclaim_held(self) -> int:
-        """Every row left ``sending`` becomes due now; how many.
+    async def reclaim_held(self, channels: Sequence[str] | None = None) -> int:
+        """Rows on ``channels`` held by a sender that is gone become due now; how many.
 
-        Only for a process that knows it is the sole sender, as on SQLite
-        (one serving process): whatever is ``sending`` at its start was held
-        by a process that is gone, and waiting out the lease
-        (``delivery_lease_seconds``) would hold those replies back for a
-        minute.  The attempt stays counted: the dead sender may have sent it.
+        For a process that starts sending, or takes the sending over: waiting
+        out the lease (``delivery_lease_seconds``) would hold those replies
+        back for a minute.  On SQLite there is one serving process, so every
+        row ``sending`` at its start was held by one that is gone.  On
+        PostgreSQL a row's ``claimed_by`` is the key of a session advisory
+        lock its sender holds while it lives: a lock this session can take
+        is one nobody holds, so its rows' sender is dead (PostgreSQL ends a
+        dead client's session, and its locks, as soon as it sees the
+        connection close).  The attempt stays counted: the dead sender may
+        have sent it.
         """
-        return await self.db.run_in_transaction(_reclaim_held)
+        return await self.db.run_in_transaction(_reclaim_held, None if channels is None else list(channels),
+                                                self.db.is_sqlite)
 
     async def mark_unreachable(self, channel: str, customer_id: str | None, recipient: str) -> None:
         """The customer blocked us on ``channel``: stop trying that identity."""
@@ -226,7 +235,7 @@ ANY_DUE = {(kind, on): _pick(due, on_channels=on, lock=False) for kind, due in _
 #: What a send needs of each claimed row (not its timestamps: converting them was a fifth of a claim).
 TAKE = Prebuilt(lambda in_list: (
     update(outbox_t).where(in_list(_o.id, "ids"))
-    .values(status="sending", attempts=_o.attempts + 1, claimed_until=bindparam("until"))
+    .values(status="sending", attempts=_o.attempts + 1, claimed_until=bindparam("until"), claimed_by=bindparam("by"))
     .returning(_o.id, _o.channel, _o.recipient, _o.payload, _o.message_id, _o.conversation_id, _o.customer_id, _o.attempts)
 ))
 SENT = Executemany(
@@ -262,7 +271,7 @@ def _renew(conn: Connection, ids: list[uuid.UUID], lease_seconds: float) -> None
 
 
 def _claim(conn: Connection, limit: int, lease_seconds: float, channels: Sequence[str] | None,
-           renew: list[uuid.UUID], settle: Sequence[Settlement]) -> list[ClaimedRow]:
+           renew: list[uuid.UUID], settle: Sequence[Settlement], claimed_by: int | None = None) -> list[ClaimedRow]:
     """Results first (their rows leave ``sending``, so they are neither renewed nor picked), then
     renewals, then due rows move to ``sending`` with a lease and a counted attempt."""
     if settle:
@@ -282,7 +291,7 @@ def _claim(conn: Connection, limit: int, lease_seconds: float, channels: Sequenc
         ids += [row.id for row in conn.execute(PICK["campaign", channels is not None](conn), params)]
     if not ids:
         return []
-    claimed = conn.execute(TAKE(conn), {"ids": ids, "until": now + dt.timedelta(seconds=lease_seconds)}).all()
+    claimed = conn.execute(TAKE(conn), {"ids": ids, "until": now + dt.timedelta(seconds=lease_seconds), "by": claimed_by}).all()
     claimed = campaign_send.screen(conn, claimed, now)  # consent and quiet hours again, at send time
     due_order = {outbox_id: position for position, outbox_id in enumerate(ids)}  # PICK's: oldest due first
     claimed.sort(key=lambda r: due_order[r.id])
@@ -310,9 +319,26 @@ def _take_queued(conn: Connection, channel: str, recipient: str) -> list[Claimed
                        r.attempts) for r in rows]
 
 
-def _reclaim_held(conn: Connection) -> int:
-    result = conn.execute(update(outbox_t).where(_o.status == "sending").values(claimed_until=utcnow() - dt.timedelta(seconds=1)))
+def _reclaim_held(conn: Connection, channels: list[str] | None, all_held: bool) -> int:
+    held = _o.status == "sending"
+    if channels is not None:
+        held &= _o.channel.in_(channels)
+    if not all_held:
+        claimers = conn.execute(select(_o.claimed_by).where(held, _o.claimed_by.is_not(None)).distinct()).scalars().all()
+        dead = [key for key in claimers if _unheld(conn, key)]
+        if not dead:
+            return 0
+        held &= _o.claimed_by.in_(dead)
+    result = conn.execute(update(outbox_t).where(held).values(claimed_until=utcnow() - dt.timedelta(seconds=1)))
     return int(result.rowcount or 0)
+
+
+def _unheld(conn: Connection, key: int) -> bool:
+    """Whether no session holds advisory lock ``key``: taking it succeeds (and it is given back at once)."""
+    if not conn.execute(select(func.pg_try_advisory_lock(key))).scalar():
+        return False
+    conn.execute(select(func.pg_advisory_unlock(key)))
+    return True
 
 
 def _release(conn: Connection, ids: list[uuid.UUID]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -13,6 +14,10 @@ from typing import Any
 class Page:
     items: list[dict[str, Any]]
     next_cursor: str | None
+
+
+#: What :func:`encode_cursor` gives out: 16 bytes in URL-safe base64 without padding.
+CURSOR = re.compile(r"^[A-Za-z0-9_\-]{22}$")
 
 
 def encode_cursor(value: uuid.UUID) -> str:

@@ -17,7 +17,7 @@ from pydantic import SecretStr
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot import logs
-from bot.app import build_delivery, reclaim_if_sole_sender
+from bot.app import build_delivery
 from bot.bot_folder import BotFolder, BotFolderError, load_bot_folder
 from bot.config import ConfigError, CoreSettings, load_settings
 from bot.event_loop import new_event_loop
@@ -146,7 +146,9 @@ async def _worker(settings: CoreSettings, once: bool) -> None:
         channel.services = channel_services
         await channel.start()
     delivery = build_delivery(services)
-    await reclaim_if_sole_sender(db, services.outbox)
+    leads = services.delivery_leads
+    assert leads is not None
+    await leads.start()
     try:
         if once:
             sent = 0
@@ -167,6 +169,7 @@ async def _worker(settings: CoreSettings, once: bool) -> None:
         log.info("stopping: finishing in-flight sends")
         await delivery.stop(settings.shutdown_timeout)
     finally:
+        await leads.close()  # after the worker settled its rows: until then they are held by a live sender
         for channel in channels.values():
             await channel.stop()
         await db.dispose()

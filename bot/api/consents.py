@@ -18,7 +18,8 @@ CHANNEL = re.compile(r"^(\*|[a-z][a-z0-9_\-]{0,31})$")
 
 
 class ConsentIn(Strict):
-    channel: str = Field(max_length=32, description="A channel name, or * for every channel.")
+    channel: str = Field(max_length=32, description="A channel name, or * for every channel.",
+                         json_schema_extra={"pattern": CHANNEL.pattern})
     purpose: Literal["marketing", "service", "marketing_night"]
     granted: bool
     source: str = Field(min_length=1, max_length=64, description="Where it was given: a form, a call, an import ...")

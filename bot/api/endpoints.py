@@ -102,7 +102,8 @@ def _wrap(spec: RouteSpec) -> Callable[[web.Request], Awaitable[web.StreamRespon
         kwargs: dict[str, Any] = {}
         if spec.query is not None:
             try:
-                kwargs["query"] = spec.query.model_validate(dict(request.query))
+                # ``?channel=`` is a filter left empty (as a form sends it), not a channel named "": absent
+                kwargs["query"] = spec.query.model_validate({k: v for k, v in request.query.items() if v != ""})
             except ValidationError as exc:
                 raise validation_error(exc, "query") from None
         if spec.body is not None:

@@ -19,7 +19,7 @@ from pydantic import AnyHttpUrl, AwareDatetime, BaseModel, Field, field_validato
 
 from bot.api.endpoints import path_uuid, route
 from bot.api.errors import store_errors, store_of
-from bot.api.schemas import ConversationOut, MessageOut, Status, Strict
+from bot.api.schemas import ConversationOut, MessageOut, Status, Strict, Tag, in_utc
 from bot.services import SERVICES
 from contracts.http_errors import json_error
 from contracts.messages import Attachment
@@ -76,7 +76,9 @@ class AssignBody(Strict):
 
 
 class SnoozeBody(Strict):
-    until: AwareDatetime = Field(description="When it comes back, with a time zone (ISO 8601).")
+    until: AwareDatetime = Field(description="When it comes back, with a time zone (ISO 8601); a time already past ends it at once.")
+
+    _utc = field_validator("until")(classmethod(lambda cls, v: in_utc(v)))
 
 
 class AttachmentIn(Strict):
@@ -101,8 +103,8 @@ class NoteBody(Strict):
 
 
 class LabelsBody(Strict):
-    add: list[str] = Field(default_factory=list, max_length=50)
-    remove: list[str] = Field(default_factory=list, max_length=50)
+    add: list[Tag] = Field(default_factory=list, max_length=50)
+    remove: list[Tag] = Field(default_factory=list, max_length=50)
 
 
 class LabelsOut(BaseModel):
@@ -132,6 +134,8 @@ class SlaReportQuery(Strict):
     since: AwareDatetime | None = Field(default=None, description="Default: 7 days ago.")
     until: AwareDatetime | None = Field(default=None, description="Default: now.")
     team: str | None = Field(default=None, max_length=64)
+
+    _utc = field_validator("since", "until")(classmethod(lambda cls, v: in_utc(v)))
 
 
 class SlaGroup(BaseModel):
@@ -323,6 +327,5 @@ async def list_conversation_events(request: web.Request, agent: AgentRecord) -> 
 async def sla_report(request: web.Request, agent: AgentRecord, query: SlaReportQuery) -> dict[str, Any]:
     until = query.until or utcnow()
     since = query.since or until - dt.timedelta(days=7)
-    if since >= until:
-        raise json_error(400, "invalid_field", "since: must be before until", "since")
+    since = min(since, until)  # a window that ends before it starts is empty (the document cannot say one must precede the other)
     return await store.sla_report(store_of(request), since=since, until=until, team=query.team)

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from bot.api.endpoints import path_uuid, route
 from bot.api.errors import store_errors, store_of
-from bot.api.schemas import Strict
+from bot.api.schemas import ChannelName, Id, Strict, TimeZone
 from bot.services import SERVICES
 from campaigns import service
 from campaigns.spec import SpecError
@@ -101,9 +101,9 @@ async def count_rule(request: web.Request, agent: AgentRecord, body: RuleIn) -> 
 
 class CampaignIn(Strict):
     name: str = Field(min_length=1, max_length=200)
-    segment_id: str
+    segment_id: Id
     purpose: Literal["marketing", "service"]
-    channels: list[str] = Field(min_length=1, max_length=20, description="Channels in order of preference.")
+    channels: list[ChannelName] = Field(min_length=1, max_length=20, description="Channels in order of preference.")
     message: dict[str, Any] = Field(description='{"text", "buttons"?, "variants"?: {channel: {"text", "buttons"?, "metadata"?}}}')
     schedule: dict[str, Any] | None = Field(default=None, description="now | at | cron | interval | local_time (see campaigns.spec)")
     quiet_hours: dict[str, Any] | None = None
@@ -111,7 +111,7 @@ class CampaignIn(Strict):
     variants_ab: list[dict[str, Any]] | None = None
     korean_rules: Literal["korean_locale", "everyone"] = "korean_locale"
     sender_name: str | None = Field(default=None, max_length=60)
-    default_timezone: str = "UTC"
+    default_timezone: TimeZone = "UTC"
     goal: dict[str, Any] | None = None
     message_costs: dict[str, float] | None = None
 
@@ -226,13 +226,13 @@ async def campaign_report(request: web.Request, agent: AgentRecord, query: Repor
 
 
 class PreviewQuery(Strict):
-    customer_id: str
+    customer_id: Id
 
 
 class TemplatePreviewIn(Strict):
     message: dict[str, Any]
-    customer_id: str
-    channels: list[str] = Field(min_length=1, max_length=20)
+    customer_id: Id
+    channels: list[ChannelName] = Field(min_length=1, max_length=20)
     purpose: Literal["marketing", "service"] = "marketing"
     sender_name: str | None = Field(default=None, max_length=60)
 

@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 from bot.api.endpoints import path_uuid, route
 from bot.api.errors import store_errors, store_of
 from bot.api.inbox import AGENTS, publish
-from bot.api.schemas import Strict
+from bot.api.schemas import Name, Strict
 from contracts.http_errors import json_error
 from crm_store import agents as accounts
 from crm_store import teams as store
@@ -45,11 +45,11 @@ class AgentList(BaseModel):
 
 
 class AgentCreate(Strict):
-    email: str = Field(max_length=320)
+    email: str = Field(max_length=320, json_schema_extra={"format": "email"})
     name: str = Field(min_length=1, max_length=200)
     role: Role
     password: str | None = Field(default=None, min_length=8, max_length=200)
-    teams: list[str] = Field(default_factory=list, max_length=20)
+    teams: list[Name] = Field(default_factory=list, max_length=20)
     max_chats: int | None = Field(default=None, ge=0, le=100)
 
 
@@ -82,7 +82,7 @@ class TeamList(BaseModel):
 
 
 class TeamCreate(Strict):
-    name: str = Field(min_length=1, max_length=64)
+    name: Name = Field(min_length=1, max_length=64)
     members: list[uuid.UUID] = Field(default_factory=list, max_length=500)
 
 
@@ -91,7 +91,7 @@ class TeamMembers(Strict):
 
 
 class SlaPolicyIn(Strict):
-    team: str | None = Field(default=None, max_length=64, description="Null: the default for teams without their own.")
+    team: Name | None = Field(default=None, max_length=64, description="Null: the default for teams without their own.")
     priority: Priority
     first_response_seconds: int | None = Field(default=None, ge=1, le=90 * 86400)
     resolution_seconds: int | None = Field(default=None, ge=1, le=365 * 86400)
@@ -110,7 +110,7 @@ class SlaPolicyList(BaseModel):
 
 
 class CannedIn(Strict):
-    shortcut: str = Field(min_length=1, max_length=64)
+    shortcut: Name = Field(min_length=1, max_length=64)
     text: str = Field(min_length=1, max_length=4096)
 
 

@@ -132,8 +132,8 @@ class WritePlan:
         self.outbox.append({
             "id": outbox_id, "message_id": message_id, "conversation_id": conv.id, "customer_id": conv.customer_id,
             "channel": conv.channel, "recipient": recipient, "payload": payload(text, buttons, attachments, metadata),
-            "status": "queued", "attempts": 0, "next_attempt_at": self.now, "claimed_until": None, "last_error": None,
-            "external_id": None, "created_at": self.now, "sent_at": None, "campaign_run_id": None, "campaign_variant": None,
+            "status": "queued", "attempts": 0, "next_attempt_at": self.now, "claimed_until": None, "claimed_by": None,
+            "last_error": None, "external_id": None, "created_at": self.now, "sent_at": None, "campaign_run_id": None, "campaign_variant": None,
         })
         return outbox_id
 

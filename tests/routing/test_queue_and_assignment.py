@@ -140,3 +140,15 @@ async def test_a_snooze_that_ran_out_brings_the_conversation_back(
                            .values(snoozed_until=utcnow() - dt.timedelta(minutes=1)))
     mine = (await (await client.get(f"{API}/inbox?view=mine", headers=me.headers)).json())["items"]
     assert [(c["id"], c["status"], c["snoozed_until"]) for c in mine] == [(conversation["id"], "open", None)]
+
+
+async def test_a_snooze_until_a_time_already_past_is_one_that_ran_out(client: TestClient, handoff: Handoff, person: MakePerson) -> None:
+    """The document cannot say "in the future"; a past time (a slip in the date picker) is not refused but ends at once."""
+    me = await person("agent")
+    conversation = await handoff("c1")
+    base = f"{API}/conversations/{conversation['id']}"
+    await client.post(f"{base}/claim", headers=me.headers)
+    snoozed = await client.post(f"{base}/snooze", json={"until": "2001-01-01T00:00:00Z"}, headers=me.headers)
+    assert snoozed.status == 200
+    mine = (await (await client.get(f"{API}/inbox?view=mine", headers=me.headers)).json())["items"]
+    assert [(c["id"], c["status"], c["snoozed_until"]) for c in mine] == [(conversation["id"], "open", None)]

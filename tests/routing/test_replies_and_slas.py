@@ -119,7 +119,6 @@ async def test_bad_input_is_a_4xx_naming_the_field_and_writes_nothing(
         ("reply", {"text": "hi", "attachments": [{"url": "javascript:alert(1)"}]}, 422, "attachments.0.url"),
         ("reply", {"text": "hi", "colour": "red"}, 422, "colour"),
         ("notes", {"text": ""}, 422, "text"),
-        ("snooze", {"until": "2001-01-01T00:00:00Z"}, 422, "until"),
         ("snooze", {"until": "tomorrow"}, 422, "until"),
         ("snooze", {"until": "2099-01-01T00:00:00"}, 422, "until"),
         ("assign", {"agent_id": "00000000-0000-7000-8000-000000000000"}, 404, "agent_id"),
