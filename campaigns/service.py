@@ -184,9 +184,10 @@ REPORT_CSV_FIELDS = ("variant", "targeted", "queued", "sent", "failed", "cancell
 
 
 def report_csv_rows(report_data: dict[str, Any]) -> list[list[Any]]:
-    """The report as CSV rows: the whole campaign, then each variant."""
+    """The report as CSV rows: the whole campaign, then each variant, then each step of a triggered campaign."""
     out: list[list[Any]] = []
-    for name, bucket in (("all", report_data), *sorted(report_data["variants"].items())):
+    steps = [(f"step-{step['step']}", step) for step in report_data.get("steps", [])]
+    for name, bucket in (("all", report_data), *sorted(report_data["variants"].items()), *steps):
         out.append([name, *(bucket[k] if not k.startswith("skipped_") else bucket["skipped"][k.removeprefix("skipped_")]
                             for k in REPORT_CSV_FIELDS[1:])])
     return out

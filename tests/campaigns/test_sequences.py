@@ -17,11 +17,13 @@ from sqlalchemy import update
 from bot.services import SERVICES
 from campaigns import service
 from contracts.messages import InboundMessage
+from crm_store import agents
 from crm_store.columns import utcnow
 from crm_store.database import Database
 from crm_store.models import OutboxRow
 from tests.campaigns.conftest import add_customers
 from tests.campaigns.test_campaign_api import API, Recording, drain, make_segment, recording_worker
+from tests.console.conftest import PASSWORD, log_in
 from tests.helpers import count, rows
 
 STEPS = [{"delay": 0, "message": {"text": "Welcome, {{ customer.name }}!"}},
@@ -67,14 +69,20 @@ outbox_t = OutboxRow.__table__
 ANN = {"name": "Ann", "channels": {"telegram": "501"}, "consent": True}
 
 
-async def test_a_signup_enrols_and_step_two_goes_out_after_its_delay(client: TestClient, store: Database,
-                                                                    marketer: dict[str, str]) -> None:
+async def after_step_one(client: TestClient, store: Database, marketer: dict[str, str]) -> tuple[str, uuid.UUID, Any, dt.datetime]:
+    """Ann signed up and got the first step: (campaign id, Ann, (worker, channels), when)."""
     (ann,) = await add_customers(store, [ANN])
     campaign_id = await start_sequence(client, marketer, {"event": "signup"})
     await event(client, marketer, ann, "signup")
     worker, channels = recording_worker(store, ("telegram",))
     now = utcnow()
     assert await tick_and_send(store, now, channels, worker) == ["Welcome, Ann!"]
+    return campaign_id, ann, (worker, channels), now
+
+
+async def test_a_signup_enrols_and_step_two_goes_out_after_its_delay(client: TestClient, store: Database,
+                                                                    marketer: dict[str, str]) -> None:
+    campaign_id, _, (worker, channels), now = await after_step_one(client, store, marketer)
     assert await tick_and_send(store, now + dt.timedelta(days=1), channels, worker) == []
     assert await tick_and_send(store, now + dt.timedelta(days=2, minutes=1), channels, worker) == ["Day two: 10% off your first order"]
     assert await tick_and_send(store, now + dt.timedelta(days=9), channels, worker) == []
@@ -85,12 +93,7 @@ async def test_a_signup_enrols_and_step_two_goes_out_after_its_delay(client: Tes
 
 
 async def test_a_goal_event_stops_the_sequence(client: TestClient, store: Database, marketer: dict[str, str]) -> None:
-    (ann,) = await add_customers(store, [ANN])
-    campaign_id = await start_sequence(client, marketer, {"event": "signup"})
-    await event(client, marketer, ann, "signup")
-    worker, channels = recording_worker(store, ("telegram",))
-    now = utcnow()
-    assert len(await tick_and_send(store, now, channels, worker)) == 1
+    campaign_id, ann, (worker, channels), now = await after_step_one(client, store, marketer)
     await event(client, marketer, ann, "purchase")
     assert await tick_and_send(store, now + dt.timedelta(days=3), channels, worker) == []
     data = await report(client, marketer, campaign_id)
@@ -99,12 +102,7 @@ async def test_a_goal_event_stops_the_sequence(client: TestClient, store: Databa
 
 
 async def test_a_reply_after_a_step_stops_the_sequence(client: TestClient, store: Database, marketer: dict[str, str]) -> None:
-    (ann,) = await add_customers(store, [ANN])
-    campaign_id = await start_sequence(client, marketer, {"event": "signup"})
-    await event(client, marketer, ann, "signup")
-    worker, channels = recording_worker(store, ("telegram",))
-    now = utcnow()
-    assert len(await tick_and_send(store, now, channels, worker)) == 1
+    campaign_id, ann, (worker, channels), now = await after_step_one(client, store, marketer)
     engine = client.app[SERVICES].engine
     assert engine is not None
     await engine.handle(InboundMessage(channel="telegram", sender_id="501", text="thanks, what sizes do you have?", external_id="r1"))
@@ -186,3 +184,15 @@ async def test_two_ticks_at_once_write_each_step_once(client: TestClient, store:
                          service.tick(store, now + dt.timedelta(days=2, minutes=1)))
     assert await count(store, "outbox", status="campaign") == 60
     assert {r.step for r in await rows(store, "sequence_enrolments")} == {3}
+
+
+async def test_the_console_campaign_page_shows_the_steps_and_their_figures(client: TestClient, store: Database,
+                                                                          marketer: dict[str, str]) -> None:
+    campaign_id, *_ = await after_step_one(client, store, marketer)
+    await agents.create_agent(store, email="mina@example.com", name="Mina", role="marketer", password=PASSWORD)
+    await log_in(client, "mina@example.com")
+    html = await (await client.get(f"/console/campaigns/{campaign_id}")).text()
+    steps = html[html.index("<h3>Sequence</h3>"):]
+    assert "a customer's “signup” event arrives" in steps and "Enrolled 1: 1 going through" in steps
+    assert "<td>1</td><td>at once</td><td>Welcome, {{ customer.name }}!</td><td class=\"num\">1</td>" in steps.replace("&#34;", '"')
+    assert "<td>2</td><td>2 days</td>" in steps
