@@ -29,11 +29,12 @@ log = logging.getLogger(__name__)
 class DeliveryWorker:
     """Claims rows into two lanes (:class:`channels.delivery_lanes.Lanes`) that ``concurrency`` long-lived sender tasks drain.
 
-    Replies are claimed whenever they are due (the claimer is woken or polls)
-    and taken by the senders before any campaign row; campaign rows are
-    claimed only after every due reply, and only while fewer than a batch of
-    them wait here, so the claimer keeps about one batch waiting beyond the
-    one being sent and a claim's round trip never leaves the senders idle.
+    Replies are claimed as soon as they are due (the claimer is woken, or
+    polls) and taken by the senders before any campaign row; campaign rows are
+    claimed only after every due reply.  Of each kind the claimer claims a
+    batch whenever fewer than a batch wait here, so about one batch waits
+    beyond the one being sent (a claim's round trip never leaves the senders
+    idle) and a backlog stays in the store, not in this process.
     Results are settled in the next claim's transaction, or by a flush
     ``settle_linger`` seconds after the first of them when no claim comes first.
     """
@@ -69,8 +70,9 @@ class DeliveryWorker:
         self.on_result = on_result
         #: Claimed rows no sender has taken yet; a few senders are always kept free of campaign rows for replies.
         self._lanes = Lanes(concurrency - max(1, concurrency // 8) if concurrency > 1 else 1)
-        #: The claimer waits for campaign rows to drain below a batch: the sender that sees it wakes the claimer.
-        self._want_room = False
+        #: The claimer waits for replies, or campaign rows, to drain below a batch: the sender that sees it wakes it.
+        self._want_replies = False
+        self._want_campaign = False
         self._wake = asyncio.Event()
         self._stopping = False
         #: Outbox ids claimed by this worker and not yet settled, with when their lease was last set (monotonic).
@@ -122,9 +124,10 @@ class DeliveryWorker:
 
     # -- claiming -------------------------------------------------------------
 
-    async def _claim(self, *, expect_rows: bool = False, campaign_limit: int | None = None) -> list[OutboundMessage]:
-        """Due rows (at most ``campaign_limit`` campaign rows); pending results are recorded and held rows
-        renewed in the same transaction.
+    async def _claim(self, *, limit: int | None = None, expect_rows: bool = False,
+                     campaign_limit: int | None = None) -> list[OutboundMessage]:
+        """Due rows (at most ``limit`` replies and ``campaign_limit`` campaign rows); pending results are recorded
+        and held rows renewed in the same transaction.
 
         Only leases past a third of their time are renewed: a row sent within
         moments of its claim (the usual case) costs the claim nothing, and one
@@ -134,7 +137,7 @@ class DeliveryWorker:
         renew = self._renewable(started)
         settling = self._take_results()
         try:
-            claimed = await self.outbox.claim(self.batch, self.lease_seconds, channels=list(self.channels), renew=renew,
+            claimed = await self.outbox.claim(self.batch if limit is None else limit, self.lease_seconds, channels=list(self.channels), renew=renew,
                                               look_first=not expect_rows, settle=[s for s, _ in settling],
                                               campaign_limit=campaign_limit)
         except BaseException:
@@ -162,32 +165,38 @@ class DeliveryWorker:
         return fresh
 
     async def _run(self) -> None:
+        """Claim while there is room: up to a batch more of each kind whenever fewer than a batch of it wait here."""
         expect_rows = False
+        lanes = self._lanes
         while not self._stopping:
             self._wake.clear()
-            lanes = self._lanes
+            reply_room = self.batch if lanes.replies_waiting < self.batch else 0
             campaign_room = self.batch if lanes.campaign_waiting < self.batch else 0
             try:
-                claimed = await self._claim(expect_rows=expect_rows, campaign_limit=campaign_room)
+                claimed = await self._claim(limit=reply_room, expect_rows=expect_rows, campaign_limit=campaign_room)
             except Exception:  # noqa: BLE001 - the database may be briefly away; keep the worker alive
                 log.exception("outbox claim failed")
                 claimed = []
             for message in self._hold(claimed):
                 lanes.put(message)
             campaign = sum(1 for m in claimed if m.campaign)
-            if len(claimed) - campaign == self.batch:
-                expect_rows = True  # more replies are probably due: claim them now
-                continue
-            # more campaign rows are probably due: claim when fewer than a batch wait here (a sender wakes us)
-            self._want_room = campaign_room == 0 or campaign == campaign_room
-            expect_rows = self._want_room and campaign_room > 0
-            if self._want_room and lanes.campaign_waiting < self.batch:
+            # more of a kind is probably due when a claim took all the room it had for it (or had none);
+            # campaign rows are claimed only once no reply is due, so they wait for the replies first
+            self._want_replies = reply_room == 0 or len(claimed) - campaign == reply_room
+            self._want_campaign = not self._want_replies and (campaign_room == 0 or campaign == campaign_room)
+            expect_rows = (self._want_replies and reply_room > 0) or (self._want_campaign and campaign_room > 0)
+            if self._room_for_more():
                 continue  # the senders took them already
             if not self._stopping:
-                # woken by new rows (or by room for campaign rows), else polling: another process's
-                # replies are found, and the leases of rows held here renewed, within a poll
+                # woken by new rows, or by a sender when there is room for what is due; else polling:
+                # another process's replies are found, and the leases of rows held here renewed, within a poll
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), min(self.poll_seconds, self.lease_seconds / 3))
+
+    def _room_for_more(self) -> bool:
+        """Whether the claimer waits for room that is now free."""
+        return ((self._want_replies and self._lanes.replies_waiting < self.batch)
+                or (self._want_campaign and self._lanes.campaign_waiting < self.batch))
 
     async def _release_unsent(self, claimed: list[OutboundMessage]) -> None:
         """Stopping with claimed rows nobody started: they go back to the queue now, not after their lease."""
@@ -208,8 +217,8 @@ class DeliveryWorker:
             message = await lanes.get()
             if message is None:
                 return
-            if self._want_room and lanes.campaign_waiting < self.batch:
-                self._want_room = False
+            if self._room_for_more():
+                self._want_replies = self._want_campaign = False
                 self._wake.set()
             try:
                 settlement = await self._attempt(message)

@@ -29,6 +29,11 @@ class Lanes:
         self._closed = False
 
     @property
+    def replies_waiting(self) -> int:
+        """Replies claimed and not yet taken by a sender."""
+        return len(self._replies)
+
+    @property
     def campaign_waiting(self) -> int:
         """Campaign rows claimed and not yet taken by a sender."""
         return len(self._campaign)

@@ -98,6 +98,8 @@ class Outbox:
         its results to settle.
         """
         campaign_limit = limit if campaign_limit is None else min(limit, campaign_limit)
+        if limit <= 0 and not renew and not settle:
+            return []  # no room for rows, and nothing to renew or record
         if look_first and not renew and not settle and not await self._anything_due(channels, campaigns=campaign_limit > 0):
             return []
         return await self.db.run_in_transaction(_claim, limit, lease_seconds, channels, [uuid.UUID(i) for i in renew], settle,

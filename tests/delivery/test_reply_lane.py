@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import asyncio
 
-from channels.base import RateLimit
+from channels.base import RateLimit, SendResult
+from channels.delivery import DeliveryWorker
 from channels.delivery_lanes import Lanes
 from channels.ratelimit import RateLimiter
 from contracts.messages import OutboundMessage
+from crm_store.database import Database
+from crm_store.outbox import Outbox
+from tests.delivery.test_delivery_worker import ScriptedChannel, queue_replies
+from tests.fakes.base import eventually
+from tests.helpers import count
 
 
 def message(recipient: str, *, campaign: bool = False) -> OutboundMessage:
@@ -73,3 +79,26 @@ async def test_without_limits_a_campaign_message_does_not_wait() -> None:
     limiter = RateLimiter()
     limiter.enabled = False
     await asyncio.wait_for(limiter.acquire([RateLimit("k", 1, 60.0)], behind_others=True), timeout=1)
+
+
+async def test_a_reply_backlog_is_claimed_a_batch_ahead_not_all_at_once(db: Database) -> None:
+    """Replies leave in order anyway: holding the whole backlog would only give the worker leases to renew."""
+    await queue_replies(db, 20)
+    gate = asyncio.Event()
+
+    class Stuck(ScriptedChannel):
+        async def send(self, message: OutboundMessage) -> SendResult:
+            await gate.wait()
+            return await super().send(message)
+
+    channel = Stuck()
+    worker = DeliveryWorker(Outbox(db), {"webchat": channel}, batch=4, concurrency=1, poll_seconds=0.02)
+    worker.start()
+    await eventually(lambda: count(db, "outbox", status="sending"), timeout=5)
+    for _ in range(10):  # ten polls, each of which could claim more
+        await asyncio.sleep(0.02)
+    held = await count(db, "outbox", status="sending")
+    gate.set()
+    await eventually(lambda: len(channel.sent) == 20, timeout=10)
+    await worker.stop()
+    assert 4 <= held <= 2 * 4  # the one being sent and fewer than two batches waiting
