@@ -11,11 +11,13 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import pytest
 from aiohttp.test_utils import TestClient
 from sqlalchemy import update
 
 from bot.services import SERVICES
 from campaigns import service
+from campaigns.scheduler import CampaignScheduler
 from contracts.messages import InboundMessage
 from crm_store import agents
 from crm_store.columns import utcnow
@@ -196,3 +198,24 @@ async def test_the_console_campaign_page_shows_the_steps_and_their_figures(clien
     assert "a customer's “signup” event arrives" in steps and "Enrolled 1: 1 going through" in steps
     assert "<td>1</td><td>at once</td><td>Welcome, {{ customer.name }}!</td><td class=\"num\">1</td>" in steps.replace("&#34;", '"')
     assert "<td>2</td><td>2 days</td>" in steps
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)  # on SQLite the one serving process always leads
+async def test_with_two_processes_on_postgresql_only_the_leader_writes_due_steps(
+        client: TestClient, store: Database, marketer: dict[str, str]) -> None:
+    (ann,) = await add_customers(store, [ANN])
+    await start_sequence(client, marketer, {"event": "signup"})
+    await event(client, marketer, ann, "signup")
+    now = utcnow()
+    leader = CampaignScheduler(store, clock=lambda: now)
+    follower = CampaignScheduler(store, clock=lambda: now + dt.timedelta(days=3))  # would write step 2 too, if it ticked
+    try:
+        await leader._tick()  # noqa: SLF001 - one tick, as the interval job runs it
+        await follower._tick()  # noqa: SLF001
+        assert [r.payload["text"] for r in await rows(store, "outbox")] == ["Welcome, Ann!"]
+        await leader.stop()  # the leader's process ends: its session, and its lead, with it
+        await follower._tick()  # noqa: SLF001
+        assert await count(store, "outbox") == 2
+    finally:
+        await leader.stop()
+        await follower.stop()
