@@ -20,6 +20,7 @@ from bot.bot_loader import load_bot
 from bot.config import CoreSettings
 from bot.delivery_leads import DeliveryLeads
 from bot.engine.conversation import ConversationEngine
+from bot.engine.opt_out import OptOutCatcher
 from bot.forwarded import forwarded_middleware, parse_networks
 from bot.http_metrics import counting_middleware
 from bot.metrics import Metrics
@@ -152,6 +153,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         on_handled=lambda msg, result, seconds: _handled(services, msg, result, seconds),
         write_child=WriteChildSpec(settings.database_url, settings.sqlite_synchronous, settings.bot_path, settings.event_loop)
         if settings.write_in_child else None,
+        opt_out=OptOutCatcher.for_bot(settings.bot_path),
     )
     engine.start()
     settle_heap()

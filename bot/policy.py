@@ -6,7 +6,9 @@ to the bot (status ``bot``).  It does no I/O; everything it needs is in the
 ``Turn`` (the message, the NLU parse, the customer and the conversation with
 its ``bot_state``), and everything it wants done is in the ``Decision``.
 
-The order of precedence on one message:
+Opt-out and opt-in words (STOP, 수신거부, START) never reach the rules: the
+engine answers them first, whoever holds the conversation
+(:mod:`bot.engine.opt_out`).  The order of precedence on any other message:
 
 1. a customer with a VIP tag goes straight to the VIP team;
 2. a running form gets the message: a valid value fills the slot asked for;
@@ -24,7 +26,6 @@ The order of precedence on one message:
 from __future__ import annotations
 
 import random
-import re
 import string
 from typing import Any
 
@@ -32,13 +33,11 @@ from bot.bot_folder import Action, BotFolder, FormSpec, HandoffTarget, ResponseV
 from bot.engine.turn import Decision, Handoff, Reply, Turn
 from bot.engine.waiting import Waiting, wait_phrase
 from bot.forms import candidate, validate
-from campaigns.opt_out import load_opt_out_words
+from bot.language import message_language
 from contracts.messages import Attachment
 from nlu import FALLBACK_INTENT
 
-HANGUL = re.compile(r"[\uac00-\ud7a3]")
-_LATIN_WORD = re.compile(r"(?<![\w@.])(?=[A-Za-z]{2})[A-Za-z]*[a-z][A-Za-z]*(?![\w@])")
-_EMAIL_OR_URL = re.compile(r"\S+@\S+|https?://\S+")
+__all__ = ["RuleBot", "fill", "intent_name", "message_language"]
 
 
 class _Fields(dict[str, Any]):
@@ -57,20 +56,6 @@ def fill(template: str, fields: dict[str, Any]) -> str:
         return _FORMATTER.vformat(template, (), values)
     except (ValueError, IndexError, AttributeError, KeyError):
         return template
-
-
-def message_language(text: str | None, locale: str | None, previous: str | None = None, default: str = "en") -> str:
-    """Hangul means Korean; a Latin word means English; numbers, e-mails and codes keep the previous language."""
-    if text:
-        if HANGUL.search(text):
-            return "ko"
-        if not text.startswith("/") and _LATIN_WORD.search(_EMAIL_OR_URL.sub(" ", text)):
-            return "en"
-    if previous:
-        return previous
-    if locale:
-        return locale.split("-")[0].split("_")[0].lower()
-    return default
 
 
 def intent_name(parse: dict[str, Any] | None) -> str:
@@ -122,7 +107,6 @@ class RuleBot:
                 index.setdefault((v.channel, v.lang or self.policy.default_language), []).append(v)
             self._index[name] = index
         self._answer_only = {intent for intent, actions in folder.rules.items() if all(a.kind == "response" for a in actions)}
-        self.opt_out = load_opt_out_words(folder.path, self.policy.default_language)
 
     # --- responses -------------------------------------------------------------------
 
@@ -176,13 +160,6 @@ class RuleBot:
         step = _Step(turn, state, lang, intent if understood else FALLBACK_INTENT)
         if state.get("lang") != lang:
             step.set("lang", lang)
-
-        # STOP / 수신거부 before any rule (in a running form, a word the NLU reads as cancel cancels the form)
-        if (opted := self.opt_out.classify(turn.message.text, lang)) is not None and not (
-                state.get("form") and intent in policy.cancel_intents):
-            step.decision.consents.extend(opted.consents)
-            step.decision.replies.append(Reply(text=opted.confirmation, metadata={"response": opted.kind}))
-            return step.finish()
 
         if policy.vip_tags and not state.get("vip_routed") and not policy.vip_tags.isdisjoint(turn.customer.tags):
             self._say(step, policy.vip_response)

@@ -128,6 +128,12 @@ def campaign_group(database_url: Callable[[click.Context], str]) -> click.Group:
             click.echo(f"{data['name']} ({data['status']}): targeted {data['targeted']}, sent {data['sent']}, failed {data['failed']}, "
                        f"queued {data['queued']}, skipped: {skipped}; replied {data['replied']}, converted {data['converted']}, "
                        f"revenue {data['revenue']:.2f}, cost {data['cost']:.2f}")
+            if "enrolments" in data:
+                click.echo("enrolments: " + ", ".join(f"{k} {v}" for k, v in data["enrolments"].items()))
+                for step in data["steps"]:
+                    click.echo(f"  step {step['step']} (after {step['delay_seconds']:g} s): sent {step['sent']}, failed {step['failed']}, "
+                               f"queued {step['queued']}, skipped {sum(step['skipped'].values())}, replied {step['replied']}, "
+                               f"converted {step['converted']}")
 
     @campaign.command()
     @click.option("--limit", type=click.IntRange(1, 100000), default=1000)

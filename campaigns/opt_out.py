@@ -3,7 +3,8 @@
 A customer who writes STOP, unsubscribe, 수신거부 or 광고거부 (the whole
 message, ignoring case, spaces and closing punctuation) withdraws marketing
 consent on every channel; START or 수신동의 grants it again.  The engine asks
-``OptOutWords.classify`` for each customer text; a match becomes a consent
+``OptOutWords.match`` for each customer text, whoever holds the conversation
+(:mod:`bot.engine.opt_out`); a match becomes a consent
 change (recorded with its audit row in the message's own transaction, so it
 holds before the delivery worker claims anything else) and a confirmation in
 the customer's language.
@@ -84,20 +85,30 @@ class OptOutWords:
         self._longest = 2 * max(len(w) for w in (*self.stop_words, *self.start_words)) + 8
 
     def classify(self, text: str | None, lang: str) -> OptAction | None:
-        """An opt-out or opt-in if the whole message is one of the words; otherwise None.
+        """An opt-out or opt-in if the whole message is one of the words; otherwise None."""
+        kind = self.match(text)
+        return None if kind is None else self.action(kind, lang)
 
-        An opt-out withdraws marketing and its night-time consent on every channel;
-        an opt-in grants marketing on every channel (night-time consent is asked separately).
-        """
+    def match(self, text: str | None) -> Kind | None:
+        """Whether the whole message is a stop or a start word: a length check, then one set lookup."""
         if not text or len(text) > self._longest:
             return None
         key = normalize(text)
         if key in self._stop:
-            return OptAction("opt_out", ((ANY_CHANNEL, MARKETING, False), (ANY_CHANNEL, NIGHT, False)),
-                             self._text(self.confirm_stop, lang))
+            return "opt_out"
         if key in self._start:
-            return OptAction("opt_in", ((ANY_CHANNEL, MARKETING, True),), self._text(self.confirm_start, lang))
+            return "opt_in"
         return None
+
+    def action(self, kind: Kind, lang: str) -> OptAction:
+        """What ``kind`` does, confirmed in ``lang`` (else the default language).
+
+        An opt-out withdraws marketing and its night-time consent on every channel;
+        an opt-in grants marketing on every channel (night-time consent is asked separately).
+        """
+        if kind == "opt_out":
+            return OptAction(kind, ((ANY_CHANNEL, MARKETING, False), (ANY_CHANNEL, NIGHT, False)), self._text(self.confirm_stop, lang))
+        return OptAction(kind, ((ANY_CHANNEL, MARKETING, True),), self._text(self.confirm_start, lang))
 
     def _text(self, texts: dict[str, str], lang: str) -> str:
         return texts.get(lang) or texts.get(self.default_language) or next(iter(texts.values()))

@@ -11,11 +11,13 @@ from typing import Any
 from campaigns.korean_ads import advertise, korean_rules_apply
 from campaigns.runner import RunPlan, materialize, plan_member
 from campaigns.scheduling import after_firing, first_fire
+from campaigns.sequences import send_due_steps
 from campaigns.spec import check_spec
 from campaigns.templates import RenderFailed, customer_context
 from crm_store import campaign_runs as runs_store
 from crm_store import campaigns as store
 from crm_store import segments as segment_store
+from crm_store import sequences as seq_store
 from crm_store.columns import utcnow
 from crm_store.consents import MARKETING, NIGHT, SERVICE
 from crm_store.database import Database
@@ -44,7 +46,10 @@ async def send(db: Database, campaign_id: uuid.UUID, now: dt.datetime | None = N
         if campaign["status"] != "draft":
             raise Conflict(f"campaign is {campaign['status']}; only a draft can be sent", "status")
         schedule = campaign.get("schedule") or {}
-        if schedule.get("type") in ("at", "cron", "interval"):
+        if campaign.get("trigger"):  # triggered: it takes enrolments from now on; the steps are its runs
+            seq_store.activate(conn, campaign_id, len(campaign["steps"]), now)
+            store.set_status(conn, campaign_id, "running", now=now)
+        elif schedule.get("type") in ("at", "cron", "interval"):
             fire = first_fire(schedule, now)
             if fire is None:
                 raise Conflict("the schedule has no firing after now", "schedule")
@@ -62,7 +67,8 @@ async def change(db: Database, campaign_id: uuid.UUID, action: str, now: dt.date
 
 
 async def tick(db: Database, now: dt.datetime | None = None) -> int:
-    """One round of the leader's work: fire due schedules, materialize runs, close drained runs.  Runs done."""
+    """One round of the leader's work: fire due schedules, materialize runs, close drained runs, write the
+    triggered campaigns' due steps.  Runs done."""
     now = now or utcnow()
 
     def fire(conn: Any) -> None:
@@ -86,6 +92,7 @@ async def tick(db: Database, now: dt.datetime | None = None) -> int:
             await materialize(db, run["id"], now)
         if await db.run_in_transaction(store.finish_if_drained, run["id"], run["campaign_id"], now):
             finished += 1
+    await send_due_steps(db, now)
     return finished
 
 
@@ -102,6 +109,35 @@ async def report(db: Database, campaign_id: uuid.UUID) -> dict[str, Any]:
     async with db.read() as conn:
         rows, outcome = await conn.run_sync(read)
     costs = campaign.get("message_costs") or {}
+    overall = _summed(rows, outcome, costs)
+    extra: dict[str, Any] = {}
+    if campaign.get("steps"):
+        extra = await _steps_report(db, campaign_id, campaign, goal.get("event"), window, costs)
+    return {"id": campaign["id"], "name": campaign["name"], "status": campaign["status"], **overall, **extra}
+
+
+async def _steps_report(db: Database, campaign_id: uuid.UUID, campaign: dict[str, Any], goal_event: str | None,
+                        window: dt.timedelta, costs: dict[str, float]) -> dict[str, Any]:
+    """A triggered campaign's enrolments by how they stand, and each step's figures as a run's."""
+    def read(conn: Any) -> tuple[dict[str, int], list[tuple[int, list[dict[str, Any]], dict[str | None, dict[str, Any]]]]]:
+        runs = seq_store.step_runs(conn, campaign_id)
+        return seq_store.enrolment_counts(conn, campaign_id), [
+            (step, runs_store.counts(conn, [run]), runs_store.outcomes(conn, [run], goal_event, window))
+            for step, run in sorted(runs.items())]
+
+    async with db.read() as conn:
+        enrolments, per_step = await conn.run_sync(read)
+    found = {step: _summed(rows, outcome, costs) for step, rows, outcome in per_step}
+    steps = []
+    for number, step in enumerate(campaign["steps"], start=1):
+        figures = found.get(number) or _summed([], {}, costs)
+        figures.pop("variants", None)
+        steps.append({"step": number, "delay_seconds": step["delay"], "text": step["message"].get("text"), **figures})
+    return {"trigger": campaign["trigger"], "enrolments": enrolments, "steps": steps}
+
+
+def _summed(rows: list[dict[str, Any]], outcome: dict[str | None, dict[str, Any]], costs: dict[str, float]) -> dict[str, Any]:
+    """Counts and outcomes of some runs added up, overall and per variant."""
     overall = _empty()
     variants: dict[str, dict[str, Any]] = {}
     for row in rows:
@@ -117,7 +153,7 @@ async def report(db: Database, campaign_id: uuid.UUID) -> dict[str, Any]:
     for bucket in (overall, *variants.values()):
         bucket["cost"] = round(bucket["cost"], 4)
         bucket["return"] = round(bucket["revenue"] - bucket["cost"], 4)
-    return {"id": campaign["id"], "name": campaign["name"], "status": campaign["status"], **overall, "variants": variants}
+    return {**overall, "variants": variants}
 
 
 def _empty() -> dict[str, Any]:
@@ -148,9 +184,10 @@ REPORT_CSV_FIELDS = ("variant", "targeted", "queued", "sent", "failed", "cancell
 
 
 def report_csv_rows(report_data: dict[str, Any]) -> list[list[Any]]:
-    """The report as CSV rows: the whole campaign, then each variant."""
+    """The report as CSV rows: the whole campaign, then each variant, then each step of a triggered campaign."""
     out: list[list[Any]] = []
-    for name, bucket in (("all", report_data), *sorted(report_data["variants"].items())):
+    steps = [(f"step-{step['step']}", step) for step in report_data.get("steps", [])]
+    for name, bucket in (("all", report_data), *sorted(report_data["variants"].items()), *steps):
         out.append([name, *(bucket[k] if not k.startswith("skipped_") else bucket["skipped"][k.removeprefix("skipped_")]
                             for k in REPORT_CSV_FIELDS[1:])])
     return out

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from campaigns.scheduling import trigger_for
+from campaigns.sequence_spec import SequenceError, check_sequence
 from campaigns.scheduling import zone as scheduling_zone
 from campaigns.templates import MessageTemplate, TemplateRefused, compile_message
 
@@ -74,7 +75,16 @@ def check_schedule(schedule: Mapping[str, Any] | None) -> dict[str, Any] | None:
 
 
 def check_spec(body: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str | None, MessageTemplate]]:
-    """The stored spec of a campaign and its compiled templates (one per A/B variant; None: no split)."""
+    """The stored spec of a campaign and its compiled templates (one per A/B variant; None: no split).
+
+    A triggered campaign (``trigger`` and ``steps``, :mod:`campaigns.sequence_spec`) needs no ``message``:
+    its first step's stands in for it (previews show it)."""
+    try:
+        sequence = check_sequence(body)
+    except SequenceError as exc:
+        raise SpecError(str(exc).removeprefix(f"{exc.field}: "), exc.field) from None
+    if sequence is not None and not body.get("message"):
+        body = {**body, "message": sequence[1][0]["message"]}
     channels = body.get("channels")
     if not isinstance(channels, list) or not channels or not all(isinstance(c, str) and CHANNEL.match(c) for c in channels):
         raise SpecError("must be a non-empty list of channel names, in order of preference", "channels")
@@ -131,4 +141,6 @@ def check_spec(body: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str | None
             "korean_rules": korean, "sender_name": str(body.get("sender_name") or "")[:60], "default_timezone": default_tz,
             "goal": {"event": goal["event"], "within_days": goal.get("within_days", 7)} if goal else None,
             "message_costs": {str(k): float(v) for k, v in costs.items()}}
+    if sequence is not None:
+        spec["trigger"], spec["steps"] = sequence[0], sequence[1]
     return spec, templates

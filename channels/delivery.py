@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Collection, Mapping
 
 from channels.base import Channel, PermanentSendError, RecipientBlocked, RetryAfter, SendError
+from channels.delivery_lanes import Lanes
 from channels.ratelimit import RateLimiter
 from contracts.messages import OutboundMessage
 from crm_store.columns import utcnow
@@ -34,12 +35,16 @@ log = logging.getLogger(__name__)
 
 
 class DeliveryWorker:
-    """Claims rows into a queue that ``concurrency`` long-lived sender tasks drain.
+    """Claims rows into two lanes (:class:`channels.delivery_lanes.Lanes`) that ``concurrency`` long-lived sender tasks drain.
 
-    The claimer keeps about one batch waiting beyond the one being sent, so a
-    claim's round trip never leaves the senders idle; results are settled in
-    the next claim's transaction, or by a flush ``settle_linger`` seconds after
-    the first of them when no claim comes first.
+    Replies are claimed as soon as they are due (the claimer is woken, or
+    polls) and taken by the senders before any campaign row; campaign rows are
+    claimed only after every due reply.  Of each kind the claimer claims a
+    batch whenever fewer than a batch wait here, so about one batch waits
+    beyond the one being sent (a claim's round trip never leaves the senders
+    idle) and a backlog stays in the store, not in this process.
+    Results are settled in the next claim's transaction, or by a flush
+    ``settle_linger`` seconds after the first of them when no claim comes first.
     """
 
     def __init__(
@@ -76,10 +81,11 @@ class DeliveryWorker:
         #: The channels this process sends for now (None: every channel it was given).
         self.leading = leading
         self.sender_key = sender_key
-        #: Claimed rows no sender has taken yet; None tells a sender to stop.
-        self._ready: asyncio.Queue[OutboundMessage | None] = asyncio.Queue()
-        #: Set when fewer than a batch wait in ``_ready``: time to claim again.
-        self._room = asyncio.Event()
+        #: Claimed rows no sender has taken yet; a few senders are always kept free of campaign rows for replies.
+        self._lanes = Lanes(concurrency - max(1, concurrency // 8) if concurrency > 1 else 1)
+        #: The claimer waits for replies, or campaign rows, to drain below a batch: the sender that sees it wakes it.
+        self._want_replies = False
+        self._want_campaign = False
         self._wake = asyncio.Event()
         self._stopping = False
         #: Outbox ids claimed by this worker and not yet settled, with when their lease was last set (monotonic).
@@ -106,17 +112,10 @@ class DeliveryWorker:
         sends in flight finish (for up to ``timeout`` seconds) and every result is settled."""
         self._stopping = True
         self._wake.set()
-        self._room.set()
         if self._task is not None:
             await self._task
-        unsent: list[OutboundMessage] = []
-        while not self._ready.empty():
-            message = self._ready.get_nowait()
-            if message is not None:
-                unsent.append(message)
-        await self._release_unsent(unsent)
-        for _ in self._senders:
-            self._ready.put_nowait(None)
+        await self._release_unsent(self._lanes.drain())
+        self._lanes.close()
         if self._senders:
             _, stuck = await asyncio.wait(self._senders, timeout=timeout)
             for sender in stuck:  # its row stays claimed: the lease brings it back, sent or not
@@ -138,8 +137,10 @@ class DeliveryWorker:
 
     # -- claiming -------------------------------------------------------------
 
-    async def _claim(self, *, expect_rows: bool = False) -> list[OutboundMessage]:
-        """Due rows; pending results are recorded and held rows renewed in the same transaction.
+    async def _claim(self, *, limit: int | None = None, expect_rows: bool = False,
+                     campaign_limit: int | None = None) -> list[OutboundMessage]:
+        """Due rows (at most ``limit`` replies and ``campaign_limit`` campaign rows); pending results are recorded
+        and held rows renewed in the same transaction.
 
         Only leases past a third of their time are renewed: a row sent within
         moments of its claim (the usual case) costs the claim nothing, and one
@@ -156,9 +157,9 @@ class DeliveryWorker:
                 await self.outbox.renew(renew, self.lease_seconds)
                 claimed = []
             else:
-                claimed = await self.outbox.claim(self.batch, self.lease_seconds, channels=channels, renew=renew,
-                                                  look_first=not expect_rows, settle=[s for s, _ in settling],
-                                                  claimed_by=self.sender_key)
+                claimed = await self.outbox.claim(self.batch if limit is None else limit, self.lease_seconds, channels=channels,
+                                                  renew=renew, look_first=not expect_rows, settle=[s for s, _ in settling],
+                                                  campaign_limit=campaign_limit, claimed_by=self.sender_key)
         except BaseException:
             self._give_back(settling)  # the flush records them, with its retries
             raise
@@ -190,43 +191,38 @@ class DeliveryWorker:
         return fresh
 
     async def _run(self) -> None:
+        """Claim while there is room: up to a batch more of each kind whenever fewer than a batch of it wait here."""
         expect_rows = False
+        lanes = self._lanes
         while not self._stopping:
             self._wake.clear()
+            reply_room = self.batch if lanes.replies_waiting < self.batch else 0
+            campaign_room = self.batch if lanes.campaign_waiting < self.batch else 0
             try:
-                claimed = await self._claim(expect_rows=expect_rows)
+                claimed = await self._claim(limit=reply_room, expect_rows=expect_rows, campaign_limit=campaign_room)
             except Exception:  # noqa: BLE001 - the database may be briefly away; keep the worker alive
                 log.exception("outbox claim failed")
                 claimed = []
             for message in self._hold(claimed):
-                self._ready.put_nowait(message)
-            expect_rows = len(claimed) == self.batch
-            if expect_rows:
-                await self._wait_for_room()  # more are probably due: claim as soon as fewer than a batch wait
-            elif not self._stopping:
+                lanes.put(message)
+            campaign = sum(1 for m in claimed if m.campaign)
+            # more of a kind is probably due when a claim took all the room it had for it (or had none);
+            # campaign rows are claimed only once no reply is due, so they wait for the replies first
+            self._want_replies = reply_room == 0 or len(claimed) - campaign == reply_room
+            self._want_campaign = not self._want_replies and (campaign_room == 0 or campaign == campaign_room)
+            expect_rows = (self._want_replies and reply_room > 0) or (self._want_campaign and campaign_room > 0)
+            if self._room_for_more():
+                continue  # the senders took them already
+            if not self._stopping:
+                # woken by new rows, or by a sender when there is room for what is due; else polling:
+                # another process's replies are found, and the leases of rows held here renewed, within a poll
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+                    await asyncio.wait_for(self._wake.wait(), min(self.poll_seconds, self.lease_seconds / 3))
 
-    async def _wait_for_room(self) -> None:
-        """Until fewer than a batch wait to be sent; leases held meanwhile are renewed in time."""
-        while self._ready.qsize() >= self.batch and not self._stopping:
-            self._room.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._room.wait(), self.lease_seconds / 3)
-            if not self._room.is_set() and not self._stopping:
-                await self._renew_held()
-
-    async def _renew_held(self) -> None:
-        started = time.monotonic()
-        renew = self._renewable(started)
-        try:
-            await self.outbox.renew(renew, self.lease_seconds)
-        except Exception:  # noqa: BLE001 - tried again at the next renewal or claim
-            log.exception("renewing the lease of %d outbox rows failed", len(renew))
-            return
-        for outbox_id in renew:
-            if outbox_id in self._held:
-                self._held[outbox_id] = started
+    def _room_for_more(self) -> bool:
+        """Whether the claimer waits for room that is now free."""
+        return ((self._want_replies and self._lanes.replies_waiting < self.batch)
+                or (self._want_campaign and self._lanes.campaign_waiting < self.batch))
 
     async def _release_unsent(self, claimed: list[OutboundMessage]) -> None:
         """Stopping with claimed rows nobody started: they go back to the queue now, not after their lease."""
@@ -242,14 +238,18 @@ class DeliveryWorker:
     # -- sending --------------------------------------------------------------
 
     async def _sender(self) -> None:
-        ready = self._ready
+        lanes = self._lanes
         while True:
-            message = await ready.get()
+            message = await lanes.get()
             if message is None:
                 return
-            if ready.qsize() < self.batch:
-                self._room.set()
-            settlement = await self._attempt(message)
+            if self._room_for_more():
+                self._want_replies = self._want_campaign = False
+                self._wake.set()
+            try:
+                settlement = await self._attempt(message)
+            finally:
+                lanes.done(message)
             self._results.append((settlement, message))
             self._results_waiting.set()
 
@@ -314,7 +314,7 @@ class DeliveryWorker:
         if channel is None:
             return self._settle(message, "failed", error=f"channel {message.channel} is not configured")
         limits = channel.rate_limits(message)
-        await self.limiter.acquire(limits)
+        await self.limiter.acquire(limits, behind_others=message.campaign)
         started = time.monotonic()
         try:
             result = await channel.send(message)

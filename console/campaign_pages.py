@@ -197,6 +197,19 @@ def _bars(report: dict[str, Any]) -> list[dict[str, Any]]:
             for label, n in parts]
 
 
+def after_label(seconds: float) -> str:
+    """A step's delay as a marketer reads it: "at once", "2 days", "1 day 12 hours", "30 minutes"."""
+    left = int(seconds)
+    if left <= 0:
+        return "at once"
+    parts = []
+    for name, size in (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1)):
+        if left >= size:
+            n, left = divmod(left, size)
+            parts.append(f"{n} {name}{'s' if n != 1 else ''}")
+    return " ".join(parts[:2])
+
+
 @page
 async def campaign_page(request: web.Request, *, error: str | None = None) -> web.StreamResponse:
     session = await require(request, MARKETERS)
@@ -207,8 +220,10 @@ async def campaign_page(request: web.Request, *, error: str | None = None) -> we
     segment = await segment_store.get_segment(db, uuid.UUID(campaign["segment_id"]))
     sample = (await segment_store.count_and_sample(db, segment, sample=20))["sample"]
     variants = [{"name": name, "bars": _bars(v), **v} for name, v in sorted(report["variants"].items())]
+    steps = [{**step, "after": after_label(step["delay_seconds"]), "skipped_total": sum(step["skipped"].values())}
+             for step in report.get("steps", [])]
     return render("campaign.html", campaign=campaign, report=report, bars=_bars(report), variants=variants, segment=segment,
-                  sample=sample, error=error, **_base(session, "campaigns"))
+                  sample=sample, steps=steps, error=error, **_base(session, "campaigns"))
 
 
 @page

@@ -144,6 +144,8 @@ class OutboundMessage:
     conversation_id: str | None = None
     customer_id: str | None = None
     attempt: int = 1
+    #: A campaign message (its outbox row carries a ``campaign`` key): it yields to replies on the way out.
+    campaign: bool = False
 
     def to_payload(self) -> dict[str, Any]:
         """The JSON kept in the outbox row (everything but the row's own ids)."""
@@ -167,6 +169,7 @@ class OutboundMessage:
             buttons=[Button(str(b["title"]), str(b["payload"])) for b in payload.get("buttons", [])],
             attachments=[Attachment.from_dict(a) for a in payload.get("attachments", [])],
             metadata=dict(payload.get("metadata") or {}),
+            campaign="campaign" in payload,
             **ids,
         )
 

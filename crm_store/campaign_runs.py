@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import Interval, and_, func, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import ColumnElement
@@ -159,7 +159,8 @@ def outcomes(conn: Connection, runs: Sequence[uuid.UUID], goal_event: str | None
     for variant, n in replied:
         result.setdefault(variant, {})["replied"] = int(n)
     if goal_event:
-        deadline = sent.c.sent_at + window if conn.dialect.name == "postgresql" else None
+        # the interval bound as one (left to itself it took the column's timestamp type, which PostgreSQL refused)
+        deadline = sent.c.sent_at + literal(window, Interval()) if conn.dialect.name == "postgresql" else None
         conds = [events_t.c.customer_id == sent.c.customer_id, events_t.c.type == goal_event, events_t.c.occurred_at >= sent.c.sent_at]
         if deadline is not None:
             conds.append(events_t.c.occurred_at <= deadline)
@@ -184,3 +185,12 @@ def read_member(conn: Connection, customer_id: uuid.UUID, *, channels: Sequence[
     members = read_chunk(conn, customers_t.c.id == customer_id, channels=channels, purposes=purposes, after=None, size=1,
                          run_id=uuid.UUID(int=0), cap_since=None)
     return members[0] if members else None
+
+
+def read_members(conn: Connection, customer_ids: Sequence[uuid.UUID], condition: ColumnElement[bool], *, channels: Sequence[str],
+                 purposes: Sequence[str], run_id: uuid.UUID, cap_since: dt.datetime | None) -> list[Member]:
+    """Those of the given customers who meet ``condition`` (a segment's), as a run would see them (a triggered campaign's due step)."""
+    if not customer_ids:
+        return []
+    return read_chunk(conn, and_(customers_t.c.id.in_(list(customer_ids)), condition), channels=channels, purposes=purposes,
+                      after=None, size=len(customer_ids), run_id=run_id, cap_since=cap_since)

@@ -17,6 +17,7 @@ from sqlalchemy import and_, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
+from crm_store import sequences
 from crm_store.campaign_tables import Campaign, CampaignRun
 from crm_store.columns import new_id, utcnow
 from crm_store.database import Database
@@ -39,11 +40,15 @@ def _out(row: Any) -> dict[str, Any]:
 
 async def create_campaign(db: Database, *, name: str, segment_id: uuid.UUID, purpose: str, spec: dict[str, Any],
                           created_by: uuid.UUID | None) -> dict[str, Any]:
+    """A draft; a triggered one (``spec["trigger"]``) with its trigger, goal and step delays in the same transaction."""
     now = utcnow()
     cid = new_id()
     async with db.write() as conn:
         await conn.execute(insert(campaigns_t).values(id=cid, name=name, segment_id=segment_id, purpose=purpose, status="draft",
                                                       spec=spec, created_by=created_by, created_at=now, updated_at=now))
+        if spec.get("trigger"):
+            await conn.run_sync(sequences.define, cid, spec["trigger"], (spec.get("goal") or {}).get("event"),
+                                [step["delay"] for step in spec["steps"]])
         row = (await conn.execute(select(campaigns_t).where(campaigns_t.c.id == cid))).one()
     return _out(row)
 
@@ -111,6 +116,7 @@ def change_status(conn: Connection, campaign_id: uuid.UUID, action: str, now: dt
         conn.execute(update(campaigns_t).where(campaigns_t.c.id == campaign_id).values(status=back, updated_at=now, spec=spec))
     else:
         move_rows(conn, campaign_id, (*WAITING, "held"), "cancelled")
+        sequences.cancel(conn, campaign_id, now)
         conn.execute(update(runs_t).where(runs_t.c.campaign_id == campaign_id, runs_t.c.finished_at.is_(None))
                      .values(status="cancelled", finished_at=now))
         set_status(conn, campaign_id, "cancelled", now=now)

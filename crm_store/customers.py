@@ -11,6 +11,7 @@ from sqlalchemy import Select, delete, func, insert, or_, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from crm_store import sequences
 from crm_store.columns import new_id, utcnow
 from crm_store.database import Database, pause_before_retry
 from crm_store.display_names import display_name_of
@@ -55,6 +56,7 @@ async def create_customer(db: Database, data: dict[str, Any]) -> dict[str, Any]:
         tags = sorted(set(data.get("tags") or []))
         if tags:
             await conn.execute(insert(tags_t), [{"customer_id": customer_id, "tag": t} for t in tags])
+            await conn.run_sync(sequences.on_tags, [(customer_id, t) for t in tags], now)
         return await _customer(conn, customer_id)
 
 
@@ -182,6 +184,7 @@ async def update_customer(
         new = sorted(set(add_tags) - existing)
         if new:
             await conn.execute(insert(tags_t), [{"customer_id": customer_id, "tag": t} for t in new])
+            await conn.run_sync(sequences.on_tags, [(customer_id, t) for t in new], values["updated_at"])
         return await _customer(conn, customer_id)
 
 

@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import Connection, Table, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from crm_store import sequences
 from crm_store.columns import new_id, utcnow
 from crm_store.insight_tables import CatalogueItem, CustomerKey
 from crm_store.models import Customer, CustomerEvent
@@ -168,6 +169,8 @@ def store_events(conn: Connection, events: Sequence[EventIn]) -> BatchResult:
         for part in chunks(sorted(customers)):
             conn.execute(update(customers_t).where(customers_t.c.id.in_(part), customers_t.c.lifecycle_stage.in_(from_stages))
                          .values(lifecycle_stage=stage, updated_at=now))
+    # triggered campaigns: enrolment and goals in the events' own transaction
+    sequences.on_events(conn, [(row["customer_id"], row["type"], row["occurred_at"]) for row in rows], now)
     return result
 
 

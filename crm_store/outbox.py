@@ -82,8 +82,14 @@ class Outbox:
 
     async def claim(self, limit: int, lease_seconds: float, channels: Sequence[str] | None = None,
                     renew: Sequence[str] = (), *, look_first: bool = True,
-                    settle: Sequence[Settlement] = (), claimed_by: int | None = None) -> list[ClaimedRow]:
+                    settle: Sequence[Settlement] = (), campaign_limit: int | None = None,
+                    claimed_by: int | None = None) -> list[ClaimedRow]:
         """Take up to ``limit`` due rows (on the store's writer, like every message-path write).
+
+        Replies first (rows whose lease lapsed, then queued rows, oldest due
+        first), then campaign rows up to what is left of ``limit`` and at most
+        ``campaign_limit``: a worker holding a batch of campaign rows still
+        claims the replies that come meanwhile, and no more campaign rows.
 
         ``renew``: rows the caller still holds (waiting for a rate limit, say)
         get a fresh lease first, in the same transaction, so this claim cannot
@@ -95,24 +101,27 @@ class Outbox:
         delay it.  A claim that fails records nothing: the caller still has
         its results to settle.  ``claimed_by``: the claiming sender's liveness key.
         """
-        if look_first and not renew and not settle and not await self._anything_due(channels):
+        campaign_limit = limit if campaign_limit is None else min(limit, campaign_limit)
+        if limit <= 0 and not renew and not settle:
+            return []  # no room for rows, and nothing to renew or record
+        if look_first and not renew and not settle and not await self._anything_due(channels, campaigns=campaign_limit > 0):
             return []
         return await self.db.run_in_transaction(_claim, limit, lease_seconds, channels, [uuid.UUID(i) for i in renew], settle,
-                                               claimed_by, inline=True)
+                                               campaign_limit, claimed_by, inline=True)
 
     async def renew(self, outbox_ids: Sequence[str], lease_seconds: float) -> None:
-        """Give rows the caller still holds a fresh lease (a worker that claims nothing for a while renews this way)."""
+        """Give rows the caller still holds a fresh lease (a worker that leads no channel now still renews what it holds)."""
         if outbox_ids:
             await self.db.run_in_transaction(_renew, [uuid.UUID(i) for i in outbox_ids], lease_seconds, inline=True)
 
-    async def _anything_due(self, channels: Sequence[str] | None) -> bool:
+    async def _anything_due(self, channels: Sequence[str] | None, *, campaigns: bool = True) -> bool:
         """Look before claiming: an idle worker polls every second, and a claim takes
         the store's write lock.  On SQLite that lock is the message path's too, and
         a writer that finds it taken waits out SQLite's busy back-off (sleeps of 1
         to 100 ms) however short the claim was; a read takes no lock."""
         params: dict[str, Any] = {"now": utcnow()} if channels is None else {"now": utcnow(), "channels": list(channels)}
         async with self.db.read() as conn:
-            for kind in ("queued", "lapsed", "campaign"):
+            for kind in ("queued", "lapsed", "campaign") if campaigns else ("queued", "lapsed"):
                 if (await conn.execute(ANY_DUE[kind, channels is not None](conn.sync_connection), params)).first() is not None:
                     return True
         return False
@@ -271,7 +280,8 @@ def _renew(conn: Connection, ids: list[uuid.UUID], lease_seconds: float) -> None
 
 
 def _claim(conn: Connection, limit: int, lease_seconds: float, channels: Sequence[str] | None,
-           renew: list[uuid.UUID], settle: Sequence[Settlement], claimed_by: int | None = None) -> list[ClaimedRow]:
+           renew: list[uuid.UUID], settle: Sequence[Settlement], campaign_limit: int,
+           claimed_by: int | None = None) -> list[ClaimedRow]:
     """Results first (their rows leave ``sending``, so they are neither renewed nor picked), then
     renewals, then due rows move to ``sending`` with a lease and a counted attempt."""
     if settle:
@@ -286,8 +296,8 @@ def _claim(conn: Connection, limit: int, lease_seconds: float, channels: Sequenc
     if len(ids) < limit:
         params["limit"] = limit - len(ids)
         ids += [row.id for row in conn.execute(PICK["queued", channels is not None](conn), params)]
-    if len(ids) < limit:
-        params["limit"] = limit - len(ids)
+    if len(ids) < limit and campaign_limit > 0:
+        params["limit"] = min(limit - len(ids), campaign_limit)
         ids += [row.id for row in conn.execute(PICK["campaign", channels is not None](conn), params)]
     if not ids:
         return []

@@ -104,7 +104,12 @@ class CampaignIn(Strict):
     segment_id: Id
     purpose: Literal["marketing", "service"]
     channels: list[ChannelName] = Field(min_length=1, max_length=20, description="Channels in order of preference.")
-    message: dict[str, Any] = Field(description='{"text", "buttons"?, "variants"?: {channel: {"text", "buttons"?, "metadata"?}}}')
+    message: dict[str, Any] | None = Field(default=None, description='{"text", "buttons"?, "variants"?: {channel: {"text", '
+                                           '"buttons"?, "metadata"?}}}; a triggered campaign may leave it out (its steps carry theirs)')
+    trigger: dict[str, Any] | None = Field(default=None, description='Triggered campaign: {"event": type, "first"?: bool} or '
+                                           '{"tag": name}; see campaigns.sequence_spec')
+    steps: list[dict[str, Any]] | None = Field(default=None, max_length=20, description='With a trigger: [{"delay": seconds or '
+                                               '"P2D", "message": {...}}], each delay after the step before (the first after enrolment)')
     schedule: dict[str, Any] | None = Field(default=None, description="now | at | cron | interval | local_time (see campaigns.spec)")
     quiet_hours: dict[str, Any] | None = None
     frequency_cap: dict[str, Any] | None = None

@@ -6,7 +6,8 @@ on conflicts), then joins customers whose platform vouched for a contact.
 The unit loads the batch's context from the store, answers
 duplicates with what they got the first time, applies edits, finds or makes
 each sender's customer and conversation, asks the bot for a decision on each
-message in arrival order (this is where the bot decides: :meth:`_decide`),
+message in arrival order (this is where the bot decides: :meth:`_decide`;
+opt-out words are caught before it, whoever holds the conversation),
 and hands the store one :class:`~crm_store.message_batch.WritePlan` with the
 messages, the replies and their outbox rows, the customer and conversation
 changes and the handoffs.
@@ -22,7 +23,8 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from bot.engine.turn import HUMAN_STATES, Decider, Decision, InboundItem, Turn
+from bot.engine.opt_out import OptOutCatcher
+from bot.engine.turn import HUMAN_STATES, Decider, Decision, InboundItem, Reply, Turn
 from bot.engine.waiting import acknowledged, waiting_for
 from contracts.messages import HandleResult, InboundMessage, OutboundMessage
 from crm_store.columns import new_id, utcnow
@@ -54,12 +56,16 @@ Results = list[HandleResult | BaseException]
 class BatchHandler:
     """Decides and stores batches with ``decide``; replies on ``inline_channels`` leave in the HTTP answer, not the outbox.
 
+    ``opt_out``: the bot folder's opt-out words (:meth:`OptOutCatcher.for_bot`), caught before the rules
+    whoever holds the conversation; the built-in words when not given.
     ``own_thread`` (SQLite): see :func:`crm_store.message_batch.run_batch`; true in the write child.
     """
 
-    def __init__(self, db: Database, decide: Decider, inline_channels: frozenset[str], *, own_thread: bool = False) -> None:
+    def __init__(self, db: Database, decide: Decider, inline_channels: frozenset[str], *,
+                 opt_out: OptOutCatcher | None = None, own_thread: bool = False) -> None:
         self.db = db
         self.decide = decide
+        self.opt_out = opt_out or OptOutCatcher()
         self.inline_channels = inline_channels
         self.own_thread = own_thread
 
@@ -186,6 +192,12 @@ class BatchHandler:
             conv.status = "open" if conv.assignee_id else "pending"
 
         result = HandleResult(False, str(message_id), str(conv.id), str(customer.id))
+        if (opted := self.opt_out.catch(msg, item.parse, customer, conv)) is not None:
+            # STOP / 수신거부 works at once, on every channel, also while a person holds the conversation
+            confirmation = Reply(text=opted.confirmation, metadata={"response": opted.kind})
+            self._apply_decision(Decision(replies=[confirmation], consents=list(opted.consents)), msg, message_id, customer,
+                                 conv, plan, result)
+            return result
         if conv.status in HUMAN_STATES:
             # a person holds it: no bot answers, but a customer still waiting is told so
             waiting = waiting_for(conv, now)

@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from bot.engine.batch import BatchHandler
+from bot.engine.opt_out import OptOutCatcher
 from bot.engine.turn import Decider, InboundItem
 from bot.pipeline.batch_queue import BatchQueue
 from bot.pipeline.write_child import WriteChild, WriteChildSpec
@@ -38,10 +39,11 @@ class ConversationEngine:
         max_batch: int = 128,
         on_handled: Callable[[InboundMessage, HandleResult, float], None] | None = None,
         write_child: WriteChildSpec | None = None,
+        opt_out: OptOutCatcher | None = None,
     ) -> None:
         self.db = db
         self.parser = parser
-        self.handler = BatchHandler(db, decide, frozenset(inline_channels))
+        self.handler = BatchHandler(db, decide, frozenset(inline_channels), opt_out=opt_out)
         self.on_outbox = on_outbox
         self.write_child: WriteChild | None = None
         if write_child is not None:

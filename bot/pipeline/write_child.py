@@ -32,6 +32,7 @@ from pathlib import Path
 
 from bot.bot_folder import load_bot_folder
 from bot.engine.batch import BatchHandler
+from bot.engine.opt_out import OptOutCatcher
 from bot.engine.turn import InboundItem
 from bot.event_loop import new_event_loop
 from bot.pipeline.child_process import ChildBatches, ChildFailed, serve_batches
@@ -71,7 +72,8 @@ def _child_main(conn: Connection, spec: WriteChildSpec, inline_channels: frozens
         db = Database(spec.database_url, pool_size=1, sqlite_synchronous=spec.sqlite_synchronous, checkpoints=False)
         opened.append(db)
         loop.run_until_complete(db.check_current())
-        handler = BatchHandler(db, RuleBot(load_bot_folder(spec.bot_path)).decide, inline_channels, own_thread=True)
+        handler = BatchHandler(db, RuleBot(load_bot_folder(spec.bot_path)).decide, inline_channels,
+                               opt_out=OptOutCatcher.for_bot(spec.bot_path), own_thread=True)
         return lambda items: [_sendable(result) for result in loop.run_until_complete(handler.handle(items))]
 
     try:

@@ -13,7 +13,9 @@ from click.testing import CliRunner
 from dangol.cli import main
 from campaigns import service
 from crm_store import segments
+from crm_store.columns import utcnow
 from crm_store.database import Database
+from crm_store.events import EventIn, store_events
 from tests.campaigns.conftest import add_customers
 
 
@@ -67,3 +69,31 @@ def test_sending_twice_or_an_unknown_campaign_is_a_clear_error(sqlite_url: str) 
 def test_reconfirmation_lists_nothing_when_consents_are_recent(sqlite_url: str) -> None:
     asyncio.run(_draft(sqlite_url))
     assert run(sqlite_url, "campaign", "reconfirm") == (0, "none due\n")
+
+
+async def _sequence(url: str) -> str:
+    """A running welcome sequence with Ann enrolled by her signup and its first step written."""
+    db = Database(url)
+    try:
+        (ann,) = await add_customers(db, [{"name": "Ann", "channels": {"telegram": "1"}, "consent": True}])
+        segment = await segments.create_rule_segment(db, "all", {"not": {"tag": "none"}})
+        campaign = await service.create(db, {"name": "Welcome", "segment_id": segment["id"], "purpose": "marketing",
+                                             "channels": ["telegram"], "trigger": {"event": "signup"},
+                                             "steps": [{"delay": 0, "message": {"text": "hi"}},
+                                                       {"delay": "P1D", "message": {"text": "day two"}}]}, None)
+        await service.send(db, uuid.UUID(campaign["id"]))
+        await db.run_in_transaction(store_events, [EventIn(type="signup", occurred_at=utcnow(), customer_id=ann)])
+        await service.tick(db)
+        return str(campaign["id"])
+    finally:
+        await db.dispose()
+
+
+def test_a_triggered_campaign_reports_its_steps_on_the_command_line(sqlite_url: str) -> None:
+    campaign_id = asyncio.run(_sequence(sqlite_url))
+    code, out = run(sqlite_url, "campaign", "report", campaign_id)
+    assert code == 0
+    assert "enrolments: enrolled 1, active 1" in out
+    assert "step 1 (after 0 s): sent 0, failed 0, queued 1" in out and "step 2 (after 86400 s): sent 0, failed 0, queued 0" in out
+    code, out = run(sqlite_url, "campaign", "report", campaign_id, "--format", "csv")
+    assert [row[:3] for row in csv.reader(io.StringIO(out))][2:] == [["step-1", "1", "1"], ["step-2", "0", "0"]]
