@@ -17,7 +17,8 @@ from sqlalchemy import Connection, delete, func, insert, select, text, update
 
 from crm_store.columns import utcnow
 from crm_store.events import chunks
-from crm_store.insight_tables import CatalogueItem, CustomerCluster, CustomerKey, CustomerRecommendation, CustomerScores
+from crm_store.insight_tables import (SCORE_COLUMNS, CatalogueItem, CustomerCluster, CustomerKey, CustomerRecommendation,
+                                     CustomerScores)
 from crm_store.models import Customer, CustomerTag
 
 customers_t = Customer.__table__
@@ -28,7 +29,6 @@ keys_t = CustomerKey.__table__
 tags_t = CustomerTag.__table__
 catalogue_t = CatalogueItem.__table__
 
-SCORE_COLUMNS = tuple(c.name for c in scores_t.columns if c.name not in ("customer_id", "updated_at"))
 #: Event types that say something about the customer (informational value)
 #: and that bring others to the business (growth value); see docs/insights.md.
 INFORMING_EVENTS = ("feedback", "survey_answer", "review", "profile_update")
