@@ -16,6 +16,7 @@ from console.render import harden, render
 from crm_store import reports
 from crm_store.columns import utcnow
 from crm_store.database import Database
+from crm_store.errors import NotFound
 from crm_store.scores import customer_insights
 
 PERIODS = (7, 30, 90, 365)
@@ -82,12 +83,22 @@ async def reports_page(request: web.Request) -> web.StreamResponse:
 
 
 async def customers_csv(request: web.Request) -> web.StreamResponse:
-    """Every customer with scores, as the CLI's ``dangol export customers`` writes it."""
+    """Every customer with scores, or with ``?segment=ID`` that segment's members, as ``dangol export customers`` writes it."""
     await require(request, ("admin", "marketer"))
+    segment_id = None
+    if "segment" in request.query:
+        try:
+            segment_id = uuid.UUID(request.query["segment"])
+        except ValueError:
+            raise web.HTTPNotFound(text="no such segment") from None
     buffer = io.StringIO()
-    await write_customers_csv(db_of(request), buffer)
+    try:
+        await write_customers_csv(db_of(request), buffer, segment_id)
+    except NotFound:
+        raise web.HTTPNotFound(text="no such segment") from None
+    name = f"segment-{segment_id}.csv" if segment_id else "customers.csv"
     response = web.Response(body=buffer.getvalue().encode("utf-8"), content_type="text/csv", charset="utf-8",
-                            headers={"Content-Disposition": 'attachment; filename="customers.csv"'})
+                            headers={"Content-Disposition": f'attachment; filename="{name}"'})
     return harden(response)
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, delete, func, insert, select, text, update
+from sqlalchemy.sql import ColumnElement
 
 from crm_store.columns import utcnow
 from crm_store.events import chunks
@@ -214,13 +215,16 @@ EXPORT_FIELDS = ("id", "external_id", "name", "first_name", "last_name", "email"
                  "lifecycle_stage", "created_at")
 
 
-def export_customers(conn: Connection, batch: int = 2000) -> Iterator[dict[str, Any]]:
-    """Every customer with profile, tags, attributes and scores, in id order, a page at a time."""
+def export_customers(conn: Connection, batch: int = 2000, members: ColumnElement[bool] | None = None) -> Iterator[dict[str, Any]]:
+    """Every customer (or those meeting ``members``, a segment's condition on ``customers``) with profile, tags,
+    attributes and scores, in id order, a page at a time."""
     last: uuid.UUID | None = None
     while True:
         stmt = (select(customers_t, keys_t.c.external_id, *[scores_t.c[c] for c in SCORE_COLUMNS])
                 .outerjoin(keys_t, keys_t.c.customer_id == customers_t.c.id)
                 .outerjoin(scores_t, scores_t.c.customer_id == customers_t.c.id).order_by(customers_t.c.id).limit(batch))
+        if members is not None:
+            stmt = stmt.where(members)
         if last is not None:
             stmt = stmt.where(customers_t.c.id > last)
         rows = conn.execute(stmt).mappings().all()

@@ -145,7 +145,7 @@ def _score(name: str, path: str) -> tuple[ColumnElement[Any], bool]:
     if name not in SCORE_COLUMNS:
         raise RuleError(f"unknown field scores.{name} (known scores: {', '.join(SCORE_COLUMNS)})", path)
     column = scores_t.c[name]
-    value = select(column).where(scores_t.c.customer_id == customers_t.c.id).scalar_subquery()
+    value = select(column).where(scores_t.c.customer_id == customers_t.c.id).correlate_except(scores_t).scalar_subquery()
     return value, not isinstance(column.type, String)
 
 

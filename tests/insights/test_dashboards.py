@@ -116,3 +116,20 @@ async def test_the_customers_csv_is_for_marketers_and_admins(client: TestClient,
     assert response.status == 200 and response.headers["Content-Disposition"].startswith("attachment")
     rows = list(csv.DictReader(io.StringIO(await response.text())))
     assert len(rows) > 10 and any(r["rfm_cell"] for r in rows)
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+async def test_the_customers_csv_of_a_segment_holds_its_members_only(client: TestClient, loaded: Database) -> None:
+    from crm_store.segments import count_rule, create_rule_segment
+    from tests.console.conftest import log_in
+
+    rule = {"field": "scores.rfm_cell", "op": "in", "value": ["champions", "loyal"]}
+    segment = await create_rule_segment(loaded, "best", rule)
+    await agents.create_agent(loaded, email="mk3@example.com", name="M", role="marketer", password=PASSWORD)
+    await log_in(client, "mk3@example.com")
+    response = await client.get(f"/console/customers.csv?segment={segment['id']}")
+    assert response.status == 200 and segment["id"] in response.headers["Content-Disposition"]
+    rows = list(csv.DictReader(io.StringIO(await response.text())))
+    assert len(rows) == await count_rule(loaded, rule) > 0
+    assert {r["rfm_cell"] for r in rows} == {"champions", "loyal"} and all(r["clv"] for r in rows)
+    assert (await client.get("/console/customers.csv?segment=0192f5a0-0000-7000-8000-000000000000")).status == 404
