@@ -20,6 +20,8 @@ from crm_store.errors import NotFound
 from crm_store.scores import customer_insights
 
 PERIODS = (7, 30, 90, 365)
+#: The campaign funnel's stages, as the campaign report counts them.
+FUNNEL = ("targeted", "sent", "replied", "converted")
 
 
 def cell_label(cell: str) -> str:
@@ -66,6 +68,8 @@ async def reports_page(request: web.Request) -> web.StreamResponse:
     clv = data["clv-distribution"]
     country = data["revenue-by-country"]
     cells = data["rfm-cells"]
+    funnel = data["campaign-funnel"]
+    sizes_days, sizes = _series_by_day(data["segment-sizes"], "segment", "customers")
     chart = {
         "conversations": charts.line_chart(labels, by_channel, "Conversations by channel and day"),
         "times": charts.line_chart([r["day"][5:] for r in times], minutes, "Mean first-response and resolution time (minutes)"),
@@ -76,9 +80,11 @@ async def reports_page(request: web.Request) -> web.StreamResponse:
                                    "Customers per RFM cell"),
         "clv": charts.bar_chart([r["bin"] for r in clv], [r["customers"] for r in clv], "Customers by predicted 12-month CLV"),
         "country": charts.hbar_chart([r["country"] for r in country], [r["revenue"] for r in country], "Net revenue by country"),
+        "funnel": charts.funnel_chart(FUNNEL, [sum(r[k] for r in funnel) for k in FUNNEL], "Campaign funnel: customers at each stage"),
+        "segments": charts.line_chart(sizes_days, sizes, "Segment sizes over time (customers)"),
     }
     me = session.agent
-    return render("reports.html", chart=chart, days=days, periods=PERIODS, clusters=data["clusters"], containment=containment,
+    return render("reports.html", chart=chart, days=days, periods=PERIODS, clusters=data["clusters"], containment=containment, funnel=funnel,
                   names=list(reports.REPORTS), me=me, csrf=session.csrf_token, nav="reports")
 
 

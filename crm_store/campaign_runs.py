@@ -15,7 +15,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import Interval, and_, func, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import ColumnElement
@@ -176,7 +176,8 @@ def outcomes(conn: Connection, runs: Sequence[uuid.UUID], goal_event: str | None
     for variant, n in replied:
         result.setdefault(variant, {})["replied"] = int(n)
     if goal_event:
-        deadline = sent.c.sent_at + window if conn.dialect.name == "postgresql" else None
+        # the window as an interval: bound beside a timestamp column it would take the column's type and fail
+        deadline = sent.c.sent_at + literal(window, Interval()) if conn.dialect.name == "postgresql" else None
         conds = [events_t.c.customer_id == sent.c.customer_id, events_t.c.type == goal_event, events_t.c.occurred_at >= sent.c.sent_at]
         if deadline is not None:
             conds.append(events_t.c.occurred_at <= deadline)

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from crm_store import scores as store
+from crm_store import segment_sizes
 from crm_store.columns import utcnow
 from crm_store.database import Database
 from insights import clusters, rfm
@@ -43,13 +44,14 @@ class ScoreRun:
     clusters: list[dict[str, Any]] = field(default_factory=list)
     recommendations: int = 0
     churned: int = 0
+    segments: int = 0  # segments whose size was recorded for today
     seconds: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
         return {"customers": self.customers, "buyers": self.buyers, "bgnbd": self.bgnbd, "gamma_gamma": self.gamma_gamma,
                 "clusters": self.clusters, "recommendations": self.recommendations, "churned": self.churned,
-                "seconds": self.seconds, "notes": self.notes}
+                "segments": self.segments, "seconds": self.seconds, "notes": self.notes}
 
 
 def lead_score(e: store.Engagement) -> float:
@@ -183,5 +185,8 @@ async def score_customers(db: Database, as_of: dt.datetime | None = None, *, rec
         await db.run_in_transaction(store.replace_recommendations, recs)
         run.recommendations = len(recs)
         run.seconds["recommendations"] = round(time.perf_counter() - started, 3)
+    started = time.perf_counter()
+    run.segments = await db.run_in_transaction(segment_sizes.record_sizes)
+    run.seconds["segment_sizes"] = round(time.perf_counter() - started, 3)
     log.info("scored %d customers (%d buyers) in %.1f s", run.customers, run.buyers, sum(run.seconds.values()))
     return run
