@@ -217,14 +217,18 @@ def recommenders() -> dict[str, Any]:
     return result
 
 
+#: Ids are time-ordered like Dangol's own (uuid7-shaped, customer number then purchase number), so the
+#: indexes grow at their right edge as they do in service, not at random places as with gen_random_uuid().
 SYNTHETIC_SQL = (
     """INSERT INTO customers (id, lifecycle_stage, attributes, created_at, updated_at)
-       SELECT gen_random_uuid(), 'customer', '{}'::jsonb, now(), now() FROM generate_series(1, :n)""",
+       SELECT (lpad(to_hex(i), 8, '0') || '-0000-7000-8000-000000000000')::uuid, 'customer', '{}'::jsonb, now(), now()
+       FROM generate_series(1, :n) AS i""",
     """INSERT INTO customer_events (id, customer_id, type, properties, amount, occurred_at, created_at)
-       SELECT gen_random_uuid(), c.id, 'purchase', '{}'::jsonb, round((5 + random() * 95)::numeric, 2),
-              timestamptz '2023-01-01 00:00+00' + random() * interval '730 days', now()
-       -- "+ (c.id IS NULL)::int" ties the series to each customer, so each draws its own count
-       FROM customers c CROSS JOIN LATERAL generate_series(1, 1 + (floor(random() * 39))::int + (c.id IS NULL)::int) AS g""",
+       SELECT (lpad(to_hex(i), 8, '0') || '-' || lpad(to_hex(g), 4, '0') || '-7000-8000-000000000000')::uuid,
+              (lpad(to_hex(i), 8, '0') || '-0000-7000-8000-000000000000')::uuid, 'purchase', '{}'::jsonb,
+              round((5 + random() * 95)::numeric, 2), timestamptz '2023-01-01 00:00+00' + random() * interval '730 days', now()
+       -- "+ i * 0" ties the series to each customer, so each draws its own count
+       FROM generate_series(1, :n) AS i CROSS JOIN LATERAL generate_series(1, 1 + (floor(random() * 39))::int + i * 0) AS g""",
 )
 
 
