@@ -14,7 +14,9 @@
    15 iterations), hit rate@10 and recall@10 on items new to each customer.
 4. ``--synthetic N``: N customers with 1-39 purchases each (20 on average)
    generated inside PostgreSQL, then summarized in the database and scored
-   without recommendations, in a child process whose peak memory is reported.
+   without recommendations, in a child process whose peak memory is reported
+   (1,000,000 customers: about 20,000,000 purchases), with the load average
+   around it, since the machine is shared.
 
     python bench/insights.py [--runs 3] [--only sqlite|postgresql] [--no-peers] [--synthetic 1000000 [--synthetic-only]]
 
@@ -237,7 +239,8 @@ def synthetic_child(url: str, out: Any) -> None:
         db = Database(url)
         try:
             run = await score_customers(db, dt.datetime(2025, 1, 1, tzinfo=dt.UTC), recommendations=0)
-            return {"customers": run.customers, "buyers": run.buyers, "seconds": run.seconds, "bgnbd": run.bgnbd}
+            return {"customers": run.customers, "buyers": run.buyers, "seconds": run.seconds, "bgnbd": run.bgnbd,
+                    "gamma_gamma": run.gamma_gamma, "notes": run.notes}
         finally:
             await db.dispose()
 
@@ -259,13 +262,16 @@ async def synthetic(n: int, folder: Path) -> dict[str, Any]:
         async with db.write() as conn:
             await conn.execute(text("ANALYZE customer_events"))
         generate_s = time.perf_counter() - started
+        load_before = [round(v, 1) for v in os.getloadavg()]  # the machine is shared: say how busy it was
         parent, child = multiprocessing.Pipe()
         process = multiprocessing.get_context("spawn").Process(target=synthetic_child, args=(db.url, child))
         started = time.perf_counter()
         process.start()
         result = parent.recv()
         process.join()
-        result.update(events=int(events), generate_s=round(generate_s, 1), wall_s=round(time.perf_counter() - started, 1))
+        result.update(events=int(events), generate_s=round(generate_s, 1), wall_s=round(time.perf_counter() - started, 1),
+                      load_average_before=load_before, load_average_after=[round(v, 1) for v in os.getloadavg()],
+                      nice=os.nice(0))
         return result
     finally:
         await drop(db, name)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 #: Above this many buyers the centres are learned on a fixed random sample of this size.
-FIT_SAMPLE = 200_000
+FIT_SAMPLE = 50_000
 FEATURES = ("rhythm_days", "basket_lines", "spend_per_purchase", "returns_share", "channels", "conversations")
 WORDS = {
     "rhythm_days": ("buys rarely", "buys often"),  # (when high, when low): a long gap is rare buying
