@@ -134,14 +134,19 @@ def test_an_imported_phone_number_is_read_as_the_api_and_the_bot_read_it(sqlite_
     assert sorted(c["phone"] for c in rows(sqlite_url, Customer)) == ["+14155552671", "+821022223333"]
 
 
-def test_export_writes_profiles_with_their_scores(sqlite_url: str, tmp_path: Path) -> None:
-    path = tmp_path / "customers.csv"
+def import_and_score(url: str, folder: Path) -> None:
+    """The customers and events files imported (c-1 buys), then everyone scored."""
+    path = folder / "customers.csv"
     path.write_text(CUSTOMERS, encoding="utf-8")
-    run(sqlite_url, "import", "customers", str(path))
-    events = tmp_path / "events.csv"
+    run(url, "import", "customers", str(path))
+    events = folder / "events.csv"
     events.write_text(EVENTS.replace("shop-1", "c-1"), encoding="utf-8")
-    run(sqlite_url, "import", "events", str(events))
-    run(sqlite_url, "insights", "score", "--as-of", "2024-03-31")
+    run(url, "import", "events", str(events))
+    run(url, "insights", "score", "--as-of", "2024-03-31")
+
+
+def test_export_writes_profiles_with_their_scores(sqlite_url: str, tmp_path: Path) -> None:
+    import_and_score(sqlite_url, tmp_path)
     out = tmp_path / "export.csv"
     code, text = run(sqlite_url, "export", "customers", str(out))
     assert code == 0, text
@@ -163,13 +168,7 @@ def make_segment(url: str, rule: dict) -> str:
 
 
 def test_export_of_a_segment_writes_only_its_members_with_their_scores(sqlite_url: str, tmp_path: Path) -> None:
-    path = tmp_path / "customers.csv"
-    path.write_text(CUSTOMERS, encoding="utf-8")
-    run(sqlite_url, "import", "customers", str(path))
-    events = tmp_path / "events.csv"
-    events.write_text(EVENTS.replace("shop-1", "c-1"), encoding="utf-8")
-    run(sqlite_url, "import", "events", str(events))
-    run(sqlite_url, "insights", "score", "--as-of", "2024-03-31")
+    import_and_score(sqlite_url, tmp_path)
     segment = make_segment(sqlite_url, {"field": "scores.frequency", "op": "gte", "value": 1})
     out = tmp_path / "segment.csv"
     code, text = run(sqlite_url, "export", "customers", "--segment", segment, str(out))
