@@ -18,7 +18,8 @@
    (1,000,000 customers: about 20,000,000 purchases), with the load average
    around it, since the machine is shared.
 
-    python bench/insights.py [--runs 3] [--only sqlite|postgresql] [--no-peers] [--synthetic 1000000 [--synthetic-only]]
+    python bench/insights.py [--runs 3] [--only sqlite|postgresql] [--no-peers] [--end-to-end-only]
+                             [--synthetic 1000000 [--synthetic-only]]
 
 PostgreSQL is 127.0.0.1:5432 (``DANGOL_BENCH_PG``); each run makes and drops
 a throwaway database.  Results go to bench/results/insights.json.
@@ -285,15 +286,18 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             results["synthetic_postgresql"] = await synthetic(args.synthetic, folder)
             print("synthetic: " + json.dumps(results["synthetic_postgresql"]), flush=True)
             return results
+        results["load_average_before"] = [round(v, 1) for v in os.getloadavg()]  # the machine is shared
         for kind in [k for k in ("sqlite", "postgresql") if args.only in (None, k)]:
             runs = [await end_to_end(kind, folder) for _ in range(args.runs)]
             median = {key: statistics.median(r[key] for r in runs) for key in
                       ("parse_s", "store_s", "raw_insert_s", "store_vs_raw_insert", "import_vs_raw_insert", "score_s", "total_s")}
-            results["end_to_end"][kind] = {"median": median, "runs": runs}
+            results["end_to_end"][kind] = {"median": median, "runs": runs, "load_average_after": [round(v, 1) for v in os.getloadavg()]}
             print(f"{kind:10s} import {median['parse_s'] + median['store_s']:.1f} s (parse {median['parse_s']:.1f}, store "
                   f"{median['store_s']:.1f}; raw insert of the same rows {median['raw_insert_s']:.1f} s: store at "
                   f"{median['store_vs_raw_insert']:.2f} of raw, whole import {median['import_vs_raw_insert']:.2f}), "
                   f"scoring {median['score_s']:.1f} s, end to end {median['total_s']:.1f} s", flush=True)
+        if args.end_to_end_only:
+            return results
         fits: dict[str, Any] = {}
         for label, path, end in (("cdnow_sample", CDNOW, dt.date(1997, 9, 30)), ("online_retail", RETAIL, dt.date(2011, 9, 9))):
             fits[label] = {"dangol": dangol_fit(path, end)}
@@ -319,6 +323,7 @@ def main() -> None:
     parser.add_argument("--no-peers", action="store_true", help="Skip pymc-marketing and implicit.")
     parser.add_argument("--synthetic", type=int, default=0, help="Customers of the synthetic PostgreSQL history (0: skip).")
     parser.add_argument("--synthetic-only", action="store_true", help="Run only the synthetic part; the other results are kept.")
+    parser.add_argument("--end-to-end-only", action="store_true", help="Run only the Online Retail end to end; the other results are kept.")
     args = parser.parse_args()
     if args.synthetic_only and not args.synthetic:
         parser.error("--synthetic-only needs --synthetic N")
@@ -329,6 +334,8 @@ def main() -> None:
     previous = json.loads(target.read_text()) if target.exists() else {}
     if args.synthetic_only:  # the 20M-row part runs once, on its own: the rest stays as measured
         results = {**previous, "synthetic_postgresql": results["synthetic_postgresql"]}
+    elif args.end_to_end_only:
+        results = {**previous, **results, "end_to_end": {**previous.get("end_to_end", {}), **results["end_to_end"]}}
     elif not args.synthetic and "synthetic_postgresql" in previous:
         results["synthetic_postgresql"] = previous["synthetic_postgresql"]
     target.write_text(json.dumps(results, indent=2, default=str) + "\n")

@@ -9,8 +9,9 @@ driver's ``executemany``, values passed through each column's own bind
 conversion (UUIDs as the hex SQLAlchemy stores, UTC times naive), so rows
 written here read back as any other.
 
-Only for rows that cannot conflict (a table emptied in the same
-transaction, or new keys): COPY has no ``ON CONFLICT``.
+COPY has no ``ON CONFLICT``: rows that may meet a unique key already
+stored (an event sent twice) are copied into a temporary table of the same
+shape first and inserted from there, skipping the duplicates.
 """
 
 from __future__ import annotations
@@ -37,19 +38,37 @@ def _pages(rows: Iterable[tuple[Any, ...]]) -> Iterable[list[tuple[Any, ...]]]:
         yield page
 
 
-def insert_rows(conn: Connection, table: Table, columns: Sequence[str], rows: Iterable[tuple[Any, ...]]) -> int:
-    """Insert ``rows`` (tuples in ``columns`` order, Python values) into ``table``; how many were written."""
+def insert_rows(conn: Connection, table: Table, columns: Sequence[str], rows: Iterable[tuple[Any, ...]], *,
+                skip_conflicts_on: Sequence[str] = ()) -> int:
+    """Insert ``rows`` (tuples in ``columns`` order, Python values) into ``table``; how many were handed over.
+
+    ``skip_conflicts_on``: a unique key whose duplicates are skipped, as ``ON CONFLICT DO NOTHING`` does (on
+    PostgreSQL the rows are copied into a temporary table of the same shape, then inserted from it in one statement).
+    """
     written = 0
+    binds = [_bind(table, name, conn) for name in columns]
+    converting = [(i, bind) for i, bind in enumerate(binds) if bind is not None]
+    names = ", ".join(columns)
     if conn.dialect.name == "postgresql" and conn.dialect.driver == "asyncpg":
-        conn.exec_driver_sql("SELECT 1")  # the transaction is begun on the connection before COPY joins it
+        target = table.name
+        if skip_conflicts_on:
+            target = f"bulk_{table.name}"  # the session's own; emptied after use and at commit
+            conn.exec_driver_sql(f"CREATE TEMPORARY TABLE IF NOT EXISTS {target} (LIKE {table.name}) ON COMMIT DELETE ROWS")
+        else:
+            conn.exec_driver_sql("SELECT 1")  # the transaction is begun on the connection before COPY joins it
         raw = conn.connection.driver_connection
         for page in _pages(rows):
-            await_only(raw.copy_records_to_table(table.name, records=page, columns=list(columns)))  # type: ignore[union-attr]
+            records = [_converted(row, converting) for row in page] if converting else page
+            await_only(raw.copy_records_to_table(target, records=records, columns=list(columns)))  # type: ignore[union-attr]
             written += len(page)
+        if skip_conflicts_on:
+            conn.exec_driver_sql(f"INSERT INTO {table.name} ({names}) SELECT {names} FROM {target} "
+                                 f"ON CONFLICT ({', '.join(skip_conflicts_on)}) DO NOTHING")
+            conn.exec_driver_sql(f"TRUNCATE {target}")
         return written
-    binds = [_bind(table, name, conn) for name in columns]
-    statement = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
-    converting = [(i, bind) for i, bind in enumerate(binds) if bind is not None]
+    statement = f"INSERT INTO {table.name} ({names}) VALUES ({', '.join('?' * len(columns))})"
+    if skip_conflicts_on:
+        statement += f" ON CONFLICT ({', '.join(skip_conflicts_on)}) DO NOTHING"
     for page in _pages(rows):
         if converting:
             page = [_converted(row, converting) for row in page]
@@ -59,7 +78,8 @@ def insert_rows(conn: Connection, table: Table, columns: Sequence[str], rows: It
 
 
 def _bind(table: Table, name: str, conn: Connection) -> Callable[[Any], Any] | None:
-    """The column's conversion to what the driver stores; an id read back from SQLite (already hex text) passes as it is."""
+    """The column's conversion to what the driver takes (JSON as text, UTC times as each database keeps them); an id
+    read back from SQLite (already hex text) passes as it is."""
     bind = table.c[name].type._cached_bind_processor(conn.dialect)
     if bind is None or not isinstance(table.c[name].type, Uuid):
         return bind

@@ -68,31 +68,26 @@ class BGNBD:
         return first * second / denominator
 
 
-_LEVELS: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+Levels = tuple[np.ndarray, np.ndarray]
 
 
-def _levels(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def levels(x: np.ndarray) -> Levels:
     """The distinct values of ``x`` and where each entry's is: repeat counts take a few dozen values, so the
-    special functions of the likelihoods are evaluated a few dozen times, not once per customer (kept for the
-    array being fitted, which the optimizer passes again at every step)."""
-    known = _LEVELS.get(id(x))
-    if known is None or known[0] is not x:
-        values, at = np.unique(x, return_inverse=True)
-        _LEVELS.clear()
-        _LEVELS[id(x)] = known = (x, values, at)
-    return known[1], known[2]
+    likelihoods evaluate their special functions a few dozen times per step, not once per customer."""
+    values, at = np.unique(x, return_inverse=True)
+    return values, at
 
 
 def _bgnbd_nll(log_params: np.ndarray, x: np.ndarray, t_x: np.ndarray, T: np.ndarray, weights: np.ndarray) -> float:
     return _bgnbd_nll_grad(log_params, x, t_x, T, weights)[0]
 
 
-def _bgnbd_nll_grad(log_params: np.ndarray, x: np.ndarray, t_x: np.ndarray, T: np.ndarray,
-                    weights: np.ndarray) -> tuple[float, np.ndarray]:
+def _bgnbd_nll_grad(log_params: np.ndarray, x: np.ndarray, t_x: np.ndarray, T: np.ndarray, weights: np.ndarray,
+                    x_levels: Levels | None = None) -> tuple[float, np.ndarray]:
     """The negative log-likelihood and its exact gradient in the log-parameters: with the gradient L-BFGS-B
     needs a few dozen evaluations instead of thousands of finite differences (1,000,000 customers in seconds)."""
     r, alpha, a, b = np.exp(log_params)
-    counts, at = _levels(x)  # special functions once per distinct repeat count, not once per customer
+    counts, at = x_levels or levels(x)
     log_at, log_atx = np.log(alpha + T), np.log(alpha + t_x)
     a1 = (gammaln(r + counts) - gammaln(r))[at] + r * np.log(alpha)
     a2 = (gammaln(a + b) + gammaln(b + counts) - gammaln(b) - gammaln(a + b + counts))[at]
@@ -125,10 +120,10 @@ def _compress(*columns: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
 LOG_BOUND = 12.0
 
 
-def _minimize(nll_grad: object, start: np.ndarray, args: tuple[object, ...]) -> np.ndarray:
+def _minimize(nll_grad: object, start: np.ndarray, args: tuple[object, ...], weights: np.ndarray) -> np.ndarray:
     """L-BFGS-B on the exact gradient of the mean negative log-likelihood, within LOG_BOUND (CDNOW: 15 evaluations)."""
     bounds = [(-LOG_BOUND, LOG_BOUND)] * len(start)
-    total = float(np.sum(args[-1]))  # the weights: minimize the mean, so the tolerances do not depend on the customer count
+    total = float(np.sum(weights))  # minimize the mean, so the tolerances do not depend on the customer count
 
     def mean(log_params: np.ndarray, *rest: object) -> tuple[float, np.ndarray]:
         value, grad = nll_grad(log_params, *rest)  # type: ignore[operator]
@@ -159,7 +154,8 @@ def fit_bgnbd(x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> BGNBD:
     if len(x) == 0 or not np.any(x > 0):
         raise FitError("BG/NBD needs customers with repeat purchases")
     (xu, tu, Tu), weights = _compress(*_sample(x, t_x, T))
-    logs = _minimize(_bgnbd_nll_grad, np.log([0.5, max(float(np.mean(T)), 1.0), 1.0, 1.0]), (xu, tu, Tu, weights))
+    start = np.log([0.5, max(float(np.mean(T)), 1.0), 1.0, 1.0])
+    logs = _minimize(_bgnbd_nll_grad, start, (xu, tu, Tu, weights, levels(xu)), weights)
     r, alpha, a, b = np.exp(logs)
     return BGNBD(float(r), float(alpha), float(a), float(b), -_bgnbd_nll(logs, xu, tu, Tu, weights))
 
@@ -186,10 +182,11 @@ def _gg_nll(log_params: np.ndarray, x: np.ndarray, m: np.ndarray, weights: np.nd
     return _gg_nll_grad(log_params, x, m, weights)[0]
 
 
-def _gg_nll_grad(log_params: np.ndarray, x: np.ndarray, m: np.ndarray, weights: np.ndarray) -> tuple[float, np.ndarray]:
+def _gg_nll_grad(log_params: np.ndarray, x: np.ndarray, m: np.ndarray, weights: np.ndarray,
+                 x_levels: Levels | None = None) -> tuple[float, np.ndarray]:
     """The negative log-likelihood and its exact gradient in the log-parameters (see :func:`_bgnbd_nll_grad`)."""
     p, q, g = np.exp(log_params)
-    counts, at = _levels(x)
+    counts, at = x_levels or levels(x)
     px = p * x
     log_xmg = np.log(x * m + g)
     ll = ((gammaln(p * counts + q) - gammaln(p * counts))[at] - gammaln(q) + q * np.log(g) + (px - 1) * np.log(m) + px * np.log(x)
@@ -209,7 +206,8 @@ def fit_gamma_gamma(x: np.ndarray, m: np.ndarray) -> GammaGamma:
     if keep.sum() < 3:
         raise FitError("Gamma-Gamma needs at least 3 customers with repeat purchases of positive value")
     (xu, mu), weights = _compress(*_sample(x[keep], m[keep]))
-    logs = _minimize(_gg_nll_grad, np.log([1.0, 1.0, max(float(np.mean(mu)), 1.0)]), (xu, mu, weights))
+    start = np.log([1.0, 1.0, max(float(np.mean(mu)), 1.0)])
+    logs = _minimize(_gg_nll_grad, start, (xu, mu, weights, levels(xu)), weights)
     p, q, g = np.exp(logs)
     return GammaGamma(float(p), float(q), float(g), -_gg_nll(logs, xu, mu, weights))
 

@@ -2,9 +2,9 @@
 churn risk, behavioural clusters, lead score and values, lifecycle stages and
 recommendations, written to each customer's scores.
 
-The database sends per-customer summaries (crm_store.scores); numpy does the
-rest on a worker thread, so a run inside ``dangol serve`` does not stall the
-event loop.  Definitions of every score are in docs/insights.md.
+The database sends every customer's facts as columns (crm_store.customer_facts,
+one statement); numpy does the rest on a worker thread, so a run inside
+``dangol serve`` does not stall the event loop, and the scores go back in bulk.  Definitions of every score are in docs/insights.md.
 """
 
 from __future__ import annotations
