@@ -8,9 +8,11 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
+from sqlalchemy import insert
 
-from crm_store import scores as score_store
+from crm_store.columns import utcnow
 from crm_store.database import Database
+from crm_store.insight_tables import SCORE_COLUMNS, CustomerRecommendation, CustomerScores
 from tests.campaigns.conftest import add_customers
 from tests.campaigns.test_campaign_api import make_campaign, make_segment, recording_worker, send_and_drain
 from tests.campaigns.test_segments import segment_count
@@ -39,8 +41,8 @@ async def scored_customers(store: Database, **extra: Any) -> dict[str, uuid.UUID
             {"customer_id": by_name["Ann"], "rank": 1, "sku": "85123A", "name": None, "score": 0.5}]
 
     def write(conn: Any) -> None:
-        score_store.replace_scores(conn, score_rows, [])
-        score_store.replace_recommendations(conn, recs)
+        conn.execute(insert(CustomerScores.__table__), [{**dict.fromkeys(SCORE_COLUMNS), **row, "updated_at": utcnow()} for row in score_rows])
+        conn.execute(insert(CustomerRecommendation.__table__), recs)
 
     await store.run_in_transaction(write)
     return by_name
