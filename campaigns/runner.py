@@ -45,6 +45,11 @@ class RunPlan:
     now: dt.datetime
 
     @property
+    def reads(self) -> set[str]:
+        """What of a member beyond the profile the templates use (scores, recommendations)."""
+        return set().union(*(template.reads for template in self.templates.values()))
+
+    @property
     def purpose(self) -> str:
         return str(self.campaign["purpose"])
 
@@ -88,9 +93,9 @@ def plan_member(plan: RunPlan, member: runs_store.Member) -> tuple[dict[str, Any
     cap = campaign.get("frequency_cap")
     if cap and member.recent >= cap["max"]:
         return None, ("capped", variant, f"{member.recent} campaign messages in {cap['days']} days")
-    context = customer_context(member.fields, member.tags)
+    context = customer_context(member.fields, member.tags, member.scores)
     try:
-        payload = plan.templates[variant].render(channel, context)
+        payload = plan.templates[variant].render(channel, context, member.recommendations)
     except RenderFailed as exc:
         return None, ("render_error", variant, str(exc))
     tz = member.fields.get("timezone") or campaign["default_timezone"]
@@ -138,7 +143,7 @@ async def materialize(db: Database, run_id: uuid.UUID, now: dt.datetime, *, chun
     while True:
         def read(conn: Any, after: uuid.UUID | None = cursor) -> list[runs_store.Member]:
             return runs_store.read_chunk(conn, condition, channels=campaign["channels"], purposes=purposes, after=after,
-                                         size=chunk, run_id=run_id, cap_since=cap_since)
+                                         size=chunk, run_id=run_id, cap_since=cap_since, reads=plan.reads)
 
         if (await campaign_store.get_campaign(db, run["campaign_id"]))["status"] in ("paused", "cancelled"):
             return handled  # resumed (after its cursor) by the tick that follows a resume

@@ -204,7 +204,8 @@ async def preview(db: Database, message: dict[str, Any], customer_id: uuid.UUID,
     purposes = (MARKETING, NIGHT) if body["purpose"] == MARKETING else (SERVICE,)
 
     def read(conn: Any) -> runs_store.Member | None:
-        return runs_store.read_member(conn, customer_id, channels=spec["channels"], purposes=purposes)
+        return runs_store.read_member(conn, customer_id, channels=spec["channels"], purposes=purposes,
+                                      reads=set().union(*(t.reads for t in templates.values())))
 
     async with db.read() as conn:
         member = await conn.run_sync(read)
@@ -218,7 +219,7 @@ async def preview(db: Database, message: dict[str, Any], customer_id: uuid.UUID,
     reason, _, detail = skip or ("unreachable", None, None)
     channel = spec["channels"][0]
     try:
-        rendered = templates[None].render(channel, customer_context(member.fields, member.tags))
+        rendered = templates[None].render(channel, customer_context(member.fields, member.tags, member.scores), member.recommendations)
         locale = member.fields.get("locale")
         if plan.purpose == MARKETING and korean_rules_apply(spec["korean_rules"], locale):
             rendered["text"] = advertise(rendered["text"], spec.get("sender_name") or body["name"], locale)

@@ -1,7 +1,10 @@
 """Personalized messages: Jinja2 in a sandbox, with per-channel variants and buttons.
 
-A template sees ``customer`` (its fields, ``attributes`` and ``tags``) and
-``channel``.  Undefined names fail the render rather than print nothing, so a
+A template sees ``customer`` (its fields, ``attributes``, ``tags`` and the
+last scoring run's ``scores``), ``recommendations`` (the scoring run's
+picks for the customer, best first: ``{{ recommendations[0].name }}``) and
+``channel``.  A score the customer has none of (no purchase, not scored yet)
+is undefined, as is a recommendation past the last.  Undefined names fail the render rather than print nothing, so a
 template that cannot be filled for one customer skips that customer with the
 reason and never sends a half-rendered message; ``default`` fills gaps on
 purpose (``{{ customer.first_name | default("there", true) }}``).  Python
@@ -11,7 +14,7 @@ the sandbox refuses them again at render time.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,6 +63,20 @@ def _private_names(tree: nodes.Template) -> Iterator[str]:
             yield name
 
 
+def _reads(tree: nodes.Template) -> set[str]:
+    """Which optional parts of the context a template reads: ``scores`` (``customer.scores``) and ``recommendations``,
+    so that a run loads them only for campaigns that use them."""
+    found: set[str] = set()
+    for node in tree.find_all((nodes.Getattr, nodes.Getitem, nodes.Name)):
+        if isinstance(node, nodes.Name) and node.name == "recommendations":
+            found.add("recommendations")
+        elif isinstance(node, nodes.Getattr) and node.attr == "scores":
+            found.add("scores")
+        elif isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const) and node.arg.value == "scores":
+            found.add("scores")
+    return found
+
+
 @dataclass(slots=True)
 class Part:
     """One message as the channel gets it: text, buttons (title templates and fixed payloads), channel hints."""
@@ -67,9 +84,10 @@ class Part:
     text: Any
     buttons: list[tuple[Any, str]] = field(default_factory=list)
     metadata: dict[str, Any] = field(default_factory=dict)
+    reads: set[str] = field(default_factory=set)
 
 
-def _compile(env: ImmutableSandboxedEnvironment, source: Any, where: str) -> Any:
+def _compile(env: ImmutableSandboxedEnvironment, source: Any, where: str, reads: set[str]) -> Any:
     if not isinstance(source, str) or not source.strip():
         raise TemplateRefused("must be a non-empty text", where)
     if len(source) > MAX_TEXT:
@@ -80,6 +98,7 @@ def _compile(env: ImmutableSandboxedEnvironment, source: Any, where: str) -> Any
         raise TemplateRefused(f"line {exc.lineno}: {exc.message}", where) from None
     if private := next(_private_names(tree), None):
         raise TemplateRefused(f"may not reach for {private} (Python internals are not available to templates)", where)
+    reads |= _reads(tree)
     try:
         return env.from_string(source)
     except TemplateSyntaxError as exc:
@@ -100,12 +119,13 @@ def _part(spec: Mapping[str, Any], where: str) -> Part:
     if not isinstance(buttons, list) or len(buttons) > MAX_BUTTONS:
         raise TemplateRefused(f"must be a list of at most {MAX_BUTTONS} buttons", f"{where}.buttons")
     compiled: list[tuple[Any, str]] = []
+    reads: set[str] = set()
     for i, button in enumerate(buttons):
         at = f"{where}.buttons[{i}]"
         if not isinstance(button, Mapping) or not isinstance(button.get("payload"), str) or not button["payload"]:
             raise TemplateRefused("a button needs a title and a payload", at)
-        compiled.append((_compile(env, button.get("title"), f"{at}.title"), button["payload"][:256]))
-    return Part(_compile(env, spec.get("text"), f"{where}.text"), compiled, dict(metadata))
+        compiled.append((_compile(env, button.get("title"), f"{at}.title", reads), button["payload"][:256]))
+    return Part(_compile(env, spec.get("text"), f"{where}.text", reads), compiled, dict(metadata), reads)
 
 
 @dataclass(slots=True)
@@ -115,15 +135,22 @@ class MessageTemplate:
     default: Part
     variants: dict[str, Part]
 
-    def render(self, channel: str, customer: Mapping[str, Any]) -> dict[str, Any]:
+    @property
+    def reads(self) -> set[str]:
+        """``scores`` and/or ``recommendations`` if any part reads them (see :func:`_reads`)."""
+        return set().union(self.default.reads, *(part.reads for part in self.variants.values()))
+
+    def render(self, channel: str, customer: Mapping[str, Any], recommendations: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
         """The outbox payload for one customer on ``channel``; ``RenderFailed`` names what was missing."""
         part = self.variants.get(channel, self.default)
-        context = {"customer": customer, "channel": channel}
+        context = {"customer": customer, "channel": channel, "recommendations": list(recommendations)}
         try:
             text = part.text.render(context).strip()
             buttons = [{"title": title.render(context).strip()[:64], "payload": payload} for title, payload in part.buttons]
         except TemplateError as exc:  # undefined names, sandbox refusals (SecurityError is one)
-            raise RenderFailed(f"{type(exc).__name__}: {exc}"[:300]) from None
+            note = f" (the customer has {len(recommendations)} recommendations)" if "recommendations" in part.reads \
+                and "list object has no element" in str(exc) else ""
+            raise RenderFailed(f"{type(exc).__name__}: {exc}{note}"[:300]) from None
         except (TypeError, ValueError, ArithmeticError, LookupError) as exc:
             raise RenderFailed(f"{type(exc).__name__}: {exc}"[:300]) from None
         if not text:
@@ -149,10 +176,12 @@ def compile_message(message: Mapping[str, Any], where: str = "message") -> Messa
     return MessageTemplate(default, {str(ch): _part(spec, f"{where}.variants.{ch}") for ch, spec in variants.items()})
 
 
-def customer_context(row: Mapping[str, Any], tags: list[str]) -> dict[str, Any]:
-    """What a template sees of a customer: plain data only (no store objects reach the sandbox)."""
+def customer_context(row: Mapping[str, Any], tags: list[str], scores: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """What a template sees of a customer: plain data only (no store objects reach the sandbox).  Scores without a
+    value are left out, so ``{{ customer.scores.clv }}`` fails the render (or takes its ``default``) rather than print None."""
     fields = ("id", "name", "first_name", "last_name", "email", "phone", "locale", "timezone", "lifecycle_stage")
     data = {k: (str(row[k]) if k == "id" else row.get(k)) for k in fields}
     data["attributes"] = dict(row.get("attributes") or {})
     data["tags"] = sorted(tags)
+    data["scores"] = {k: v for k, v in (scores or {}).items() if v is not None}
     return data

@@ -126,3 +126,23 @@ def rfm_heatmap(cells: dict[tuple[int, int], tuple[int, float]], title: str) -> 
                          f'<text x="{x + size_w / 2:.1f}" y="{y + 18}" text-anchor="middle" fill="{ink}" class="cell">{count}</text>'
                          f'<text x="{x + size_w / 2:.1f}" y="{y + 34}" text-anchor="middle" fill="{ink}" class="tick">{_number(revenue)}</text>')
     return _svg("".join(parts), title, head + 5 * size_h + 24)
+
+
+def funnel_chart(stages: Sequence[str], values: Sequence[float], title: str) -> Markup:
+    """Stages top to bottom as centred bars narrowing with the count, each with its count and share of the first stage."""
+    if not values or not values[0]:
+        return _empty(title)
+    row, left, right = 40, 110, 90
+    height = PAD_T + row * len(values) + 8
+    span = W - left - right
+    parts = []
+    for i, (stage, value) in enumerate(zip(stages, values, strict=True)):
+        y = PAD_T + i * row
+        w = max(span * max(value, 0) / values[0], 2)
+        x = left + (span - w) / 2
+        share = 100 * value / values[0]
+        parts.append(f'<text x="{left - 8}" y="{y + 21}" text-anchor="end" class="tick">{escape(stage)}</text>'
+                     f'<rect x="{x:.1f}" y="{y + 4}" width="{w:.1f}" height="{row - 8}" fill="{PALETTE[i % len(PALETTE)]}">'
+                     f'<title>{escape(stage)}: {_number(value)} ({share:.1f}%)</title></rect>'
+                     f'<text x="{W - right + 8}" y="{y + 21}" class="tick">{_number(value)} · {share:.0f}%</text>')
+    return _svg("".join(parts), title, height)

@@ -16,9 +16,12 @@ from console.render import harden, render
 from crm_store import reports
 from crm_store.columns import utcnow
 from crm_store.database import Database
+from crm_store.errors import NotFound
 from crm_store.scores import customer_insights
 
 PERIODS = (7, 30, 90, 365)
+#: The campaign funnel's stages, as the campaign report counts them.
+FUNNEL = ("targeted", "sent", "replied", "converted")
 
 
 def cell_label(cell: str) -> str:
@@ -65,6 +68,8 @@ async def reports_page(request: web.Request) -> web.StreamResponse:
     clv = data["clv-distribution"]
     country = data["revenue-by-country"]
     cells = data["rfm-cells"]
+    funnel = data["campaign-funnel"]
+    sizes_days, sizes = _series_by_day(data["segment-sizes"], "segment", "customers")
     chart = {
         "conversations": charts.line_chart(labels, by_channel, "Conversations by channel and day"),
         "times": charts.line_chart([r["day"][5:] for r in times], minutes, "Mean first-response and resolution time (minutes)"),
@@ -75,19 +80,31 @@ async def reports_page(request: web.Request) -> web.StreamResponse:
                                    "Customers per RFM cell"),
         "clv": charts.bar_chart([r["bin"] for r in clv], [r["customers"] for r in clv], "Customers by predicted 12-month CLV"),
         "country": charts.hbar_chart([r["country"] for r in country], [r["revenue"] for r in country], "Net revenue by country"),
+        "funnel": charts.funnel_chart(FUNNEL, [sum(r[k] for r in funnel) for k in FUNNEL], "Campaign funnel: customers at each stage"),
+        "segments": charts.line_chart(sizes_days, sizes, "Segment sizes over time (customers)"),
     }
     me = session.agent
-    return render("reports.html", chart=chart, days=days, periods=PERIODS, clusters=data["clusters"], containment=containment,
+    return render("reports.html", chart=chart, days=days, periods=PERIODS, clusters=data["clusters"], containment=containment, funnel=funnel,
                   names=list(reports.REPORTS), me=me, csrf=session.csrf_token, nav="reports")
 
 
 async def customers_csv(request: web.Request) -> web.StreamResponse:
-    """Every customer with scores, as the CLI's ``dangol export customers`` writes it."""
+    """Every customer with scores, or with ``?segment=ID`` that segment's members, as ``dangol export customers`` writes it."""
     await require(request, ("admin", "marketer"))
+    segment_id = None
+    if "segment" in request.query:
+        try:
+            segment_id = uuid.UUID(request.query["segment"])
+        except ValueError:
+            raise web.HTTPNotFound(text="no such segment") from None
     buffer = io.StringIO()
-    await write_customers_csv(db_of(request), buffer)
+    try:
+        await write_customers_csv(db_of(request), buffer, segment_id)
+    except NotFound:
+        raise web.HTTPNotFound(text="no such segment") from None
+    name = f"segment-{segment_id}.csv" if segment_id else "customers.csv"
     response = web.Response(body=buffer.getvalue().encode("utf-8"), content_type="text/csv", charset="utf-8",
-                            headers={"Content-Disposition": 'attachment; filename="customers.csv"'})
+                            headers={"Content-Disposition": f'attachment; filename="{name}"'})
     return harden(response)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +22,7 @@ from sqlalchemy.sql import ColumnElement
 
 from crm_store.campaign_tables import CampaignRun, CampaignSkip
 from crm_store.consents import load_standing
+from crm_store.insight_tables import SCORE_COLUMNS, CustomerRecommendation, CustomerScores
 from crm_store.models import ChannelIdentity, Customer, CustomerEvent, CustomerTag, Message, OutboxRow
 
 customers_t = Customer.__table__
@@ -30,6 +31,8 @@ identities_t = ChannelIdentity.__table__
 runs_t = CampaignRun.__table__
 skips_t = CampaignSkip.__table__
 outbox_t = OutboxRow.__table__
+scores_t = CustomerScores.__table__
+recs_t = CustomerRecommendation.__table__
 
 CUSTOMER_COLUMNS = ("id", "name", "first_name", "last_name", "email", "phone", "locale", "timezone", "lifecycle_stage", "attributes")
 
@@ -46,6 +49,9 @@ class Member:
     consents: dict[str, list[tuple[str, bool, dt.datetime]]] = field(default_factory=dict)
     #: campaign messages of other runs within the frequency window
     recent: int = 0
+    #: the last scoring run's scores and recommendations (best first), read only for templates that use them
+    scores: dict[str, Any] = field(default_factory=dict)
+    recommendations: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def id(self) -> uuid.UUID:
@@ -53,8 +59,10 @@ class Member:
 
 
 def read_chunk(conn: Connection, condition: ColumnElement[bool], *, channels: Sequence[str], purposes: Sequence[str],
-               after: uuid.UUID | None, size: int, run_id: uuid.UUID, cap_since: dt.datetime | None) -> list[Member]:
-    """The next ``size`` members after ``after``, with identities, tags, consents and recent campaign counts."""
+               after: uuid.UUID | None, size: int, run_id: uuid.UUID, cap_since: dt.datetime | None,
+               reads: Collection[str] = ()) -> list[Member]:
+    """The next ``size`` members after ``after``, with identities, tags, consents and recent campaign counts, and their
+    scores and recommendations when ``reads`` names them (what the campaign's templates use)."""
     stmt = select(*(customers_t.c[c] for c in CUSTOMER_COLUMNS)).where(condition)
     if after is not None:
         stmt = stmt.where(customers_t.c.id > after)
@@ -91,6 +99,15 @@ def read_chunk(conn: Connection, condition: ColumnElement[bool], *, channels: Se
                               .group_by(outbox_t.c.customer_id))
         for customer_id, n in counts:
             members[customer_id].recent = int(n)
+    if "scores" in reads:
+        for r in conn.execute(select(scores_t).where(scores_t.c.customer_id.between(low, high))).mappings():
+            if (member := members.get(r["customer_id"])) is not None:
+                member.scores = {k: r[k] for k in SCORE_COLUMNS}
+    if "recommendations" in reads:
+        for r in conn.execute(select(recs_t.c.customer_id, recs_t.c.sku, recs_t.c.name, recs_t.c.score)
+                              .where(recs_t.c.customer_id.between(low, high)).order_by(recs_t.c.customer_id, recs_t.c.rank)):
+            if (member := members.get(r.customer_id)) is not None:
+                member.recommendations.append({"sku": r.sku, "name": r.name or r.sku, "score": r.score})
     return list(members.values())
 
 
@@ -180,10 +197,11 @@ def skip_rows(run_id: uuid.UUID, skips: list[tuple[uuid.UUID, str, str | None, s
 
 
 
-def read_member(conn: Connection, customer_id: uuid.UUID, *, channels: Sequence[str], purposes: Sequence[str]) -> Member | None:
+def read_member(conn: Connection, customer_id: uuid.UUID, *, channels: Sequence[str], purposes: Sequence[str],
+                reads: Collection[str] = ()) -> Member | None:
     """One customer as a run would see them (for previews); None if there is no such customer."""
     members = read_chunk(conn, customers_t.c.id == customer_id, channels=channels, purposes=purposes, after=None, size=1,
-                         run_id=uuid.UUID(int=0), cap_since=None)
+                         run_id=uuid.UUID(int=0), cap_since=None, reads=reads)
     return members[0] if members else None
 
 

@@ -2,9 +2,10 @@
 
 Imports and the events API hand over batches of thousands of events; each
 batch is one transaction of a few statements (a lookup of customers by their
-external key, one insert of the customers that are new, one executemany of
-the events), never one ORM object per row: Online Retail's 26,000 invoices go
-in within seconds.  An event with an ``external_id`` is stored once, whatever
+external key, one insert of the customers that are new, one bulk insert of
+the events: COPY on PostgreSQL, one executemany on SQLite, crm_store/bulk.py),
+never one ORM object per row: Online Retail's 26,000 invoices go in within
+seconds.  An event with an ``external_id`` is stored once, whatever
 the number of times it is sent (``ON CONFLICT DO NOTHING`` on the unique
 column), so a second import of the same file changes nothing.
 """
@@ -22,6 +23,7 @@ from sqlalchemy import Connection, Table, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from crm_store import sequences
+from crm_store.bulk import insert_rows
 from crm_store.columns import new_id, utcnow
 from crm_store.insight_tables import CatalogueItem, CustomerKey
 from crm_store.models import Customer, CustomerEvent
@@ -31,6 +33,7 @@ events_t = CustomerEvent.__table__
 keys_t = CustomerKey.__table__
 catalogue_t = CatalogueItem.__table__
 
+EVENT_COLUMNS = ("id", "customer_id", "type", "properties", "amount", "currency", "occurred_at", "created_at", "external_id", "items")
 #: Rows per statement parameter list: under SQLite's limit of 32,766 bound values.
 CHUNK = 5000
 #: Stages an event moves a customer out of, and where to (never backwards: a
@@ -139,8 +142,9 @@ def store_events(conn: Connection, events: Sequence[EventIn]) -> BatchResult:
     known_ids = existing_customer_ids(conn, [e.customer_id for e in events if e.customer_id is not None])
     seen = _existing_event_ids(conn, [e.external_id for e in events if e.external_id])
     now = utcnow()
-    rows: list[dict[str, Any]] = []
+    rows: list[tuple[Any, ...]] = []
     moves: dict[str, set[uuid.UUID]] = {}
+    names: dict[str, str | None] = {}
     for index, e in enumerate(events):
         customer = e.customer_id if e.customer_id is not None else by_key.get(e.customer_key or "")
         if customer is None or (e.customer_id is not None and customer not in known_ids):
@@ -151,18 +155,14 @@ def store_events(conn: Connection, events: Sequence[EventIn]) -> BatchResult:
                 result.duplicates += 1
                 continue
             seen.add(e.external_id)
-        rows.append({"id": new_id(), "customer_id": customer, "type": e.type, "properties": e.properties, "amount": e.amount,
-                     "currency": e.currency, "occurred_at": e.occurred_at, "created_at": now, "external_id": e.external_id,
-                     "items": e.items})
+        rows.append((new_id(), customer, e.type, e.properties, e.amount, e.currency, e.occurred_at, now, e.external_id, e.items))
         if e.type in STAGE_MOVES:
             moves.setdefault(e.type, set()).add(customer)
-    insert_ignoring(conn, events_t, rows, ["external_id"])
-    result.inserted = len(rows)
-    names: dict[str, str | None] = {}
-    for row in rows:
-        for line in row["items"] or ():
+        for line in e.items or ():
             if not line.get("fee") and (line["sku"] not in names or not names[line["sku"]]):
                 names[line["sku"]] = (line.get("name") or None)
+    insert_rows(conn, events_t, EVENT_COLUMNS, rows, skip_conflicts_on=["external_id"])
+    result.inserted = len(rows)
     insert_ignoring(conn, catalogue_t, [{"sku": sku, "name": name} for sku, name in names.items()], ["sku"])
     for kind, customers in moves.items():
         stage, from_stages = STAGE_MOVES[kind]
@@ -170,7 +170,7 @@ def store_events(conn: Connection, events: Sequence[EventIn]) -> BatchResult:
             conn.execute(update(customers_t).where(customers_t.c.id.in_(part), customers_t.c.lifecycle_stage.in_(from_stages))
                          .values(lifecycle_stage=stage, updated_at=now))
     # triggered campaigns: enrolment and goals in the events' own transaction
-    sequences.on_events(conn, [(row["customer_id"], row["type"], row["occurred_at"]) for row in rows], now)
+    sequences.on_events(conn, [(row[1], row[2], row[6]) for row in rows], now)  # customer, type, occurred_at
     return result
 
 

@@ -60,6 +60,10 @@ class CustomerScores(Base):
     updated_at: Mapped[dt.datetime] = _created()
 
 
+#: Every score, by column name: what a segment rule names as ``scores.<name>``, a template as ``customer.scores.<name>``.
+SCORE_COLUMNS = tuple(c.name for c in CustomerScores.__table__.columns if c.name not in ("customer_id", "updated_at"))
+
+
 class CustomerRecommendation(Base):
     __tablename__ = "customer_recommendations"
 

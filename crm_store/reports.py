@@ -7,9 +7,15 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, func, select, text
+
+from crm_store import campaign_runs
+from crm_store.campaign_tables import Campaign, CampaignRun
+from crm_store.segment_sizes import sizes_over_time
 
 Rows = list[dict[str, Any]]
+#: The campaigns a funnel chart compares at most (the latest started first).
+FUNNEL_CAMPAIGNS = 12
 
 
 def _bound(conn: Connection, moment: dt.datetime) -> Any:
@@ -108,6 +114,32 @@ def clusters(conn: Connection, since: dt.datetime, until: dt.datetime) -> Rows:
     return [dict(r) for r in conn.execute(sql).mappings()]
 
 
+def campaign_funnel(conn: Connection, since: dt.datetime, until: dt.datetime) -> Rows:
+    """Per campaign with a run started in the period: targeted, sent, replied and converted customers (and revenue),
+    counted as the campaign's report counts them (crm_store.campaign_runs), over all its runs."""
+    campaigns_t, runs_t = Campaign.__table__, CampaignRun.__table__
+    started = func.min(runs_t.c.started_at)
+    found = conn.execute(select(campaigns_t.c.id, campaigns_t.c.name, campaigns_t.c.spec, started.label("started"))
+                         .join(runs_t, runs_t.c.campaign_id == campaigns_t.c.id)
+                         .where(runs_t.c.started_at >= since, runs_t.c.started_at < until)
+                         .group_by(campaigns_t.c.id, campaigns_t.c.name, campaigns_t.c.spec)
+                         .order_by(started.desc()).limit(FUNNEL_CAMPAIGNS)).all()
+    rows = []
+    for campaign in found:
+        runs = campaign_runs.run_ids(conn, campaign.id)
+        counts = campaign_runs.counts(conn, runs)
+        goal = (campaign.spec or {}).get("goal") or {}
+        outcomes = campaign_runs.outcomes(conn, runs, goal.get("event"), dt.timedelta(days=float(goal.get("within_days", 7))))
+        rows.append({"campaign_id": str(campaign.id), "campaign": campaign.name,
+                     "started": campaign.started.isoformat() if campaign.started else None,
+                     "targeted": sum(c["n"] for c in counts),
+                     "sent": sum(c["n"] for c in counts if c["kind"] == "outbox" and c["status"] == "sent"),
+                     "replied": sum(o.get("replied", 0) for o in outcomes.values()),
+                     "converted": sum(o.get("converted", 0) for o in outcomes.values()),
+                     "revenue": round(sum(o.get("revenue", 0.0) for o in outcomes.values()), 2)})
+    return rows
+
+
 REPORTS: dict[str, Callable[[Connection, dt.datetime, dt.datetime], Rows]] = {
     "conversations-by-channel": conversations_by_channel,
     "response-times": response_times,
@@ -117,10 +149,12 @@ REPORTS: dict[str, Callable[[Connection, dt.datetime, dt.datetime], Rows]] = {
     "clv-distribution": clv_distribution,
     "revenue-by-country": revenue_by_country,
     "clusters": clusters,
+    "campaign-funnel": campaign_funnel,
+    "segment-sizes": sizes_over_time,
 }
 
-#: Reports about support count a period (30 days unless asked); the customer-value ones all time (the last scoring run).
-PERIOD_REPORTS = ("conversations-by-channel", "response-times", "bot-containment")
+#: Reports about support and campaigns count a period (30 days unless asked); the customer-value ones all time (the last scoring run).
+PERIOD_REPORTS = ("conversations-by-channel", "response-times", "bot-containment", "campaign-funnel", "segment-sizes")
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 

@@ -1,23 +1,22 @@
-"""Per-customer summaries aggregated in the database, and the scores written back.
-
-Scoring never loads events: one grouped query per kind of fact (purchase
-days, returns, items per purchase, messages, conversations, profile fields)
-returns one row per customer, on SQLite and PostgreSQL alike.
-"""
+"""The insights' reads and writes besides the facts (crm_store.customer_facts): the scores and
+recommendations of a run written back in bulk, what a customer's panel and a template show, the export."""
 
 from __future__ import annotations
 
-import datetime as dt
+import itertools
 import uuid
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, select, text, update
+import numpy as np
+from sqlalchemy import Connection, Integer, delete, func, insert, select, text, update
+from sqlalchemy.sql import ColumnElement
 
+from crm_store.bulk import PAGE, insert_rows
 from crm_store.columns import utcnow
 from crm_store.events import chunks
-from crm_store.insight_tables import CatalogueItem, CustomerCluster, CustomerKey, CustomerRecommendation, CustomerScores
+from crm_store.insight_tables import (SCORE_COLUMNS, CatalogueItem, CustomerCluster, CustomerKey, CustomerRecommendation,
+                                     CustomerScores)
 from crm_store.models import Customer, CustomerTag
 
 customers_t = Customer.__table__
@@ -28,138 +27,26 @@ keys_t = CustomerKey.__table__
 tags_t = CustomerTag.__table__
 catalogue_t = CatalogueItem.__table__
 
-SCORE_COLUMNS = tuple(c.name for c in scores_t.columns if c.name not in ("customer_id", "updated_at"))
-#: Event types that say something about the customer (informational value)
-#: and that bring others to the business (growth value); see docs/insights.md.
-INFORMING_EVENTS = ("feedback", "survey_answer", "review", "profile_update")
-GROWING_EVENTS = ("referral", "review", "community", "share")
+#: Between the SKUs of one customer in ``purchased_items`` (the ASCII unit separator: in no SKU).
+SKU_SEPARATOR = "\x1f"
 
 
-def _day(conn: Connection, column: str) -> str:
-    """SQL for the UTC day number (days since 1970-01-01) of a timestamp column."""
+def purchased_items(conn: Connection) -> list[tuple[Any, list[str]]]:
+    """Each buyer's distinct SKUs over every purchase, unnested and grouped in the database (fee lines left out):
+    one row per customer rather than per (customer, item) keeps the transfer a sixtieth of the rows on Online Retail.
+    Ids stay as the driver gives them (SQLite: hex text); the bulk writer takes them back as they are."""
     if conn.dialect.name == "postgresql":
-        return f"((({column}) AT TIME ZONE 'UTC')::date - DATE '1970-01-01')"
-    return f"CAST(julianday(date({column})) - 2440587.5 AS INTEGER)"
-
-
-def _items_count(conn: Connection) -> str:
-    if conn.dialect.name == "postgresql":
-        return "COALESCE(jsonb_array_length(CASE WHEN jsonb_typeof(items) = 'array' THEN items END), 0)"
-    return "COALESCE(json_array_length(items), 0)"
-
-
-@dataclass(slots=True)
-class PurchaseSummary:
-    customer_id: uuid.UUID
-    days: int  # distinct purchase days
-    purchases: int
-    first_day: int
-    last_day: int
-    revenue: float
-    first_day_value: float
-    items: int  # lines over all purchases
-    returns: int
-    returned_value: float  # negative or zero
-
-
-def purchase_summaries(conn: Connection, as_of: dt.datetime) -> list[PurchaseSummary]:
-    """One row per customer with a purchase up to ``as_of``: the facts RFM and BG/NBD need."""
-    day = _day(conn, "occurred_at")
-    bound = as_of if conn.dialect.name == "postgresql" else as_of.astimezone(dt.UTC).replace(tzinfo=None)
-    sql = text(f"""
-        WITH daily AS (
-            SELECT customer_id, {day} AS day, SUM(COALESCE(amount, 0)) AS value, COUNT(*) AS n,
-                   SUM({_items_count(conn)}) AS lines
-            FROM customer_events WHERE type = 'purchase' AND occurred_at <= :as_of
-            GROUP BY customer_id, {day}
-        ), per AS (
-            SELECT customer_id, COUNT(*) AS days, SUM(n) AS purchases, MIN(day) AS first_day, MAX(day) AS last_day,
-                   SUM(value) AS revenue, SUM(lines) AS lines
-            FROM daily GROUP BY customer_id
-        ), returned AS (
-            SELECT customer_id, COUNT(*) AS n, SUM(COALESCE(amount, 0)) AS value
-            FROM customer_events WHERE type = 'return' AND occurred_at <= :as_of GROUP BY customer_id
-        )
-        SELECT per.customer_id, per.days, per.purchases, per.first_day, per.last_day, per.revenue, d.value, per.lines,
-               COALESCE(returned.n, 0), COALESCE(returned.value, 0)
-        FROM per JOIN daily d ON d.customer_id = per.customer_id AND d.day = per.first_day
-        LEFT JOIN returned ON returned.customer_id = per.customer_id
-    """)
-    out = []
-    for row in conn.execute(sql, {"as_of": bound}):
-        cid = row[0] if isinstance(row[0], uuid.UUID) else uuid.UUID(str(row[0]))
-        out.append(PurchaseSummary(cid, int(row[1]), int(row[2]), int(row[3]), int(row[4]), float(row[5] or 0), float(row[6] or 0),
-                                   int(row[7] or 0), int(row[8]), -abs(float(row[9] or 0))))
-    return out
-
-
-@dataclass(slots=True)
-class Engagement:
-    """What every customer (buyer or not) shows besides purchases."""
-
-    customer_id: uuid.UUID
-    profile_fields: int  # of name, email, phone, locale, timezone
-    messages: int  # inbound messages ever
-    recent_messages: int  # inbound in the last 30 days
-    channels: int  # distinct channels written on
-    conversations: int
-    recent_events: int  # non-purchase events in the last 30 days
-    informing: int  # feedback, answers, reviews ...
-    growing: int  # referrals, reviews, community ...
-
-
-def engagement(conn: Connection, as_of: dt.datetime) -> list[Engagement]:
-    since = as_of - dt.timedelta(days=30)
-    if conn.dialect.name != "postgresql":
-        since = since.astimezone(dt.UTC).replace(tzinfo=None)
-    informing = ", ".join(f"'{t}'" for t in INFORMING_EVENTS)
-    growing = ", ".join(f"'{t}'" for t in GROWING_EVENTS)
-    sql = text(f"""
-        WITH m AS (
-            SELECT customer_id, COUNT(*) AS n, SUM(CASE WHEN created_at >= :since THEN 1 ELSE 0 END) AS recent,
-                   COUNT(DISTINCT channel) AS channels
-            FROM messages WHERE direction = 'in' GROUP BY customer_id
-        ), c AS (
-            SELECT customer_id, COUNT(*) AS n FROM conversations GROUP BY customer_id
-        ), e AS (
-            SELECT customer_id,
-                   SUM(CASE WHEN type NOT IN ('purchase', 'return') AND occurred_at >= :since THEN 1 ELSE 0 END) AS recent,
-                   SUM(CASE WHEN type IN ({informing}) THEN 1 ELSE 0 END) AS informing,
-                   SUM(CASE WHEN type IN ({growing}) THEN 1 ELSE 0 END) AS growing
-            FROM customer_events GROUP BY customer_id
-        )
-        SELECT cu.id,
-               (CASE WHEN cu.name IS NOT NULL OR cu.first_name IS NOT NULL THEN 1 ELSE 0 END)
-               + (CASE WHEN cu.email IS NOT NULL THEN 1 ELSE 0 END) + (CASE WHEN cu.phone IS NOT NULL THEN 1 ELSE 0 END)
-               + (CASE WHEN cu.locale IS NOT NULL THEN 1 ELSE 0 END) + (CASE WHEN cu.timezone IS NOT NULL THEN 1 ELSE 0 END),
-               COALESCE(m.n, 0), COALESCE(m.recent, 0), COALESCE(m.channels, 0), COALESCE(c.n, 0),
-               COALESCE(e.recent, 0), COALESCE(e.informing, 0), COALESCE(e.growing, 0)
-        FROM customers cu LEFT JOIN m ON m.customer_id = cu.id LEFT JOIN c ON c.customer_id = cu.id
-        LEFT JOIN e ON e.customer_id = cu.id
-    """)
-    out = []
-    for row in conn.execute(sql, {"since": since}):
-        cid = row[0] if isinstance(row[0], uuid.UUID) else uuid.UUID(str(row[0]))
-        out.append(Engagement(cid, *(int(v or 0) for v in row[1:])))
-    return out
-
-
-def purchased_items(conn: Connection) -> list[tuple[Any, str]]:
-    """Distinct (customer, sku) pairs over every purchase, unnested in the database; fee lines left out."""
-    if conn.dialect.name == "postgresql":
-        sql = text("""SELECT DISTINCT e.customer_id, i.value ->> 'sku' FROM customer_events e,
-                      jsonb_array_elements(CASE WHEN jsonb_typeof(e.items) = 'array' THEN e.items ELSE '[]'::jsonb END) AS i(value)
-                      WHERE e.type = 'purchase' AND (i.value ->> 'fee') IS DISTINCT FROM 'true'""")
+        sql = text("""SELECT customer_id, string_agg(DISTINCT sku, E'\\x1f') FROM (
+                          SELECT e.customer_id, i.value ->> 'sku' AS sku FROM customer_events e,
+                          jsonb_array_elements(CASE WHEN jsonb_typeof(e.items) = 'array' THEN e.items ELSE '[]'::jsonb END) AS i(value)
+                          WHERE e.type = 'purchase' AND (i.value ->> 'fee') IS DISTINCT FROM 'true') AS lines
+                      WHERE sku IS NOT NULL GROUP BY customer_id""")
     else:
-        sql = text("""SELECT DISTINCT e.customer_id, json_extract(i.value, '$.sku') FROM customer_events e, json_each(e.items) AS i
-                      WHERE e.type = 'purchase' AND e.items IS NOT NULL AND COALESCE(json_extract(i.value, '$.fee'), 0) != 1""")
-    # ids stay as the driver gives them (SQLite: hex text): turning 270,000 of them into
-    # UUIDs took longer than the model; as_uuid() converts the few that are written back
-    return [(cid, str(sku)) for cid, sku in conn.execute(sql) if sku is not None]
-
-
-def as_uuid(value: Any) -> uuid.UUID:
-    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+        sql = text("""SELECT customer_id, group_concat(sku, char(31)) FROM (
+                          SELECT DISTINCT e.customer_id, json_extract(i.value, '$.sku') AS sku FROM customer_events e, json_each(e.items) AS i
+                          WHERE e.type = 'purchase' AND e.items IS NOT NULL AND COALESCE(json_extract(i.value, '$.fee'), 0) != 1) AS lines
+                      WHERE sku IS NOT NULL GROUP BY customer_id""")
+    return [(cid, str(skus).split(SKU_SEPARATOR)) for cid, skus in conn.execute(sql)]
 
 
 def item_names(conn: Connection, skus: Sequence[str]) -> dict[str, str]:
@@ -171,29 +58,45 @@ def item_names(conn: Connection, skus: Sequence[str]) -> dict[str, str]:
     return names
 
 
-def replace_scores(conn: Connection, rows: Sequence[dict[str, Any]], clusters: Sequence[dict[str, Any]]) -> None:
-    """All scores of one run replace the last run's, in the caller's transaction."""
+def _python(values: np.ndarray, integer: bool) -> list[Any]:
+    """A numpy column as driver values: NaN becomes NULL, integer columns get ints."""
+    if values.dtype == object:
+        return [None if v is None or (isinstance(v, float) and v != v) else v for v in values.tolist()]
+    if integer:
+        return [None if v != v else int(v) for v in values.tolist()]
+    return [None if v != v else v for v in values.tolist()]
+
+
+def replace_scores(conn: Connection, ids: Sequence[Any], columns: dict[str, np.ndarray], clusters: Sequence[dict[str, Any]]) -> None:
+    """All scores of one run (one entry per customer in every column) replace the last run's, in the caller's transaction."""
     now = utcnow()
     conn.execute(delete(scores_t))
-    for part in chunks(list(rows)):
-        conn.execute(insert(scores_t), [{**{c: r.get(c) for c in SCORE_COLUMNS}, "customer_id": r["customer_id"], "updated_at": now}
-                                        for r in part])
+    names = [c for c in SCORE_COLUMNS if c in columns]
+    integer = {c: isinstance(scores_t.c[c].type, Integer) for c in names}
+
+    def rows() -> Iterator[tuple[Any, ...]]:
+        for start in range(0, len(ids), PAGE):
+            part = [_python(columns[c][start:start + PAGE], integer[c]) for c in names]
+            yield from zip(ids[start:start + PAGE], *part, itertools.repeat(now), strict=False)
+
+    insert_rows(conn, scores_t, ["customer_id", *names, "updated_at"], rows())
     conn.execute(delete(clusters_t))
     if clusters:
         conn.execute(insert(clusters_t), [{**c, "updated_at": now} for c in clusters])
 
 
-def set_stages(conn: Connection, customer_ids: Sequence[uuid.UUID], stage: str, from_stages: Sequence[str]) -> None:
+def set_stages(conn: Connection, customer_ids: Sequence[Any], stage: str, from_stages: Sequence[str]) -> None:
+    """Move customers (ids as UUIDs or as the driver returned them) from ``from_stages`` to ``stage``."""
     now = utcnow()
-    for part in chunks(list(customer_ids)):
+    for part in chunks([c if isinstance(c, uuid.UUID) else uuid.UUID(str(c)) for c in customer_ids]):
         conn.execute(update(customers_t).where(customers_t.c.id.in_(part), customers_t.c.lifecycle_stage.in_(from_stages))
                      .values(lifecycle_stage=stage, updated_at=now))
 
 
-def replace_recommendations(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
+def replace_recommendations(conn: Connection, rows: Sequence[tuple[Any, int, str, str | None, float]]) -> None:
+    """Every customer's recommendations, (customer id, rank, sku, name, score) each, replace the last run's."""
     conn.execute(delete(recommendations_t))
-    for part in chunks(list(rows)):
-        conn.execute(insert(recommendations_t), list(part))
+    insert_rows(conn, recommendations_t, ["customer_id", "rank", "sku", "name", "score"], rows)
 
 
 def customer_insights(conn: Connection, customer_id: uuid.UUID) -> dict[str, Any]:
@@ -214,13 +117,16 @@ EXPORT_FIELDS = ("id", "external_id", "name", "first_name", "last_name", "email"
                  "lifecycle_stage", "created_at")
 
 
-def export_customers(conn: Connection, batch: int = 2000) -> Iterator[dict[str, Any]]:
-    """Every customer with profile, tags, attributes and scores, in id order, a page at a time."""
+def export_customers(conn: Connection, batch: int = 2000, members: ColumnElement[bool] | None = None) -> Iterator[dict[str, Any]]:
+    """Every customer (or those meeting ``members``, a segment's condition on ``customers``) with profile, tags,
+    attributes and scores, in id order, a page at a time."""
     last: uuid.UUID | None = None
     while True:
         stmt = (select(customers_t, keys_t.c.external_id, *[scores_t.c[c] for c in SCORE_COLUMNS])
                 .outerjoin(keys_t, keys_t.c.customer_id == customers_t.c.id)
                 .outerjoin(scores_t, scores_t.c.customer_id == customers_t.c.id).order_by(customers_t.c.id).limit(batch))
+        if members is not None:
+            stmt = stmt.where(members)
         if last is not None:
             stmt = stmt.where(customers_t.c.id > last)
         rows = conn.execute(stmt).mappings().all()

@@ -23,10 +23,9 @@ import datetime as dt
 import io
 import re
 import uuid
-from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, func, insert, not_, or_, select
+from sqlalchemy import String, and_, delete, exists, func, insert, not_, or_, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import ColumnElement, Select
 
@@ -34,6 +33,7 @@ from crm_store.campaign_tables import Segment, SegmentMember
 from crm_store.columns import new_id, utcnow
 from crm_store.database import Database
 from crm_store.errors import NotFound
+from crm_store.insight_tables import SCORE_COLUMNS, CustomerScores
 from crm_store.models import ChannelIdentity, Customer, CustomerEvent, CustomerTag
 
 customers_t = Customer.__table__
@@ -42,6 +42,7 @@ identities_t = ChannelIdentity.__table__
 events_t = CustomerEvent.__table__
 segments_t = Segment.__table__
 members_t = SegmentMember.__table__
+scores_t = CustomerScores.__table__
 
 PLAIN_FIELDS = ("timezone", "locale", "lifecycle_stage", "email")
 TIME_FIELDS = ("last_seen_at", "created_at")
@@ -138,9 +139,14 @@ def _event(rule: dict[str, Any], path: str, now: dt.datetime) -> ColumnElement[b
     return customers_t.c.id.in_(matching)
 
 
-#: ``scores.<name>``: the one place where a table of model scores plugs in (insights owns it).
-#: A function (name, path) -> a numeric column expression correlated to ``customers``; None until one is registered.
-SCORE_COLUMN: Callable[[str, str], ColumnElement[Any]] | None = None
+def _score(name: str, path: str) -> tuple[ColumnElement[Any], bool]:
+    """``scores.<name>``: the customer's column of ``customer_scores`` (NULL before the first scoring run or for
+    a score the customer has none of) as a correlated scalar subquery; numeric unless it is a text column."""
+    if name not in SCORE_COLUMNS:
+        raise RuleError(f"unknown field scores.{name} (known scores: {', '.join(SCORE_COLUMNS)})", path)
+    column = scores_t.c[name]
+    value = select(column).where(scores_t.c.customer_id == customers_t.c.id).correlate_except(scores_t).scalar_subquery()
+    return value, not isinstance(column.type, String)
 
 
 def _field(rule: dict[str, Any], path: str, now: dt.datetime) -> ColumnElement[bool]:
@@ -158,9 +164,8 @@ def _field(rule: dict[str, Any], path: str, now: dt.datetime) -> ColumnElement[b
             raise RuleError("attribute keys are 1-64 letters, digits, - or _", f"{path}.field")
         return _json_compare(customers_t.c.attributes[key], op, value, vpath, now)
     if name.startswith("scores."):
-        if SCORE_COLUMN is None:
-            raise RuleError(f"unknown field {name}: no customer scores are stored in this installation", f"{path}.field")
-        return _compare(SCORE_COLUMN(name.removeprefix("scores."), f"{path}.field"), op, value, vpath, now, numeric=True)
+        column, numeric = _score(name.removeprefix("scores."), f"{path}.field")
+        return _compare(column, op, value, vpath, now, numeric=numeric)
     if name in TIME_FIELDS:
         return _compare(customers_t.c[name], op, value, vpath, now, time=True)
     if name in PLAIN_FIELDS:

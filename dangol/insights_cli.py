@@ -7,6 +7,7 @@ import csv
 import datetime as dt
 import json
 import sys
+import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -19,6 +20,8 @@ from bot.config import CoreSettings
 from bot.insights_export import write_customers_csv
 from crm_store.customer_import import FIELDS, CustomerBatchResult, CustomerIn, upsert_customers
 from crm_store.database import Database
+from crm_store.errors import NotFound
+from crm_store.segments import get_segment
 from crm_store.events import BatchResult, EventIn, store_events
 from insights.analyst import clv_report, recommend_report
 from insights.models import FitError
@@ -199,15 +202,28 @@ def export_group() -> None:
 
 
 @export_group.command("customers")
+@click.option("--segment", "segment", default=None, help="Only this segment's members (its id), as they are now.")
 @click.argument("path", type=click.Path(dir_okay=False, writable=True))
 @click.pass_context
-def export_customers(ctx: click.Context, path: str) -> None:
-    """Every customer's profile, tags, attributes (JSON) and scores as CSV (UTF-8)."""
-    async def work(db: Any) -> int:
-        with open(path, "w", encoding="utf-8", newline="") as out:
-            return await write_customers_csv(db, out)
+def export_customers(ctx: click.Context, segment: str | None, path: str) -> None:
+    """Every customer's (or a segment's members') profile, tags, attributes (JSON) and scores as CSV (UTF-8)."""
+    segment_id = None
+    if segment is not None:
+        try:
+            segment_id = uuid.UUID(segment)
+        except ValueError:
+            raise click.BadParameter(f"{segment!r} is not a segment id", param_hint="--segment") from None
 
-    count = _run(ctx, work)
+    async def work(db: Any) -> int:
+        if segment_id is not None:
+            await get_segment(db, segment_id)  # no such segment: fail before the file is created
+        with open(path, "w", encoding="utf-8", newline="") as out:
+            return await write_customers_csv(db, out, segment_id)
+
+    try:
+        count = _run(ctx, work)
+    except NotFound as exc:
+        raise click.ClickException(str(exc)) from None
     click.echo(f"{count} customers written to {path}")
 
 

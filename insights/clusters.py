@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+#: Above this many buyers the centres are learned on a fixed random sample of this size.
+FIT_SAMPLE = 50_000
 FEATURES = ("rhythm_days", "basket_lines", "spend_per_purchase", "returns_share", "channels", "conversations")
 WORDS = {
     "rhythm_days": ("buys rarely", "buys often"),  # (when high, when low): a long gap is rare buying
@@ -62,12 +64,15 @@ def cluster(features: np.ndarray, k: int = 5, seed: int = 0) -> Clusters:
     std[std == 0] = 1.0
     z = (x - x.mean(axis=0)) / std
     k = max(1, min(k, n, len(np.unique(z, axis=0))))
-    model = KMeans(n_clusters=k, n_init=4, random_state=seed).fit(z)
+    # centres learned on a fixed sample of a large base, every customer then given the nearest
+    fitted = z if n <= FIT_SAMPLE else z[np.random.default_rng(seed).choice(n, FIT_SAMPLE, replace=False)]
+    model = KMeans(n_clusters=k, n_init=4, random_state=seed).fit(fitted)
+    found = model.labels_ if n <= FIT_SAMPLE else model.predict(z)
     # number clusters by size, largest first, so ids are stable across runs on similar data
-    order = np.argsort(-np.bincount(model.labels_, minlength=k))
+    order = np.argsort(-np.bincount(found, minlength=k))
     remap = np.empty(k, dtype=int)
     remap[order] = np.arange(k)
-    labels = remap[model.labels_]
+    labels = remap[found]
     names, descriptions, sizes = [], [], []
     for new in range(k):
         name, description = describe(model.cluster_centers_[order[new]])

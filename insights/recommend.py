@@ -42,6 +42,19 @@ def basket(pairs: Sequence[tuple[Hashable, str]]) -> Basket:
     return Basket(list(customers), list(items), matrix)
 
 
+def basket_of(bought: Sequence[tuple[Hashable, Sequence[str]]]) -> Basket:
+    """From each customer's distinct items (one entry per customer, as the store groups them)."""
+    items: dict[str, int] = {}
+    cols = [items.setdefault(sku, len(items)) for _, skus in bought for sku in skus]
+    indptr = np.zeros(len(bought) + 1, dtype=np.int64)
+    np.cumsum([len(skus) for _, skus in bought], out=indptr[1:])
+    matrix = sparse.csr_matrix((np.ones(len(cols), dtype=np.float32), np.array(cols, dtype=np.int64), indptr),
+                               shape=(len(bought), len(items)))
+    matrix.sum_duplicates()
+    matrix.data[:] = 1.0
+    return Basket([customer for customer, _ in bought], list(items), matrix)
+
+
 class ItemToItem:
     """Cosine similarity between items; recommend by the similarity to a customer's purchases."""
 

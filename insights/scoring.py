@@ -2,9 +2,9 @@
 churn risk, behavioural clusters, lead score and values, lifecycle stages and
 recommendations, written to each customer's scores.
 
-The database sends per-customer summaries (crm_store.scores); numpy does the
-rest on a worker thread, so a run inside ``dangol serve`` does not stall the
-event loop.  Definitions of every score are in docs/insights.md.
+The database sends every customer's facts as columns (crm_store.customer_facts,
+one statement); numpy does the rest on a worker thread, so a run inside
+``dangol serve`` does not stall the event loop, and the scores go back in bulk.  Definitions of every score are in docs/insights.md.
 """
 
 from __future__ import annotations
@@ -19,11 +19,13 @@ from typing import Any
 import numpy as np
 
 from crm_store import scores as store
+from crm_store import segment_sizes
 from crm_store.columns import utcnow
+from crm_store.customer_facts import CustomerFacts, customer_facts
 from crm_store.database import Database
 from insights import clusters, rfm
 from insights.models import BGNBD, FitError, GammaGamma, clv, fit_bgnbd, fit_gamma_gamma
-from insights.recommend import ItemToItem, basket, top_k
+from insights.recommend import ItemToItem, basket_of, top_k
 
 log = logging.getLogger(__name__)
 
@@ -43,38 +45,35 @@ class ScoreRun:
     clusters: list[dict[str, Any]] = field(default_factory=list)
     recommendations: int = 0
     churned: int = 0
+    segments: int = 0  # segments whose size was recorded for today
     seconds: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
         return {"customers": self.customers, "buyers": self.buyers, "bgnbd": self.bgnbd, "gamma_gamma": self.gamma_gamma,
                 "clusters": self.clusters, "recommendations": self.recommendations, "churned": self.churned,
-                "seconds": self.seconds, "notes": self.notes}
+                "segments": self.segments, "seconds": self.seconds, "notes": self.notes}
 
 
-def lead_score(e: store.Engagement) -> float:
+def lead_score(f: dict[str, np.ndarray]) -> np.ndarray:
     """0-100: profile completeness (40) and engagement in the last 30 days (messages 30, other events 30)."""
-    return round(8.0 * e.profile_fields + 3.0 * min(e.recent_messages, 10) + 3.0 * min(e.recent_events, 10), 1)
+    return np.round(8.0 * f["profile_fields"] + 3.0 * np.minimum(f["recent_messages"], 10) + 3.0 * np.minimum(f["recent_events"], 10), 1)
 
 
-def informational_value(e: store.Engagement) -> float:
+def informational_value(f: dict[str, np.ndarray]) -> np.ndarray:
     """0-100: how much a customer tells us: profile fields, conversation, feedback and answers."""
-    return float(min(100.0, 10.0 * e.profile_fields + min(e.messages, 20) + 10.0 * e.informing))
+    return np.minimum(100.0, 10.0 * f["profile_fields"] + np.minimum(f["messages"], 20) + 10.0 * f["informing"])
 
 
-def growth_value(e: store.Engagement) -> float:
+def growth_value(f: dict[str, np.ndarray]) -> np.ndarray:
     """0-100: how much a customer brings others: referrals, reviews, community events, shares."""
-    return float(min(100.0, 20.0 * e.growing))
+    return np.minimum(100.0, 20.0 * f["growing"])
 
 
-def _buyer_scores(summaries: list[store.PurchaseSummary], as_of_day: int, run: ScoreRun) -> dict[str, np.ndarray]:
-    days = np.array([s.days for s in summaries], dtype=float)
-    purchases = np.array([s.purchases for s in summaries], dtype=float)
-    first = np.array([s.first_day for s in summaries], dtype=float)
-    last = np.array([s.last_day for s in summaries], dtype=float)
-    revenue = np.array([s.revenue for s in summaries], dtype=float)
-    first_value = np.array([s.first_day_value for s in summaries], dtype=float)
-    returned = np.array([s.returned_value for s in summaries], dtype=float)
+def _buyer_scores(f: dict[str, np.ndarray], as_of_day: int, run: ScoreRun) -> dict[str, np.ndarray]:
+    """Every purchase-based score of the buyers (``f`` holds the buyers' facts only)."""
+    days, purchases, first, last = f["days"], f["purchases"], f["first_day"], f["last_day"]
+    revenue, first_value, returned = f["revenue"], f["first_day_value"], f["returned_value"]
     out: dict[str, np.ndarray] = {"recency_days": as_of_day - last, "frequency": purchases, "monetary": revenue + returned}
     out["rfm_r"], out["rfm_f"], out["rfm_m"], cells = rfm.score(out["recency_days"], purchases, out["monetary"])
     out["rfm_cell"] = np.array(cells, dtype=object)
@@ -95,61 +94,73 @@ def _buyer_scores(summaries: list[store.PurchaseSummary], as_of_day: int, run: S
         out["clv"] = clv(bg, gg, x, t_x, T, m)
     except FitError as exc:
         run.notes.append(f"prediction skipped: {exc}")
+    out["cluster"] = _clusters(f, days, purchases, first, last, revenue, as_of_day, run)
+    return out
+
+
+def _clusters(f: dict[str, np.ndarray], days: np.ndarray, purchases: np.ndarray, first: np.ndarray, last: np.ndarray,
+              revenue: np.ndarray, as_of_day: int, run: ScoreRun) -> np.ndarray:
     features = np.column_stack([
         np.where(days > 1, (last - first) / np.maximum(days - 1, 1), np.maximum(as_of_day - first, 1)),
-        np.array([s.items for s in summaries], dtype=float) / np.maximum(purchases, 1),
+        f["lines"] / np.maximum(purchases, 1),
         revenue / np.maximum(purchases, 1),
-        np.array([s.returns for s in summaries], dtype=float) / np.maximum(purchases, 1),
+        f["returns"] / np.maximum(purchases, 1),
+        f["channels"],
+        f["conversations"],
     ])
-    out["_features"] = features
-    return out
+    found = clusters.cluster(features)
+    run.clusters = [{"id": i, "name": name, "description": description, "size": size}
+                    for i, (name, description, size) in enumerate(zip(found.names, found.descriptions, found.sizes, strict=True))]
+    return found.labels
 
 
-def _compute(summaries: list[store.PurchaseSummary], engagement: list[store.Engagement], as_of: dt.datetime,
-             run: ScoreRun) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[Any]]:
+def _compute(facts: CustomerFacts, as_of: dt.datetime, run: ScoreRun) -> tuple[dict[str, np.ndarray], list[Any]]:
+    """Every score of every customer as a column (NaN or None where it does not apply), and the ids to move to churned."""
     as_of_day = (as_of.astimezone(dt.UTC).date() - EPOCH).days
-    rows = {e.customer_id: {"customer_id": e.customer_id, "lead_score": lead_score(e),
-                            "informational_value": informational_value(e), "growth_value": growth_value(e)} for e in engagement}
-    by_id = {e.customer_id: e for e in engagement}
-    run.customers, run.buyers = len(rows), len(summaries)
-    cluster_rows: list[dict[str, Any]] = []
+    f = facts.columns
+    n = len(facts)
+    out: dict[str, np.ndarray] = {"lead_score": lead_score(f), "informational_value": informational_value(f),
+                                  "growth_value": growth_value(f)}
+    buyers = np.flatnonzero(~np.isnan(f["days"]))
+    run.customers, run.buyers = n, len(buyers)
     churned: list[Any] = []
-    if summaries:
+    if len(buyers):
         started = time.perf_counter()
-        buyer = _buyer_scores(summaries, as_of_day, run)
+        scores = _buyer_scores({name: values[buyers] for name, values in f.items()}, as_of_day, run)
         run.seconds["models"] = round(time.perf_counter() - started, 3)
-        extra = np.array([[by_id[s.customer_id].channels if s.customer_id in by_id else 0,
-                           by_id[s.customer_id].conversations if s.customer_id in by_id else 0] for s in summaries], dtype=float)
-        found = clusters.cluster(np.column_stack([buyer.pop("_features"), extra]))
-        buyer["cluster"] = found.labels
-        for i, (name, description, size) in enumerate(zip(found.names, found.descriptions, found.sizes, strict=True)):
-            cluster_rows.append({"id": i, "name": name, "description": description, "size": size})
-        for i, s in enumerate(summaries):
-            row = rows.setdefault(s.customer_id, {"customer_id": s.customer_id})
-            for key, values in buyer.items():
-                value = values[i]
-                row[key] = value if isinstance(value, str) else (None if not np.isfinite(value) else value.item())
-            if row.get("p_alive") is not None and row["p_alive"] < CHURNED_BELOW:
-                churned.append(s.customer_id)
-    run.clusters = cluster_rows
-    return list(rows.values()), cluster_rows, churned
+        for name, values in scores.items():
+            column = np.full(n, None, dtype=object) if values.dtype == object else np.full(n, np.nan)
+            column[buyers] = values
+            out[name] = column
+        if "p_alive" in scores:
+            churned = [facts.ids[i] for i in buyers[scores["p_alive"] < CHURNED_BELOW]]
+    return out, churned
 
 
-def _recommendations(pairs: list[tuple[Any, str]], k: int) -> list[tuple[Any, list[tuple[str, float]]]]:
-    data = basket(pairs)
+def _recommendations(bought: list[tuple[Any, list[str]]], k: int) -> tuple[list[Any], list[str], np.ndarray, np.ndarray, np.ndarray]:
+    """(customer ids, item SKUs, and per customer k item columns, their scores and whether each is a real pick)."""
+    data = basket_of(bought)
+    empty = np.zeros((0, k))
     if data.matrix.shape[1] == 0:
-        return []
+        return data.customers, data.items, empty.astype(int), empty, empty.astype(bool)
     model = ItemToItem(data)
-    out = []
+    picks, values = [], []
     for start in range(0, len(data.customers), 1024):
-        rows = np.arange(start, min(start + 1024, len(data.customers)))
-        scores = model.scores(rows)
-        for row, picks in zip(rows, top_k(scores, k), strict=True):
-            chosen = [(data.items[j], float(scores[row - start, j])) for j in picks if np.isfinite(scores[row - start, j])
-                      and scores[row - start, j] > 1e-6]
-            if chosen:
-                out.append((store.as_uuid(data.customers[row]), chosen))
-    return out
+        scores = model.scores(np.arange(start, min(start + 1024, len(data.customers))))
+        chosen = top_k(scores, k)
+        picks.append(chosen)
+        values.append(np.take_along_axis(scores, chosen, axis=1))
+    chosen, scores = np.concatenate(picks), np.concatenate(values)
+    return data.customers, data.items, chosen, scores, np.isfinite(scores) & (scores > 1e-6)
+
+
+def _recommendation_rows(customers: list[Any], items: list[str], chosen: np.ndarray, scores: np.ndarray, real: np.ndarray,
+                         names: dict[str, str]) -> list[tuple[Any, int, str, str | None, float]]:
+    rows = []
+    for row, col in zip(*np.nonzero(real), strict=True):
+        sku = items[chosen[row, col]]
+        rows.append((customers[row], int(col), sku, names.get(sku) or None, round(float(scores[row, col]), 6)))
+    return rows
 
 
 async def score_customers(db: Database, as_of: dt.datetime | None = None, *, recommendations: int = 10) -> ScoreRun:
@@ -158,13 +169,12 @@ async def score_customers(db: Database, as_of: dt.datetime | None = None, *, rec
     run = ScoreRun()
     started = time.perf_counter()
     async with db.read() as conn:
-        summaries = await conn.run_sync(store.purchase_summaries, as_of)
-        engagement = await conn.run_sync(store.engagement, as_of)
+        facts = await conn.run_sync(customer_facts, as_of)
     run.seconds["summaries"] = round(time.perf_counter() - started, 3)
-    rows, cluster_rows, churned = await asyncio.to_thread(_compute, summaries, engagement, as_of, run)
+    columns, churned = await asyncio.to_thread(_compute, facts, as_of, run)
 
     def write(conn: Any) -> None:
-        store.replace_scores(conn, rows, cluster_rows)
+        store.replace_scores(conn, facts.ids, columns, run.clusters)
         store.set_stages(conn, churned, "churned", ("customer",))
 
     started = time.perf_counter()
@@ -174,14 +184,16 @@ async def score_customers(db: Database, as_of: dt.datetime | None = None, *, rec
     if recommendations > 0:
         started = time.perf_counter()
         async with db.read() as conn:
-            pairs = await conn.run_sync(store.purchased_items)
-        picked = await asyncio.to_thread(_recommendations, pairs, recommendations)
+            bought = await conn.run_sync(store.purchased_items)
+        customers, items, chosen, scores, real = await asyncio.to_thread(_recommendations, bought, recommendations)
         async with db.read() as conn:
-            names = await conn.run_sync(store.item_names, sorted({sku for _, chosen in picked for sku, _ in chosen}))
-        recs = [{"customer_id": cid, "rank": rank, "sku": sku, "name": (names.get(sku) or None), "score": round(score, 6)}
-                for cid, chosen in picked for rank, (sku, score) in enumerate(chosen)]
+            names = await conn.run_sync(store.item_names, [items[j] for j in np.unique(chosen[real])])
+        recs = _recommendation_rows(customers, items, chosen, scores, real, names)
         await db.run_in_transaction(store.replace_recommendations, recs)
         run.recommendations = len(recs)
         run.seconds["recommendations"] = round(time.perf_counter() - started, 3)
+    started = time.perf_counter()
+    run.segments = await db.run_in_transaction(segment_sizes.record_sizes)
+    run.seconds["segment_sizes"] = round(time.perf_counter() - started, 3)
     log.info("scored %d customers (%d buyers) in %.1f s", run.customers, run.buyers, sum(run.seconds.values()))
     return run

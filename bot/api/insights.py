@@ -150,7 +150,7 @@ async def get_customer_insights(request: web.Request, agent: AgentRecord) -> dic
 class ReportQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    since: dt.datetime | None = Field(default=None, description="Start (ISO 8601); support reports default to 30 days ago, others to all time.")
+    since: dt.datetime | None = Field(default=None, description="Start (ISO 8601); support and campaign reports default to 30 days ago, others to all time.")
     until: dt.datetime | None = Field(default=None, description="End (ISO 8601), default now.")
     format: Literal["json", "csv"] = "json"
 

@@ -6,6 +6,7 @@ from alembic import context
 
 import crm_store.insight_tables  # noqa: F401,E402 - registers the insights tables on Base
 from crm_store import campaign_tables, sequence_tables  # noqa: F401 - their tables join Base.metadata
+from crm_store import segment_sizes  # noqa: F401 - its table joins Base.metadata
 from crm_store.models import Base
 
 connection = context.config.attributes.get("connection")

@@ -76,10 +76,14 @@ async def open_console(browser: Any, client: TestClient, email: str, width: int)
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 async def test_the_reports_page_and_the_value_panel_render_in_the_browser(client: TestClient, loaded: Database, browser: Any) -> None:
     await agents.create_agent(loaded, email="mk@example.com", name="Marketer", role="marketer", password=PASSWORD)
+    await segments_with_history(loaded)
+    await campaign_to(loaded, "at risk")
     ARTIFACTS.mkdir(exist_ok=True)
     for width, name in ((1440, "desktop"), (390, "phone")):
         page = await open_console(browser, client, "mk@example.com", width)
-        assert await page.locator("svg.chart").count() == 7
+        assert await page.locator("svg.chart").count() == 9
+        for title in ("Campaign funnel", "Segment sizes over time"):
+            assert "No data yet" not in await page.locator(f".chart-card:has-text('{title}')").inner_text()
         assert await page.locator("svg.chart rect").count() > 20  # the grid, bars and legends are drawn
         assert "No data yet" not in await page.locator(".chart-card:has-text('RFM grid')").inner_text()
         overflow = await page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
@@ -94,6 +98,31 @@ async def test_the_reports_page_and_the_value_panel_render_in_the_browser(client
         assert await page.locator(".insights .recs li").count() >= 1
         await page.screenshot(path=str(ARTIFACTS / f"insights-customer-{name}.png"), full_page=True)
         await page.context.close()
+
+
+async def segments_with_history(db: Database) -> None:
+    """Two segments on scores, counted as three daily scoring runs would have counted them."""
+    from crm_store.segment_sizes import record_sizes
+    from crm_store.segments import create_rule_segment
+
+    await create_rule_segment(db, "at risk", {"field": "scores.rfm_cell", "op": "eq", "value": "at_risk"})
+    await create_rule_segment(db, "champions", {"field": "scores.rfm_cell", "op": "eq", "value": "champions"})
+    for days_ago in (2, 1, 0):
+        await db.run_in_transaction(record_sizes, dt.datetime.now(dt.UTC) - dt.timedelta(days=days_ago))
+
+
+async def campaign_to(db: Database, segment_name: str) -> None:
+    """A service campaign run to a segment of Online Retail customers (none reachable on a channel: all targeted, none sent)."""
+    import uuid
+
+    from campaigns import service
+    from crm_store.segments import list_segments
+
+    segment = next(s for s in await list_segments(db) if s["name"] == segment_name)
+    campaign = await service.create(db, {"name": "Win back", "segment_id": segment["id"], "purpose": "service", "channels": ["telegram"],
+                                         "message": {"text": "We miss you, {{ customer.name | default('friend', true) }}"}}, None)
+    await service.send(db, uuid.UUID(campaign["id"]))
+    await service.tick(db)
 
 
 async def customer_with_recommendations(db: Database) -> str:
@@ -119,3 +148,20 @@ async def test_the_customers_csv_is_for_marketers_and_admins(client: TestClient,
     assert response.status == 200 and response.headers["Content-Disposition"].startswith("attachment")
     rows = list(csv.DictReader(io.StringIO(await response.text())))
     assert len(rows) > 10 and any(r["rfm_cell"] for r in rows)
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+async def test_the_customers_csv_of_a_segment_holds_its_members_only(client: TestClient, loaded: Database) -> None:
+    from crm_store.segments import count_rule, create_rule_segment
+    from tests.console.conftest import log_in
+
+    rule = {"field": "scores.rfm_cell", "op": "in", "value": ["champions", "loyal"]}
+    segment = await create_rule_segment(loaded, "best", rule)
+    await agents.create_agent(loaded, email="mk3@example.com", name="M", role="marketer", password=PASSWORD)
+    await log_in(client, "mk3@example.com")
+    response = await client.get(f"/console/customers.csv?segment={segment['id']}")
+    assert response.status == 200 and segment["id"] in response.headers["Content-Disposition"]
+    rows = list(csv.DictReader(io.StringIO(await response.text())))
+    assert len(rows) == await count_rule(loaded, rule) > 0
+    assert {r["rfm_cell"] for r in rows} == {"champions", "loyal"} and all(r["clv"] for r in rows)
+    assert (await client.get("/console/customers.csv?segment=0192f5a0-0000-7000-8000-000000000000")).status == 404

@@ -14,6 +14,7 @@ from sqlalchemy import select
 from dangol.cli import main
 from crm_store.database import Database
 from crm_store.insight_tables import CustomerKey
+from crm_store.segments import create_rule_segment
 from crm_store.models import Customer, CustomerEvent
 
 
@@ -133,14 +134,19 @@ def test_an_imported_phone_number_is_read_as_the_api_and_the_bot_read_it(sqlite_
     assert sorted(c["phone"] for c in rows(sqlite_url, Customer)) == ["+14155552671", "+821022223333"]
 
 
-def test_export_writes_profiles_with_their_scores(sqlite_url: str, tmp_path: Path) -> None:
-    path = tmp_path / "customers.csv"
+def import_and_score(url: str, folder: Path) -> None:
+    """The customers and events files imported (c-1 buys), then everyone scored."""
+    path = folder / "customers.csv"
     path.write_text(CUSTOMERS, encoding="utf-8")
-    run(sqlite_url, "import", "customers", str(path))
-    events = tmp_path / "events.csv"
+    run(url, "import", "customers", str(path))
+    events = folder / "events.csv"
     events.write_text(EVENTS.replace("shop-1", "c-1"), encoding="utf-8")
-    run(sqlite_url, "import", "events", str(events))
-    run(sqlite_url, "insights", "score", "--as-of", "2024-03-31")
+    run(url, "import", "events", str(events))
+    run(url, "insights", "score", "--as-of", "2024-03-31")
+
+
+def test_export_writes_profiles_with_their_scores(sqlite_url: str, tmp_path: Path) -> None:
+    import_and_score(sqlite_url, tmp_path)
     out = tmp_path / "export.csv"
     code, text = run(sqlite_url, "export", "customers", str(out))
     assert code == 0, text
@@ -148,3 +154,33 @@ def test_export_writes_profiles_with_their_scores(sqlite_url: str, tmp_path: Pat
     assert exported["c-1"]["name"] == "김민수" and exported["c-1"]["tags"] == "beta;vip"
     assert json.loads(exported["c-1"]["attributes"]) == {"plan": "gold"}
     assert exported["c-1"]["rfm_cell"] and exported["c-1"]["lead_score"]
+
+
+def make_segment(url: str, rule: dict) -> str:
+    async def create() -> str:
+        db = Database(url)
+        try:
+            return (await create_rule_segment(db, "export", rule))["id"]
+        finally:
+            await db.dispose()
+
+    return asyncio.run(create())
+
+
+def test_export_of_a_segment_writes_only_its_members_with_their_scores(sqlite_url: str, tmp_path: Path) -> None:
+    import_and_score(sqlite_url, tmp_path)
+    segment = make_segment(sqlite_url, {"field": "scores.frequency", "op": "gte", "value": 1})
+    out = tmp_path / "segment.csv"
+    code, text = run(sqlite_url, "export", "customers", "--segment", segment, str(out))
+    assert code == 0, text
+    exported = list(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8"))))
+    assert [r["external_id"] for r in exported] == ["c-1"] and exported[0]["rfm_cell"] and exported[0]["frequency"] == "1"
+    assert "1 customers written" in text
+
+
+def test_export_of_an_unknown_segment_fails_and_writes_no_file(sqlite_url: str, tmp_path: Path) -> None:
+    out = tmp_path / "segment.csv"
+    code, text = run(sqlite_url, "export", "customers", "--segment", "0192f5a0-0000-7000-8000-000000000000", str(out))
+    assert code != 0 and "does not exist" in text and not out.exists()
+    code, text = run(sqlite_url, "export", "customers", "--segment", "vip", str(out))
+    assert code != 0 and "--segment" in text and not out.exists()
