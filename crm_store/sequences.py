@@ -2,7 +2,8 @@
 
 Enrolment happens where the trigger is written, in the same transaction
 (:func:`on_events` from :func:`crm_store.events.store_events`, :func:`on_tags`
-from the customers API's tag writes): it costs those paths one read of the
+from the customers API's tag writes and from a batch of messages whose bot
+added a tag): it costs those paths one read of the
 running triggered campaigns, and a customer is enrolled at most once per
 campaign (a unique constraint; a second trigger changes nothing).  A goal
 event ends the customer's enrolments at once, in the same way.  The steps

@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import bindparam, insert, update
 from sqlalchemy.engine import Connection
 
+from crm_store import sequences
 from crm_store.assignment import route_handoffs
 from crm_store.columns import new_id
 from crm_store.consents import ConsentChange
@@ -217,6 +218,7 @@ def _write_rare(conn: Connection, plan: WritePlan) -> None:
         conn.execute(update(customers_t).where(customers_t.c.id == cid).values(**fields))
     if plan.tags:
         conn.execute(INSERT_TAGS, plan.tags)
+        sequences.on_tags(conn, [(tag["customer_id"], tag["tag"]) for tag in plan.tags], plan.now)  # a tag can start a campaign
     if plan.consents:  # current state and the audit trail (an opt-out written in the conversation, a form's consent)
         record_consents(conn, [ConsentChange(**consent) for consent in plan.consents], source="bot", now=plan.now)
     if plan.handoffs:

@@ -15,6 +15,8 @@ import pytest
 from aiohttp.test_utils import TestClient
 from sqlalchemy import update
 
+from bot.engine.conversation import ConversationEngine
+from bot.engine.turn import Decision
 from bot.services import SERVICES
 from campaigns import service
 from campaigns.scheduler import CampaignScheduler
@@ -219,3 +221,15 @@ async def test_with_two_processes_on_postgresql_only_the_leader_writes_due_steps
     finally:
         await leader.stop()
         await follower.stop()
+
+
+async def test_a_tag_the_bot_adds_in_a_conversation_enrols(client: TestClient, store: Database, marketer: dict[str, str]) -> None:
+    await start_sequence(client, marketer, {"tag": "asked-about-sizes"})
+    engine = ConversationEngine(store, lambda turn: Decision(add_tags={"asked-about-sizes"}), None, inline_channels={"rest"})
+    engine.start()
+    try:
+        result = await engine.handle(InboundMessage(channel="telegram", sender_id="777", text="do you have it in XL?", external_id="t1"))
+    finally:
+        await engine.close()
+    (enrolment,) = await rows(store, "sequence_enrolments")
+    assert (str(enrolment.customer_id), enrolment.source) == (result.customer_id, "tag:asked-about-sizes")
