@@ -21,6 +21,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import operator
 import re
 import uuid
 from typing import Any
@@ -49,6 +50,10 @@ TIME_FIELDS = ("last_seen_at", "created_at")
 OPS = ("eq", "ne", "lt", "lte", "gt", "gte", "in", "contains", "exists", "within_days", "before_days")
 KEY = re.compile(r"^[\w\-]{1,64}$", re.UNICODE)
 MAX_DEPTH = 16
+#: Bounds of ``within_days``/``before_days`` (a century: further back than year 1 fails date arithmetic) and ``min_count``
+#: (a count the databases' integers hold).
+MAX_DAYS = 36_500
+MAX_COUNT = 1_000_000_000
 SAMPLE_SIZE = 10
 
 
@@ -101,7 +106,7 @@ def _compile(rule: Any, path: str, now: dt.datetime, depth: int) -> ColumnElemen
         kind = _text(rule["no_event"], f"{path}.no_event")
         conds = [events_t.c.customer_id == customers_t.c.id, events_t.c.type == kind]
         if "within_days" in rule:
-            conds.append(events_t.c.occurred_at >= now - dt.timedelta(days=_number(rule["within_days"], f"{path}.within_days")))
+            conds.append(events_t.c.occurred_at >= now - dt.timedelta(days=_days(rule["within_days"], f"{path}.within_days")))
         return not_(exists().where(*conds))
     raise RuleError(f"unknown rule {', '.join(sorted(map(str, rule)))} (known: all, any, not, tag, channel, field, event, no_event)",
                     f"{path}.{next(iter(rule))}")
@@ -126,12 +131,21 @@ def _number(value: Any, path: str) -> float:
     return float(value)
 
 
+def _days(value: Any, path: str) -> float:
+    days = _number(value, path)
+    if days > MAX_DAYS:
+        raise RuleError(f"must be at most {MAX_DAYS} days", path)
+    return days
+
+
 def _event(rule: dict[str, Any], path: str, now: dt.datetime) -> ColumnElement[bool]:
     kind = _text(rule["event"], f"{path}.event")
     conds = [events_t.c.type == kind]
     if "within_days" in rule:
-        conds.append(events_t.c.occurred_at >= now - dt.timedelta(days=_number(rule["within_days"], f"{path}.within_days")))
+        conds.append(events_t.c.occurred_at >= now - dt.timedelta(days=_days(rule["within_days"], f"{path}.within_days")))
     min_count = int(_number(rule.get("min_count", 1), f"{path}.min_count"))
+    if min_count > MAX_COUNT:
+        raise RuleError(f"must be at most {MAX_COUNT}", f"{path}.min_count")
     having = [func.count() >= max(min_count, 1)]
     if "min_total" in rule:
         having.append(func.coalesce(func.sum(events_t.c.amount), 0) >= _number(rule["min_total"], f"{path}.min_total"))
@@ -169,7 +183,7 @@ def _field(rule: dict[str, Any], path: str, now: dt.datetime) -> ColumnElement[b
     if name in TIME_FIELDS:
         return _compare(customers_t.c[name], op, value, vpath, now, time=True)
     if name in PLAIN_FIELDS:
-        return _compare(customers_t.c[name], op, value, vpath, now)
+        return _compare(customers_t.c[name], op, value, vpath, now, text=True)
     raise RuleError(f"unknown field {name} (known: {', '.join(PLAIN_FIELDS + TIME_FIELDS)}, attributes.<key>, scores.<name>)",
                     f"{path}.field")
 
@@ -188,7 +202,8 @@ def _json_compare(element: Any, op: str, value: Any, path: str, now: dt.datetime
 
 
 def _compare(column: Any, op: str, value: Any, path: str, now: dt.datetime, *, time: bool = False,
-             numeric: bool = False) -> ColumnElement[bool]:
+             numeric: bool = False, text: bool = False) -> ColumnElement[bool]:
+    """``text``: a text column, compared with text only (PostgreSQL refuses a number or true against it)."""
     if op == "exists":
         if value not in (None, True, False):
             raise RuleError("exists takes true or false", path)
@@ -196,23 +211,28 @@ def _compare(column: Any, op: str, value: Any, path: str, now: dt.datetime, *, t
     if op in ("within_days", "before_days"):
         if not time:
             raise RuleError(f"{op} applies to last_seen_at and created_at only", path.removesuffix(".value") + ".op")
-        cutoff = now - dt.timedelta(days=_number(value, path))
+        cutoff = now - dt.timedelta(days=_days(value, path))
         return column >= cutoff if op == "within_days" else column < cutoff
     if op == "in":
         if not isinstance(value, list) or not value or len(value) > 1000:
             raise RuleError("in takes a list of 1 to 1000 values", path)
-        return column.in_([_scalar(v, path, time, numeric) for v in value])
+        return column.in_([_scalar(v, path, time, numeric, text) for v in value])
     if op == "contains":
         if time or numeric:
             raise RuleError("contains applies to text only", path.removesuffix(".value") + ".op")
         text = _text(value, path).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         return func.lower(column).like(f"%{text.lower()}%", escape="\\")
-    scalar = _scalar(value, path, time, numeric)
-    return {"eq": column == scalar, "ne": or_(column != scalar, column.is_(None)), "lt": column < scalar, "lte": column <= scalar,
-            "gt": column > scalar, "gte": column >= scalar}[op]
+    scalar = _scalar(value, path, time, numeric, text)
+    if op == "eq":
+        return column == scalar
+    if op == "ne":
+        return or_(column != scalar, column.is_(None))
+    if isinstance(scalar, bool):
+        raise RuleError("true and false compare with eq or ne only", path.removesuffix(".value") + ".op")
+    return {"lt": operator.lt, "lte": operator.le, "gt": operator.gt, "gte": operator.ge}[op](column, scalar)
 
 
-def _scalar(value: Any, path: str, time: bool, numeric: bool) -> Any:
+def _scalar(value: Any, path: str, time: bool, numeric: bool, text: bool = False) -> Any:
     if time:
         if not isinstance(value, str):
             raise RuleError("must be an ISO 8601 date or time", path)
@@ -220,9 +240,16 @@ def _scalar(value: Any, path: str, time: bool, numeric: bool) -> Any:
             parsed = dt.datetime.fromisoformat(value)
         except ValueError:
             raise RuleError("must be an ISO 8601 date or time", path) from None
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+        if not parsed.tzinfo:
+            return parsed.replace(tzinfo=dt.UTC)
+        try:
+            return parsed.astimezone(dt.UTC)
+        except OverflowError:  # an offset past year 1 or 9999: that edge
+            return (dt.datetime.min if parsed.year == 1 else dt.datetime.max).replace(tzinfo=dt.UTC)
     if numeric:
         return _number(value, path) if not (isinstance(value, int | float) and value < 0) else float(value)
+    if text and not isinstance(value, str):
+        raise RuleError("must be a string", path)
     if isinstance(value, bool | int | float | str) and not (isinstance(value, str) and len(value) > 1000):
         return value
     raise RuleError("must be a string, number or boolean", path)

@@ -21,6 +21,7 @@ from pydantic.json_schema import models_json_schema
 
 from bot.services import SERVICES
 from contracts.http_errors import json_error, read_json_object
+from crm_store import segment_rule_schema
 from crm_store.agents import AgentRecord, agent_for_token
 
 PREFIX = "/api/v1"
@@ -139,6 +140,7 @@ def openapi_document() -> dict[str, Any]:
             "code": {"type": "string"}, "message": {"type": "string"}, "field": {"type": "string"}}}},
     }
     schemas["Error"] = error_schema
+    schemas.update(segment_rule_schema.components())  # a language of its own, described beside its compiler
     paths: dict[str, Any] = {}
     for spec in ROUTES:
         op: dict[str, Any] = {

@@ -7,10 +7,10 @@ import io
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 
 from bot.api.endpoints import path_uuid, route
 from bot.api.errors import store_errors, store_of
@@ -20,15 +20,20 @@ from campaigns import service
 from campaigns.spec import SpecError
 from contracts.http_errors import json_error
 from crm_store import campaigns as campaign_store
+from crm_store import segment_rule_schema as rule_schema
 from crm_store import segments as segment_store
 from crm_store.agents import AgentRecord
 
 MARKETERS = ("admin", "marketer")
 
 
+#: A segment rule: described in the document by crm_store.segment_rule_schema, checked by its compiler.
+Rule = Annotated[dict[str, Any], WithJsonSchema({"allOf": [{"$ref": f"#/components/schemas/{rule_schema.NAME}"}]})]
+
+
 class SegmentIn(Strict):
     name: str = Field(min_length=1, max_length=200)
-    rule: dict[str, Any] | None = Field(default=None, description="The rule JSON (see crm_store.segments).")
+    rule: Rule | None = Field(default=None, description="The rule JSON (see crm_store.segments).")
     csv: str | None = Field(default=None, max_length=10_000_000, description="A static segment: customer ids or e-mails, one a line.")
 
     @model_validator(mode="after")
@@ -47,7 +52,7 @@ class SegmentOut(BaseModel):
 
 
 class RuleIn(Strict):
-    rule: dict[str, Any]
+    rule: Rule
 
 
 def rule_error(exc: segment_store.RuleError) -> web.HTTPException:

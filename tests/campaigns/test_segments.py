@@ -69,6 +69,11 @@ async def test_a_rule_selects_its_members_in_the_database(client: TestClient, st
     ({"field": "locale", "op": "within_days", "value": 3}, "rule.op", "within_days"),
     ({"event": "purchase", "min_count": "two"}, "rule.min_count", "number"),
     ({"field": "scores.churn", "op": "gt", "value": 0.5}, "rule.field", "scores.churn"),
+    # each of these failed with 500 before (schemathesis found them once the document described rules)
+    ({"no_event": "purchase", "within_days": 1e9}, "rule.within_days", "36500"),
+    ({"event": "purchase", "min_count": 1e20}, "rule.min_count", "at most"),
+    ({"field": "email", "op": "eq", "value": False}, "rule.value", "string"),
+    ({"field": "attributes.trial", "op": "lt", "value": True}, "rule.op", "eq or ne"),
 ])
 async def test_an_unknown_field_or_operator_is_a_422_naming_it(client: TestClient, store: Database, marketer: dict[str, str],
                                                                rule: dict[str, Any], field: str, named: str) -> None:
