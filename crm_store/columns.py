@@ -38,8 +38,11 @@ def new_id() -> uuid.UUID:
             ms = _last_ms
         else:
             _last_ms = ms
-            _seq = int.from_bytes(os.urandom(2), "big") & 0x3FF
-        rand = int.from_bytes(os.urandom(8), "big") & ((1 << 62) - 1)
+            _seq = -1  # drawn below with the random bits (one system call an id)
+        random = int.from_bytes(os.urandom(10), "big")
+        if _seq < 0:
+            _seq = random >> 70  # 10 bits
+        rand = random & ((1 << 62) - 1)
         value = (ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | _seq << 64 | 0b10 << 62 | rand
     return uuid.UUID(int=value)
 
