@@ -143,37 +143,47 @@ async def materialize(db: Database, run_id: uuid.UUID, now: dt.datetime, *, chun
                                      size=chunk, run_id=run_id, cap_since=cap_since)
 
     handled = 0
-    # Pipelined: the next chunk is read (in its own short transaction; on SQLite on the store's writer thread
-    # with the plain driver) while this one is planned and written, so the database's work and Python's overlap.
-    # A read ahead of a pause is dropped; the run resumes after the cursor of the last chunk written.
+    # Pipelined: the next chunk is read, and the last one written, each in its own short transaction (on SQLite
+    # on the store's writer thread with the plain driver), while this one is planned, so the database's work and
+    # Python's overlap.  Writes stay in chunk order (one at a time), so the cursor only moves forward; at a pause
+    # the chunk being written is finished and the one read ahead dropped: the run resumes after the cursor.
     ahead: asyncio.Future[list[runs_store.Member]] = asyncio.ensure_future(db.run_in_transaction(read, run["cursor"]))
+    writing: asyncio.Future[None] | None = None
+    writing_members = 0
     try:
         while True:
             members = await ahead
-            if not members:
-                break
-            if (await campaign_store.get_campaign(db, run["campaign_id"]))["status"] in ("paused", "cancelled"):
-                return handled  # resumed (after its cursor) by the tick that follows a resume
+            if not members or (await campaign_store.get_campaign(db, run["campaign_id"]))["status"] in ("paused", "cancelled"):
+                break  # paused: resumed (after its cursor) by the tick that follows a resume
             cursor = members[-1].id
             ahead = asyncio.ensure_future(db.run_in_transaction(read, cursor))
             rows: list[dict[str, Any]] = []
             skips: list[dict[str, Any]] = []
             for n, member in enumerate(members):
                 if n % YIELD_EVERY == 0:
-                    await asyncio.sleep(0)  # the read ahead (PostgreSQL) advances a round trip whenever the loop is free
+                    await asyncio.sleep(0)  # reading ahead and writing (PostgreSQL) advance whenever the loop is free
                 row, skip = plan_member(plan, member)
                 if row is not None:
                     rows.append(row)
                 elif skip is not None:
                     skips.append({"run_id": run_id, "customer_id": member.id, "reason": skip[0], "variant": skip[1],
                                   "detail": skip[2]})
-            await db.run_in_transaction(runs_store.write_chunk, run_id, rows, skips, cursor)
-            handled += len(members)
+            if writing is not None:
+                await writing
+                handled += writing_members
+            writing = asyncio.ensure_future(db.run_in_transaction(runs_store.write_chunk, run_id, rows, skips, cursor))
+            writing_members = len(members)
+        if writing is not None:
+            await writing
+            handled += writing_members
+        if members:
+            return handled
     finally:
-        if not ahead.done():
-            ahead.cancel()
-        with contextlib.suppress(BaseException):
-            await ahead
+        for task in (ahead, writing):
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
     await db.run_in_transaction(runs_store.finish_materializing, run_id, now)
     log.info("campaign %s run %s: %d recipients materialized", campaign["id"], run_id, handled)
     return handled

@@ -79,10 +79,10 @@ def read_chunk(conn: Connection, condition: ColumnElement[bool], *, channels: Se
         if (member := members.get(customer_id)) is not None:
             member.tags.append(tag)
     identities = conn.execute(select(identities_t.c.customer_id, identities_t.c.channel, identities_t.c.external_id,
-                                     identities_t.c.reachable, identities_t.c.created_at)
+                                     identities_t.c.reachable)
                               .where(identities_t.c.customer_id.between(low, high), identities_t.c.channel.in_(list(channels)))
                               .order_by(identities_t.c.created_at))
-    for customer_id, channel, external_id, reachable, _ in identities:
+    for customer_id, channel, external_id, reachable in identities:
         if (member := members.get(customer_id)) is None:
             continue
         known = member.identities.get(channel)
