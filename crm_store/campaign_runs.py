@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import asyncpg
 from sqlalchemy import and_, func, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
@@ -25,8 +26,8 @@ from sqlalchemy.util import await_only
 
 from crm_store.campaign_tables import CampaignRun, CampaignSkip
 from crm_store.consents import load_standing
-from crm_store.statements import Executemany
 from crm_store.models import ChannelIdentity, Customer, CustomerEvent, CustomerTag, Message, OutboxRow
+from crm_store.statements import Executemany
 
 customers_t = Customer.__table__
 tags_t = CustomerTag.__table__
@@ -131,8 +132,6 @@ def write_chunk(conn: Connection, run_id: uuid.UUID, outbox_rows: list[dict[str,
 
 def _copy_outbox(conn: Connection, rows: list[dict[str, Any]]) -> bool:
     """COPY ``rows`` into the outbox under a savepoint; False (and nothing written) when one is already there."""
-    import asyncpg  # PostgreSQL's driver: only imported where it is the one in use
-
     raw = conn.connection.dbapi_connection
     driver = raw.driver_connection if raw is not None else None
     if not isinstance(driver, asyncpg.Connection):
