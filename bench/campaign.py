@@ -12,7 +12,17 @@
    python-telegram-bot into the loopback fake (limits off), as a ratio to the
    outbound bench's raw aiohttp channel on the same rows.
 
+3. Support traffic during a broadcast: a real ``dangol serve`` sends a
+   ``--broadcast``-recipient (default 100,000) Telegram campaign into the
+   loopback fake with the platform limits off (it drains as fast as the
+   worker goes; ``--broadcast-limits`` keeps them on), while a steady stream of customers (``--rest-rate`` a second,
+   each a new message from one of many senders) writes to the REST channel;
+   the figure is those requests' p50/p99 (target p99 < 50 ms), beside the
+   same stream's before the broadcast, and the campaign messages sent
+   during the window.
+
     python bench/campaign.py [--customers 1000000] [--only sqlite|postgresql] [--deliver 5000] [--runs 1]
+                             [--broadcast 100000] [--rest-rate 20] [--rest-seconds 20]
 
 Writes bench/results/campaign.json.  Talks only to 127.0.0.1; PostgreSQL at
 127.0.0.1:5432 in a throwaway database.
@@ -35,7 +45,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.outbound import CONCURRENCY, FakeProcess, drop_postgres, make_channel, postgres_url  # noqa: E402
+from bench.outbound import CONCURRENCY, TOKEN, FakeProcess, drop_postgres, make_channel, postgres_url  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 CHUNK = 50_000
@@ -205,7 +215,8 @@ async def one_store(kind: str, url: str, args: argparse.Namespace) -> dict[str, 
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    results: dict[str, Any] = {"cores": os.cpu_count(), "customers": args.customers, "materialize": {}, "delivery": {}}
+    results: dict[str, Any] = {"cores": os.cpu_count(), "customers": args.customers, "materialize": {}, "delivery": {},
+                               "rest_during_broadcast": {}}
     with tempfile.TemporaryDirectory() as tmp:
         kinds = [k for k in ("sqlite", "postgresql") if args.only in (None, k)]
         for kind in kinds:
@@ -223,7 +234,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                         break
                     url, name = made
                 try:
-                    results["materialize"].setdefault(kind, []).append(await one_store(kind, url, args))
+                    if args.customers:
+                        results["materialize"].setdefault(kind, []).append(await one_store(kind, url, args))
                     if args.deliver and attempt == 0:
                         if kind == "sqlite":
                             url = f"sqlite+aiosqlite:///{tmp}/deliver.db"
@@ -238,6 +250,16 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                                                      "ratio": round(rates["worker"] / rates["raw_channel"], 3)}
                         print(f"{kind}: delivery of {args.deliver:,} campaign rows {rates['worker']:,.0f}/s; raw channel "
                               f"{rates['raw_channel']:,.0f}/s; ratio {rates['worker'] / rates['raw_channel']:.3f}", flush=True)
+                    if args.broadcast and attempt == 0:
+                        if kind == "sqlite":
+                            url = f"sqlite+aiosqlite:///{tmp}/broadcast.db"
+                            db = Database(url)
+                            await db.upgrade()
+                            await db.dispose()
+                        else:
+                            await drop_postgres(name or "")
+                            url, name = await postgres_url() or ("", None)
+                        results["rest_during_broadcast"][kind] = await rest_during_broadcast(kind, url, args, Path(tmp))
                 finally:
                     if name:
                         await drop_postgres(name)
@@ -247,12 +269,108 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     return results
 
 
+async def rest_latencies(url: str, rate: float, seconds: float, tag: str) -> dict[str, float]:
+    """``rate`` REST messages a second for ``seconds`` (open loop: one starts on time whatever the others do); latencies."""
+    import aiohttp
+
+    from bench.inbound import bench_texts
+
+    texts = bench_texts()
+    latencies: list[float] = []
+    failures = 0
+
+    async def one(session: aiohttp.ClientSession, i: int) -> None:
+        nonlocal failures
+        body = {"sender": f"support-{tag}-{i % 400}", "message": texts[i % len(texts)], "message_id": f"{tag}-{i}"}
+        started = time.perf_counter()
+        try:
+            async with session.post(f"{url}/webhooks/rest/webhook", json=body) as response:
+                await response.read()
+                ok = response.status < 300
+        except aiohttp.ClientError:
+            ok = False
+        if ok:
+            latencies.append((time.perf_counter() - started) * 1000)
+        else:
+            failures += 1
+
+    tasks: list[asyncio.Task[None]] = []
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
+        start = time.perf_counter()
+        for i in range(int(rate * seconds)):
+            await asyncio.sleep(max(0.0, start + i / rate - time.perf_counter()))
+            tasks.append(asyncio.create_task(one(session, i)))
+        await asyncio.gather(*tasks)
+    latencies.sort()
+    def pick(q: float) -> float:
+        return round(latencies[min(len(latencies) - 1, int(q * len(latencies)))], 2) if latencies else 0.0
+    return {"requests": len(latencies), "failures": failures, "p50_ms": pick(0.5), "p99_ms": pick(0.99), "max_ms": pick(1.0)}
+
+
+async def rest_during_broadcast(kind: str, url: str, args: argparse.Namespace, folder: Path) -> dict[str, Any]:
+    """REST latency of a real ``dangol serve`` before and while it drains a broadcast into the Telegram fake."""
+    from sqlalchemy import func, select
+
+    from bench.inbound import free_port
+    from crm_store.campaign_tables import CampaignRun
+    from crm_store.database import Database
+    from crm_store.models import OutboxRow
+    from tests.service.processes import ServeProcess
+
+    db = Database(url)
+    outbox, runs = OutboxRow.__table__, CampaignRun.__table__
+
+    async def sent() -> int:
+        async with db.read() as conn:
+            return int((await conn.execute(select(func.count()).select_from(outbox).where(outbox.c.status == "sent",
+                                                                                          outbox.c.campaign_run_id.isnot(None)))).scalar_one())
+
+    try:
+        await seed(db, args.broadcast, "telegram", first=5_000_000)
+        with FakeProcess("telegram") as fake:
+            env = {"DANGOL_TELEGRAM_TOKEN": TOKEN, "DANGOL_TELEGRAM_WEBHOOK_SECRET": "s3cret", "DANGOL_TELEGRAM_API_URL": fake,
+                   "DANGOL_DELIVERY_RATE_LIMITS": str(args.broadcast_limits).lower(), "DANGOL_LOG_LEVEL": "warning", "DANGOL_WORKERS": "1"}
+            server = ServeProcess(url, folder, port=free_port(), extra_env=env)
+            try:
+                await server.wait_ready(60)
+                quiet = await rest_latencies(server.url, args.rest_rate, args.rest_seconds, f"quiet-{kind}")
+                started = time.perf_counter()
+                _, run_id = await campaign_run(db, "telegram")  # the service's scheduler materializes it, then it drains
+                while True:
+                    async with db.read() as conn:
+                        status = (await conn.execute(select(runs.c.status).where(runs.c.id == run_id))).scalar_one()
+                    if status != "materializing":
+                        break
+                    await asyncio.sleep(0.2)
+                materialized = time.perf_counter() - started
+                before = await sent()
+                busy = await rest_latencies(server.url, args.rest_rate, args.rest_seconds, f"busy-{kind}")
+                during = await sent() - before
+            finally:
+                code = server.terminate()
+        if code != 0:
+            raise RuntimeError(f"dangol serve exited with {code}:\n{server.log()}")
+    finally:
+        await db.dispose()
+    out = {"broadcast": args.broadcast, "platform_limits": args.broadcast_limits, "rest_rate": args.rest_rate, "seconds": args.rest_seconds, "quiet": quiet, "during_broadcast": busy,
+           "serve_materialize_seconds": round(materialized, 1), "campaign_sent_during": during,
+           "campaign_sent_per_second": round(during / args.rest_seconds), "backlog_left": args.broadcast - before - during}
+    print(f"{kind}: REST p50 {busy['p50_ms']} ms p99 {busy['p99_ms']} ms at {args.rest_rate}/s while {during:,} campaign messages went out "
+          f"({during / args.rest_seconds:,.0f}/s, {out['backlog_left']:,} left); quiet p99 {quiet['p99_ms']} ms (target p99 < 50 ms)",
+          flush=True)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--customers", type=int, default=1_000_000)
     parser.add_argument("--deliver", type=int, default=5_000, help="campaign rows for the delivery figure (0: skip)")
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--only", choices=("sqlite", "postgresql"))
+    parser.add_argument("--broadcast", type=int, default=100_000, help="recipients of the broadcast the REST figure is taken during (0: skip)")
+    parser.add_argument("--rest-rate", type=float, default=20.0, help="REST messages a second during the broadcast")
+    parser.add_argument("--rest-seconds", type=float, default=20.0)
+    parser.add_argument("--broadcast-limits", action="store_true", help="keep Telegram's published limits on while the broadcast drains")
     args = parser.parse_args()
     results = asyncio.run(run(args))
     RESULTS.mkdir(exist_ok=True)

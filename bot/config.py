@@ -71,6 +71,8 @@ class CoreSettings(BaseSettings):
     delivery_backoff_base: float = Field(default=2.0, gt=0)
     delivery_backoff_cap: float = Field(default=600.0, gt=0)
     delivery_lease_seconds: float = Field(default=60.0, gt=0)
+    #: Each platform's published send limits (Telegram's 30/s per bot ...); off only for loopback fakes and benchmarks.
+    delivery_rate_limits: bool = True
     rasa_url: str | None = None
     rasa_timeout: float = Field(default=2.0, gt=0)
     nlu_model: Path | None = None

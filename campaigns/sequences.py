@@ -74,9 +74,9 @@ async def _write(db: Database, campaign: dict[str, Any], runs: dict[int, uuid.UU
         run_id = runs[step]
 
         def read(conn: Any, ids: list[uuid.UUID] = [cid for _, cid in enrolments],  # noqa: B006 - bound per step
-                 run: uuid.UUID = run_id) -> list[runs_store.Member]:
+                 run: uuid.UUID = run_id, reads: set[str] = templates[step - 1].reads) -> list[runs_store.Member]:
             return runs_store.read_members(conn, ids, condition, channels=campaign["channels"], purposes=purposes, run_id=run,
-                                           cap_since=cap_since)
+                                           cap_since=cap_since, reads=reads)
 
         members = {m.id: m for m in await db.run_in_transaction(read)}
         plan = RunPlan(run_id, {**campaign, "message": campaign["steps"][step - 1]["message"]}, {None: templates[step - 1]}, [], now)

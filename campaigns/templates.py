@@ -100,9 +100,73 @@ def _compile(env: ImmutableSandboxedEnvironment, source: Any, where: str, reads:
         raise TemplateRefused(f"may not reach for {private} (Python internals are not available to templates)", where)
     reads |= _reads(tree)
     try:
-        return env.from_string(source)
+        template = env.from_string(source)
     except TemplateSyntaxError as exc:
         raise TemplateRefused(f"line {exc.lineno}: {exc.message}", where) from None
+    pieces = _plain_pieces(tree) if env is PLAIN else None
+    return template if pieces is None else SubstitutionTemplate(template, pieces)
+
+
+#: Names a dict answers as attributes (``customer.items`` is the method to Jinja): never looked up as keys here.
+_DICT_ATTRIBUTES = frozenset(dir(dict))
+
+
+def _plain_pieces(tree: nodes.Template) -> list[str | tuple[str, ...]] | None:
+    """Text and ``customer.a.b`` / ``customer['a']`` / ``channel`` look-ups, when that is all a template is; else None."""
+    pieces: list[str | tuple[str, ...]] = []
+    for output in tree.body:
+        if not isinstance(output, nodes.Output):
+            return None
+        for node in output.nodes:
+            if isinstance(node, nodes.TemplateData):
+                pieces.append(node.data)
+                continue
+            path: list[str] = []
+            while isinstance(node, nodes.Getattr | nodes.Getitem):
+                key = node.attr if isinstance(node, nodes.Getattr) else getattr(node.arg, "value", None)
+                if not isinstance(node, nodes.Getattr) and not isinstance(node.arg, nodes.Const):
+                    return None
+                if not isinstance(key, str) or key in _DICT_ATTRIBUTES:
+                    return None
+                path.append(key)
+                node = node.node
+            if not isinstance(node, nodes.Name) or node.name not in ("customer", "channel"):
+                return None
+            pieces.append((node.name, *reversed(path)))
+    return pieces
+
+
+class SubstitutionTemplate:
+    """A template that only places customer fields in text, filled by dict look-ups instead of Jinja.
+
+    A broadcast renders one message per recipient; Jinja's context and
+    sandbox cost most of the time of planning one (measured 32 of 78 µs a
+    member).  The look-ups are the ones Jinja would make (a dict's key, for
+    names that are no dict attribute) and a value is printed with ``str``
+    as Jinja prints it; anything else (a missing key, a value that is not a
+    dict on the way) is left to Jinja, so errors and their messages are
+    Jinja's own.
+    """
+
+    __slots__ = ("template", "pieces")
+
+    def __init__(self, template: Any, pieces: list[str | tuple[str, ...]]) -> None:
+        self.template = template
+        self.pieces = pieces
+
+    def render(self, context: Mapping[str, Any]) -> str:
+        out: list[str] = []
+        for piece in self.pieces:
+            if isinstance(piece, str):
+                out.append(piece)
+                continue
+            value: Any = context
+            for key in piece:
+                if type(value) is not dict or key not in value:
+                    return str(self.template.render(context))
+                value = value[key]
+            out.append(str(value))
+        return "".join(out)
 
 
 def _part(spec: Mapping[str, Any], where: str) -> Part:

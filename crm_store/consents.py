@@ -137,6 +137,6 @@ def load_standing(conn: Connection, customers: Sequence[uuid.UUID] | tuple[uuid.
     else:
         who = c.customer_id.in_(list(customers))
     rows = conn.execute(select(c.customer_id, c.purpose, c.channel, c.granted, c.updated_at).where(who, c.purpose.in_(list(purposes))))
-    for r in rows:
-        out.setdefault((r.customer_id, r.purpose), []).append((r.channel, r.granted, r.updated_at))
+    for customer_id, purpose, channel, granted, at in rows:
+        out.setdefault((customer_id, purpose), []).append((channel, granted, at))
     return out
