@@ -45,20 +45,23 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.special import logsumexp
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 
-#: Neighbour spaces: TF-IDF rows (fast) or sentence-embedding vectors (accurate).
-SPACES = ("tfidf", "embedding")
 _LOG_FLOOR = float(np.log(1e-9))
 #: What `signals` returns, in order (the last only where in-scope neighbours are looked up).
 SIGNALS = ["oos log-odds", "best in-scope log-probability", "second in-scope log-probability",
            "nearest oos similarity", "nearest in-scope similarity"]
 
 
-def _log_softmax(logits: np.ndarray) -> np.ndarray:
-    return logits - logsumexp(logits, axis=1, keepdims=True)
+def _logsumexp_rows(x: np.ndarray) -> np.ndarray:
+    """log(sum(exp(row))) of each row (scipy's logsumexp costs about ten times as much a call at parse sizes)."""
+    top = x.max(axis=1)
+    return top + np.log(np.exp(x - top[:, None]).sum(axis=1))
+
+
+def _in_scope_columns(n_classes: int, oos_index: int) -> np.ndarray:
+    return np.flatnonzero(np.arange(n_classes) != oos_index)
 
 
 def signals(logits: np.ndarray, oos_index: int, nearest_oos: np.ndarray, nearest_in: np.ndarray | None) -> np.ndarray:
@@ -66,12 +69,14 @@ def signals(logits: np.ndarray, oos_index: int, nearest_oos: np.ndarray, nearest
 
     Log-probabilities are floored at log 1e-9, so that no signal is unbounded.
     """
-    in_scope = np.delete(logits, oos_index, axis=1)
-    log_odds = logits[:, oos_index] - logsumexp(in_scope, axis=1)
-    log_in = np.delete(_log_softmax(logits), oos_index, axis=1)
-    top2 = -np.sort(-log_in, axis=1)[:, :2] if log_in.shape[1] >= 2 else np.c_[log_in, np.full(len(logits), _LOG_FLOOR)]
-    columns = [np.clip(log_odds, _LOG_FLOOR, -_LOG_FLOOR), np.maximum(top2[:, 0], _LOG_FLOOR),
-               np.maximum(top2[:, 1], _LOG_FLOOR), nearest_oos]
+    in_scope = logits[:, _in_scope_columns(logits.shape[1], oos_index)]
+    log_in_total = _logsumexp_rows(in_scope)
+    log_odds = logits[:, oos_index] - log_in_total
+    log_in = in_scope - np.logaddexp(log_in_total, logits[:, oos_index])[:, None]  # log-probabilities
+    best = log_in.max(axis=1)
+    second = np.partition(log_in, -2, axis=1)[:, -2] if log_in.shape[1] >= 2 else np.full(len(logits), _LOG_FLOOR)
+    columns = [np.clip(log_odds, _LOG_FLOOR, -_LOG_FLOOR), np.maximum(best, _LOG_FLOOR), np.maximum(second, _LOG_FLOOR),
+               nearest_oos]
     if nearest_in is not None:
         columns.append(nearest_in)
     return np.column_stack(columns)
@@ -79,9 +84,13 @@ def signals(logits: np.ndarray, oos_index: int, nearest_oos: np.ndarray, nearest
 
 def with_oos_probability(logits: np.ndarray, q: np.ndarray, oos_index: int) -> np.ndarray:
     """Probabilities with `oos` at `q` and the in-scope intents sharing 1 - q as the softmax of their own logits."""
-    in_scope = np.delete(logits, oos_index, axis=1)
-    shares = np.exp(in_scope - logsumexp(in_scope, axis=1, keepdims=True))
-    return np.insert(shares * (1.0 - q)[:, None], oos_index, q, axis=1)
+    columns = _in_scope_columns(logits.shape[1], oos_index)
+    in_scope = logits[:, columns]
+    shares = np.exp(in_scope - in_scope.max(axis=1)[:, None])
+    out = np.empty_like(logits, dtype=np.float64)
+    out[:, columns] = shares * ((1.0 - q) / shares.sum(axis=1))[:, None]
+    out[:, oos_index] = q
+    return out
 
 
 def nearest_sparse(starts: np.ndarray, cols: np.ndarray, vals: np.ndarray, rows: sp.csc_matrix) -> np.ndarray:
@@ -125,7 +134,7 @@ class OosDetector:
     oos_index: int
     coef: np.ndarray  # (signals,), for unscaled signals
     intercept: float
-    space: str
+    space: str  # where neighbours are looked up: "tfidf" (fast) or "embedding" (accurate)
     oos_rows: Any  # sp.csc_matrix (tfidf) or np.ndarray (embedding): unit rows of the `oos` examples
     in_rows: np.ndarray | None = None  # embedding: unit vectors of the in-scope examples
 
