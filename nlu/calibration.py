@@ -4,7 +4,8 @@ Confidences of texts a model trained on are too high to choose anything
 from, and one held-out split is small where it matters (twenty `oos` rows in
 a thousand): every example is scored by a model fitted without it (stratified
 k folds), and on those scores the pipeline chooses the embedding's weight
-(accurate), the softmax temperature, and the `nlu_fallback` threshold
+(accurate), the softmax temperature, with an `oos` intent the out-of-scope
+regression (nlu.oos_detector), and the `nlu_fallback` threshold
 (nlu.thresholds). Nothing is ever chosen on test data.
 """
 
@@ -19,6 +20,7 @@ from sklearn.model_selection import StratifiedKFold
 
 from nlu.classifier import ClassifierConfig, expected_calibration_error, fit_linear, fit_temperature, softmax
 from nlu.dense import fit_dense
+from nlu.oos_detector import SIGNALS, fit_regression, nearest_dense, nearest_sparse, signals, unit_rows, with_oos_probability
 from nlu.settings import NluSettings
 from nlu.thresholds import choose_floor_threshold, choose_oos_threshold
 
@@ -33,6 +35,10 @@ class OutOfFold:
     gold: np.ndarray
     sparse: np.ndarray
     dense: np.ndarray | None = None
+    #: with an `oos` intent: each example's cosine similarity to the nearest `oos` (and, embedding, in-scope)
+    #: example of its fold's training part (nlu.oos_detector)
+    nearest_oos: np.ndarray | None = None
+    nearest_in: np.ndarray | None = None
 
 
 @dataclass
@@ -41,14 +47,15 @@ class Calibration:
     mix: float = 1.0
     threshold: float = DEFAULT_THRESHOLD
     threshold_source: str = "default"
-    #: added to the `oos` intent's logit (see oos_prior_shift); the model adds it times the temperature to its bias
-    oos_shift: float = 0.0
+    #: with an `oos` intent: the out-of-scope regression's weights and intercept (nlu.oos_detector)
+    oos_coef: np.ndarray | None = None
+    oos_intercept: float = 0.0
     info: dict[str, Any] = field(default_factory=dict)
 
 
 def out_of_fold(texts: Sequence[str], labels: Sequence[str], classes: list[str], config: ClassifierConfig,
-                vectors: np.ndarray | None, progress: Callable[[str], None]) -> OutOfFold | None:
-    """k-fold scores of every example; None where the data is too small to hold any out."""
+                vectors: np.ndarray | None, progress: Callable[[str], None], oos_intent: str | None = None) -> OutOfFold | None:
+    """k-fold scores of every example, and with `oos_intent` its neighbour similarities; None where the data is too small."""
     y = np.array([classes.index(lab) for lab in labels])
     counts = np.bincount(y, minlength=len(classes))
     if len(classes) < 2 or len(texts) < 10 or (counts >= 2).sum() < 2:
@@ -60,6 +67,9 @@ def out_of_fold(texts: Sequence[str], labels: Sequence[str], classes: list[str],
     sparse = np.zeros((len(texts), len(classes)))
     dense = np.zeros((len(texts), len(classes))) if vectors is not None else None
     texts_arr = np.array(texts, dtype=object)
+    o = classes.index(oos_intent) if oos_intent in classes else None
+    near_oos = np.zeros(len(texts)) if o is not None else None
+    near_in = np.zeros(len(texts)) if o is not None and vectors is not None else None
     for i, (train_idx, val_idx) in enumerate(folds, start=1):
         progress(f"fitting fold {i}/{k} ({len(train_idx)} examples; scoring the other {len(val_idx)})")
         model = fit_linear(list(texts_arr[train_idx]), [labels[j] for j in train_idx], classes, config)
@@ -67,20 +77,15 @@ def out_of_fold(texts: Sequence[str], labels: Sequence[str], classes: list[str],
         if vectors is not None and dense is not None:
             head = fit_dense(vectors[train_idx], y[train_idx], len(classes), config.dense_C, config.seed)
             dense[val_idx] = head.scores(vectors[val_idx])
-    return OutOfFold(f"{k}-fold out-of-fold scores of all {len(texts)} examples", y, sparse, dense)
-
-
-def oos_prior_shift(train_share: float, expected_share: float) -> float:
-    """Logit shift that turns probabilities learnt at the training file's `oos` share into ones at the expected share.
-
-    The classifier learns the `oos` prior from the training file, where out-of-scope
-    examples are rare (1.5% of BANKING77-OOS's rows); the bot meets them at
-    `expected_oos_rate`. Bayes' rule with the priors swapped (Saerens et al., 2002)
-    multiplies p(oos|x) by expected/train and the rest by (1-expected)/(1-train):
-    on the logits, one constant added to `oos`.
-    """
-    train_share = min(max(train_share, 1e-6), 1 - 1e-6)
-    return float(np.log(expected_share / train_share) - np.log((1 - expected_share) / (1 - train_share)))
+        if o is not None and near_oos is not None:
+            oos_rows = train_idx[y[train_idx] == o]
+            if vectors is not None and near_in is not None:
+                near_oos[val_idx] = nearest_dense(vectors[val_idx], vectors[oos_rows])
+                near_in[val_idx] = nearest_dense(vectors[val_idx], vectors[train_idx[y[train_idx] != o]])
+            else:
+                rows = unit_rows(model.featurizer.transform(list(texts_arr[oos_rows])))
+                near_oos[val_idx] = nearest_sparse(*model.featurizer.transform_many(list(texts_arr[val_idx])), rows)
+    return OutOfFold(f"{k}-fold out-of-fold scores of all {len(texts)} examples", y, sparse, dense, near_oos, near_in)
 
 
 def _accuracy(scores: np.ndarray, gold: np.ndarray) -> float:
@@ -112,13 +117,17 @@ def calibrate(oof: OutOfFold | None, classes: list[str], config: ClassifierConfi
                 ece_before_temperature=expected_calibration_error(softmax(scores, 1.0), oof.gold))
     say(f"calibrated on {oof.method}: temperature {result.temperature:.3f}, accuracy {info['accuracy']:.4f}, "
         f"ECE {info['ece']:.3f}")
-    if oos_intent in classes:
-        o = classes.index(oos_intent)
-        result.oos_shift = oos_prior_shift(float((oof.gold == o).mean()), settings.expected_oos_rate)
+    o = classes.index(oos_intent) if oos_intent in classes else -1
+    if o >= 0 and oof.nearest_oos is not None and 0 < int((oof.gold == o).sum()) < len(oof.gold):
         logits = scores / result.temperature
-        logits[:, o] += result.oos_shift
-        proba = softmax(logits, 1.0)
-        info["oos_prior_shift"] = result.oos_shift
+        result.oos_coef, result.oos_intercept, held_out = fit_regression(
+            signals(logits, o, oof.nearest_oos, oof.nearest_in), oof.gold == o, settings.expected_oos_rate, config.seed)
+        proba = with_oos_probability(logits, held_out, o)  # the threshold is chosen on these
+        info["oos_regression"] = {"signals": SIGNALS[:4] + (SIGNALS[4:] if oof.nearest_in is not None else []),
+                                  "coef": [round(float(c), 4) for c in result.oos_coef],
+                                  "intercept": round(result.oos_intercept, 4), "expected_oos_rate": settings.expected_oos_rate}
+        say(f"out-of-scope regression fitted on {int((oof.gold == o).sum())} oos and {int((oof.gold != o).sum())} in-scope "
+            f"out-of-fold answers (classes weighed by expected oos rate {settings.expected_oos_rate})")
     result.info["validation"] = info
     if threshold is not None:
         return result

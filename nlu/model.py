@@ -20,6 +20,7 @@ from nlu.embedding import EmbedExtraMissing, SentenceEncoder, load_encoder
 from nlu.entities import DataEntityExtractor
 from nlu.features import Featurizer, row_sums
 from nlu.names import FALLBACK_INTENT
+from nlu.oos_detector import OosDetector
 
 MODEL_FORMAT = "dangol-nlu-model"
 MODEL_FORMAT_VERSION = 1
@@ -55,6 +56,8 @@ class Model:
     #: accurate pipeline: the embedding model, and the encoder that embeds each parsed text
     dense: DenseHead | None = None
     encoder: SentenceEncoder | None = None
+    #: with an `oos` intent in the training data: the out-of-scope probability (nlu.oos_detector)
+    oos: OosDetector | None = None
 
     @property
     def pipeline(self) -> str:
@@ -73,11 +76,16 @@ class Model:
         m = self.intent_model
         starts, cols, vals = m.featurizer.transform_many(texts)
         scores = m.scores_many(starts, cols, vals)
+        vectors = None
         if self.dense is not None and len(texts):
             if self.encoder is None:
                 raise ModelError("an accurate model needs its sentence encoder (load it with load_model)")
-            scores = scores + self.dense.mix * self.dense.scores(self.encoder.encode(texts))
-        proba = softmax(scores, m.temperature)
+            vectors = self.encoder.encode(texts)
+            scores = scores + self.dense.mix * self.dense.scores(vectors)
+        if self.oos is not None and len(texts):
+            proba = self.oos.proba(scores / m.temperature, vectors if self.oos.space == "embedding" else (starts, cols, vals))
+        else:
+            proba = softmax(scores, m.temperature)
         rankings = np.argsort(-proba, axis=1)[:, :RANKING_LENGTH].tolist()
         confidences = proba.tolist()  # one conversion, not a numpy scalar per ranked intent
         selected = self._select_responses(starts, cols, vals) if self.selectors else None
@@ -145,6 +153,10 @@ class Model:
         if self.dense is not None:
             arrays["dense_weights"] = self.dense.weights
             arrays["dense_bias"] = self.dense.bias
+        oos_meta = None
+        if self.oos is not None:
+            oos_meta, oos_arrays = self.oos.to_state()
+            arrays.update(oos_arrays)
         for i, sel in enumerate(self.selectors.values()):
             arrays[f"selector_{i}_weights"] = sel.weights
             arrays[f"selector_{i}_bias"] = sel.bias
@@ -160,6 +172,7 @@ class Model:
             "responses": self.responses,
             "metadata": self.metadata,
             "dense": None if self.dense is None else {"mix": self.dense.mix, "model_id": self.encoder_id},
+            "oos_detector": oos_meta,
         }
         tmp_arrays = directory / (ARRAYS_FILE + ".tmp.npz")
         np.savez(tmp_arrays, **arrays)
@@ -203,8 +216,9 @@ def load_model(path: str | os.PathLike[str]) -> Model:
             for i, s in enumerate(meta["selectors"])
         }
         dense, encoder = _load_dense(directory, meta.get("dense"), arrays)
+        oos = OosDetector.from_state(meta["oos_detector"], arrays) if meta.get("oos_detector") else None
         return Model(intent_model, float(meta["threshold"]), DataEntityExtractor(meta["extractor"]), selectors,
-                     meta.get("responses") or {}, meta.get("metadata") or {}, dense, encoder)
+                     meta.get("responses") or {}, meta.get("metadata") or {}, dense, encoder, oos)
     except EmbedExtraMissing as exc:
         raise ModelError(f"{directory}: {exc}") from None
     except ModelError:

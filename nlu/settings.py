@@ -2,7 +2,7 @@
 
     language: en              # the bot's language; `accurate` covers English only
     pipeline: accurate        # fast (the default) | accurate
-    expected_oos_rate: 0.2    # share of out-of-scope messages expected (see nlu.thresholds)
+    expected_oos_rate: 0.2    # share of out-of-scope messages expected (nlu.thresholds, nlu.oos_detector)
     target_oos_recall: 0.9    # optional: reach this out-of-scope recall instead
 
 `fast` is sparse word and character n-grams with linear models; `accurate`

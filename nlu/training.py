@@ -5,7 +5,8 @@
               the two models' scores added with a weight chosen on out-of-fold scores
 
 Every example is scored out of fold first (nlu.calibration), the choices are
-made on those scores, and then the models are fitted on all examples.
+made on those scores, and then the models are fitted on all examples. With an
+`oos` intent, both pipelines add the out-of-scope regression (nlu.oos_detector).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import numpy as np
 import sklearn
 from sklearn.svm import LinearSVC
 
-from nlu.calibration import calibrate, out_of_fold
+from nlu.calibration import Calibration, calibrate, out_of_fold
 from nlu.classifier import ClassifierConfig, LinearIntentModel, effective_config, fit_linear
 from nlu.dense import DenseHead, fit_dense
 from nlu.embedding import SentenceEncoder, load_encoder
@@ -25,6 +26,7 @@ from nlu.embedding_cache import EmbeddingCache, default_cache_dir
 from nlu.entities import DataEntityExtractor
 from nlu.model import Model, ResponseSelector
 from nlu.names import OOS_INTENT
+from nlu.oos_detector import OosDetector, unit_rows
 from nlu.settings import EMBEDDING_LANGUAGES, NluSettings
 from nlu.training_data import TrainingData
 
@@ -55,6 +57,19 @@ def _fit_selectors(data: TrainingData, intent_model: LinearIntentModel, config: 
                 weights[:, j], bias[j] = coef[k], intercept[k]
         selectors[intent] = ResponseSelector(intent, keys, weights, bias)
     return selectors
+
+
+def _oos_detector(chosen: Calibration, texts: list[str], labels: list[str], classes: list[str], oos_intent: str,
+                  intent_model: LinearIntentModel, vectors: np.ndarray | None) -> OosDetector | None:
+    """The out-of-scope regression with the training examples its neighbour signals are measured against."""
+    if chosen.oos_coef is None:
+        return None
+    is_oos = np.array([lab == oos_intent for lab in labels])
+    if vectors is not None:
+        return OosDetector(classes.index(oos_intent), chosen.oos_coef, chosen.oos_intercept, "embedding",
+                           vectors[is_oos], vectors[~is_oos])
+    rows = unit_rows(intent_model.featurizer.transform([t for t, o in zip(texts, is_oos) if o]))
+    return OosDetector(classes.index(oos_intent), chosen.oos_coef, chosen.oos_intercept, "tfidf", rows)
 
 
 def _embed(texts: list[str], cache_dir: Any, say: Callable[[str], None]) -> tuple[np.ndarray, SentenceEncoder, dict[str, Any]]:
@@ -98,7 +113,8 @@ def train(
     """Train the pipeline `settings` names on the deduplicated examples.
 
     threshold: a fixed `nlu_fallback` threshold; None chooses it on out-of-fold
-    confidences (nlu.thresholds): with an `oos_intent` in the data, weighing
+    confidences (nlu.thresholds): with an `oos_intent` in the data, on the
+    out-of-scope regression's probabilities (nlu.oos_detector), weighing
     in-scope accuracy and oos recall by `settings.expected_oos_rate` (or
     reaching `settings.target_oos_recall`); without, a confidence floor. With
     data too small to hold any out, nlu.calibration.DEFAULT_THRESHOLD.
@@ -126,19 +142,18 @@ def train(
     if pipeline == "accurate":
         vectors, encoder, info["embedding"] = _embed(texts, embedding_cache, say)
     config = effective_config(config, len(texts), len(classes))
-    oof = out_of_fold(texts, labels, classes, config, vectors, say)
+    oof = out_of_fold(texts, labels, classes, config, vectors, say, oos_intent)
     chosen = calibrate(oof, classes, config, settings, threshold, oos_intent, say)
     info.update(chosen.info)
     say(f"fitting on all {len(texts)} examples")
     intent_model = fit_linear(texts, labels, classes, config)
     intent_model.temperature = chosen.temperature
-    if chosen.oos_shift:
-        intent_model.bias[classes.index(oos_intent)] += chosen.oos_shift * chosen.temperature
     dense: DenseHead | None = None
     if vectors is not None:
         gold = np.array([classes.index(lab) for lab in labels])
         dense = fit_dense(vectors, gold, len(classes), config.dense_C, config.seed)
         dense.mix = chosen.mix
+    oos = _oos_detector(chosen, texts, labels, classes, oos_intent, intent_model, vectors)
     selectors = _fit_selectors(data, intent_model, config)
     extractor = DataEntityExtractor.from_data(data, builtins=entity_builtins)
     info.update(
@@ -155,4 +170,4 @@ def train(
         sources=list(data.sources),
     )
     say(f"done in {info['train_seconds']:.1f} s")
-    return Model(intent_model, chosen.threshold, extractor, selectors, dict(data.responses), info, dense, encoder)
+    return Model(intent_model, chosen.threshold, extractor, selectors, dict(data.responses), info, dense, encoder, oos)

@@ -117,6 +117,34 @@ def test_second_training_embeds_nothing_new(trained: Any, data_file: Path, cache
     assert third.metadata["embedding"]["embedded"] == 1  # only the new example
 
 
+OOS = """
+- intent: oos
+  examples: |
+    - what's the weather tomorrow
+    - tell me a joke
+    - who won the game last night
+    - play some music
+    - how tall is mount everest
+    - book a table for two
+    - what is the capital of peru
+    - recommend a good movie
+"""
+
+
+def test_oos_probability_uses_the_embedding_neighbours_and_survives_saving(data_file: Path, cache_dir: Path,
+                                                                          tmp_path: Path) -> None:
+    with_oos = data_file.parent / "with_oos.yml"
+    with_oos.write_text(DATA + OOS, encoding="utf-8")
+    model = train(load_training_data(with_oos), settings=NluSettings(pipeline="accurate"), embedding_cache=cache_dir)
+    assert model.oos is not None and model.oos.space == "embedding"
+    assert model.metadata["validation"]["oos_regression"]["signals"][-1] == "nearest in-scope similarity"
+    loaded = load_model(model.save(tmp_path / "model"))
+    for text in ("my card has been stolen", "sing me a song", "how much money do I have"):
+        answer = loaded.parse(text)
+        assert answer == model.parse(text)
+        assert sum(r["confidence"] for r in answer["intent_ranking"]) == pytest.approx(1.0)
+
+
 def test_korean_bot_says_so_and_trains_the_fast_pipeline(data_file: Path, tmp_path: Path) -> None:
     config = tmp_path / "config.yml"
     config.write_text("language: ko\npipeline: accurate\n", encoding="utf-8")

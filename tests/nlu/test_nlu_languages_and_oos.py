@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import pytest
 
-from nlu import NluSettings, TrainingData, evaluate, train
+from nlu import Model, NluSettings, TrainingData, evaluate, load_model, train
 
 KOREAN = {
     "order_status": ["주문 조회하고 싶어요", "제 주문 어디까지 왔나요", "주문 상태 알려주세요", "주문한 거 확인해 주세요",
@@ -81,14 +82,36 @@ def test_threshold_is_chosen_on_out_of_fold_scores_of_every_example_when_data_ha
     assert set(model.metadata["threshold_choice"]) >= {"in_scope_accuracy", "oos_recall", "expected_oos_rate"}
 
 
-def test_expected_oos_rate_from_settings_weighs_the_choice_and_the_oos_prior() -> None:
+def test_expected_oos_rate_from_settings_weighs_the_choice_and_the_oos_probability() -> None:
     data = _synthetic_oos(0)
     low = train(data, settings=NluSettings(expected_oos_rate=0.05))
     high = train(data, settings=NluSettings(expected_oos_rate=0.6))
     assert low.metadata["threshold_choice"]["expected_oos_rate"] == 0.05
     assert high.metadata["threshold_choice"]["expected_oos_rate"] == 0.6
-    # 20 oos rows in 116: the rarer the training file's oos is against the expected rate, the higher its prior
-    assert low.metadata["validation"]["oos_prior_shift"] < 0 < high.metadata["validation"]["oos_prior_shift"]
+    assert low.metadata["validation"]["oos_regression"]["expected_oos_rate"] == 0.05
+    # the same message is more likely out of scope where more out-of-scope traffic is expected
+    text = "what's the best restaurant in town"
+    assert low.oos is not None and high.oos is not None
+    assert _oos_confidence(low, text) < _oos_confidence(high, text)
+
+
+def _oos_confidence(model: Model, text: str) -> float:
+    return next(r["confidence"] for r in model.parse(text)["intent_ranking"] if r["name"] == "oos")
+
+
+def test_oos_model_answers_the_same_alone_in_a_batch_and_after_loading(tmp_path: Path) -> None:
+    model = train(_synthetic_oos(1))
+    assert model.oos is not None and model.oos.space == "tfidf"
+    texts = ["i lost my card yesterday", "how far is the moon", "", "change my pin please", "tell me a joke"]
+    assert model.parse_many(texts) == [model.parse(t) for t in texts]
+    loaded = load_model(model.save(tmp_path / "model"))
+    assert loaded.oos is not None
+    assert loaded.parse_many(texts) == model.parse_many(texts)
+
+
+def test_data_without_oos_has_no_oos_regression() -> None:
+    model = train(TrainingData.from_pairs([(t, i) for i, ts in KOREAN.items() for t in ts]))
+    assert model.oos is None and "oos_regression" not in model.metadata["validation"]
 
 
 def test_evaluate_reports_in_scope_accuracy_and_oos_recall() -> None:

@@ -49,13 +49,25 @@ def selector_model() -> Model:
     return train(TrainingData.from_pairs(pairs))
 
 
+@pytest.fixture(scope="module")
+def oos_model() -> Model:
+    """With an `oos` intent: parse adds the out-of-scope regression and its nearest-example similarity."""
+    off_topic = ["what's the weather", "tell me a joke", "play some music", "who won the game", "how tall is everest",
+                 "book a flight", "recommend a movie", "what time is it in tokyo"]
+    pairs = [(t, "greet") for t in GREET] + [(t, "order_status") for t in ORDER] + [(t, "oos") for t in off_topic]
+    model = train(TrainingData.from_pairs(pairs))
+    assert model.oos is not None
+    return model
+
+
 BATCH_TEXTS = GREET + ORDER + ["", "   ", "?", "주문 어디", "what's the weather like", "hello hello hello", "ｈｅｌｌｏ", "x" * 300]
 
 
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.sampled_from(BATCH_TEXTS), min_size=1, max_size=12))
-def test_a_text_parsed_in_a_batch_gets_the_answer_it_gets_alone(small_model: Model, selector_model: Model, texts: list[str]) -> None:
-    for model in (small_model, selector_model):
+def test_a_text_parsed_in_a_batch_gets_the_answer_it_gets_alone(small_model: Model, selector_model: Model, oos_model: Model,
+                                                                texts: list[str]) -> None:
+    for model in (small_model, selector_model, oos_model):
         assert model.parse_many(texts) == [model.parse(text) for text in texts]
 
 

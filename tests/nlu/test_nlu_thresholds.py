@@ -1,4 +1,4 @@
-"""The nlu_fallback threshold on generated confidences where the right answer is known in closed form.
+"""The nlu_fallback threshold and the out-of-scope regression on generated data where the right answer is known in closed form.
 
 In-scope examples are all predicted right with confidences spread evenly over
 [0.3, 1]; out-of-scope ones are predicted as some in-scope intent with
@@ -7,6 +7,12 @@ in-scope accuracy = 1 - (t - 0.3) / 0.7 and out-of-scope recall = t / 0.6,
 so the expected accuracy at out-of-scope share r is linear in t with slope
 r / 0.6 - (1 - r) / 0.7: the best threshold is 0.3 when r < 6/13 and 0.6 when
 r > 6/13, and the lowest threshold with recall 0.75 is 0.45.
+
+The out-of-scope regression (nlu.oos_detector) is given one signal, normal
+with variance 1 around 0 for in-scope and around 2 for out-of-scope
+examples. Bayes' rule gives the log-odds 2x - 2 + log(r / (1 - r)) at an
+out-of-scope share r, so the probability is one half at x = 1 - log(r / (1 - r)) / 2,
+whatever the share of out-of-scope examples in the training rows.
 """
 
 from __future__ import annotations
@@ -16,7 +22,10 @@ import math
 import numpy as np
 import pytest
 
-from nlu.calibration import oos_prior_shift
+import scipy.sparse as sp
+
+from nlu.features import Featurizer
+from nlu.oos_detector import fit_regression, nearest_sparse, unit_rows, with_oos_probability
 from nlu.thresholds import choose_oos_threshold
 
 OOS = 2
@@ -66,7 +75,48 @@ def test_threshold_sits_inside_a_gap_not_on_its_edge() -> None:
     assert stats["in_scope_accuracy"] == 1.0 and stats["oos_recall"] == 1.0
 
 
-def test_prior_shift_moves_the_oos_logit_by_the_change_of_odds() -> None:
-    assert oos_prior_shift(0.2, 0.2) == pytest.approx(0.0)
-    assert oos_prior_shift(0.01, 0.2) == pytest.approx(math.log(0.2 / 0.01) - math.log(0.8 / 0.99))
-    assert oos_prior_shift(0.5, 0.2) < 0
+def _one_signal(n_in: int, n_oos: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    x = np.concatenate([rng.normal(0.0, 1.0, n_in), rng.normal(2.0, 1.0, n_oos)])
+    return x[:, None], np.concatenate([np.zeros(n_in, dtype=bool), np.ones(n_oos, dtype=bool)])
+
+
+@pytest.mark.parametrize("rate", [0.1, 0.2, 0.5])
+@pytest.mark.parametrize("n_oos", [400, 4000])  # 2% and 17% of the training rows: the answer must not move
+def test_oos_regression_is_the_bayes_posterior_at_the_expected_rate(rate: float, n_oos: int) -> None:
+    features, is_oos = _one_signal(20000, n_oos)
+    coef, intercept, held_out = fit_regression(features, is_oos, expected_oos_rate=rate)
+    boundary = -intercept / coef[0]  # where the probability is one half
+    assert boundary == pytest.approx(1 - math.log(rate / (1 - rate)) / 2, abs=0.1)
+    assert coef[0] == pytest.approx(2.0, abs=0.2)
+    assert held_out.shape == (len(is_oos),) and 0 < held_out.min() and held_out.max() < 1
+
+
+def test_oos_probability_keeps_the_in_scope_intents_proportions() -> None:
+    logits = np.log(np.array([[0.6, 0.3, 0.1], [0.1, 0.1, 0.8]]))
+    out = with_oos_probability(logits, np.array([0.5, 0.2]), oos_index=2)
+    assert out[:, 2] == pytest.approx([0.5, 0.2])
+    assert out.sum(axis=1) == pytest.approx([1.0, 1.0])
+    assert out[0, 0] / out[0, 1] == pytest.approx(2.0) and out[1, 0] == pytest.approx(out[1, 1])
+
+
+def test_oos_probability_keeps_the_proportions_where_the_softmax_underflows() -> None:
+    logits = np.array([[0.0, -2.0, 900.0]])  # softmax gives the in-scope intents 0.0 and 0.0
+    out = with_oos_probability(logits, np.array([0.9]), oos_index=2)
+    assert np.isfinite(out).all() and out[0, 2] == pytest.approx(0.9)
+    assert out[0, 0] / out[0, 1] == pytest.approx(math.exp(2.0))
+
+
+def test_nearest_oos_similarity_is_the_cosine_to_the_closest_example_alone_or_in_a_batch() -> None:
+    examples = ["how do i top up my card", "card not working abroad", "where is my money"]
+    featurizer = Featurizer()
+    featurizer.fit_transform(examples + ["exchange rate euro", "cancel my transfer"])
+    rows = unit_rows(featurizer.transform(examples))
+    queries = ["my card is not working", "top up", "", "exchange euro rate", "where is my money"]
+    X = featurizer.transform(queries)
+    norms = np.sqrt(np.asarray(X.multiply(X).sum(axis=1)).ravel())
+    expected = (X @ sp.csr_matrix(rows).T).toarray().max(axis=1) / np.where(norms > 0, norms, 1.0)
+    together = nearest_sparse(*featurizer.transform_many(queries), rows)
+    assert together == pytest.approx(expected)
+    assert together[-1] == pytest.approx(1.0) and together[2] == 0.0
+    assert [nearest_sparse(*featurizer.transform_many([q]), rows)[0] for q in queries] == list(together)
