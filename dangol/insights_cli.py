@@ -29,6 +29,7 @@ from insights.scoring import score_customers
 from insights.sources import SourceError, open_text, read_any
 
 T = TypeVar("T")
+R = TypeVar("R")
 BATCH = 2000
 #: Rejected rows listed by line number per reason before "and N more".
 SHOWN_LINES = 5
@@ -76,6 +77,18 @@ def _report_rejected(rejected: Sequence[tuple[int, str]]) -> None:
         click.echo(f"  {len(lines)} x {reason} (line {shown})", err=True)
 
 
+async def _store_in_batches(db: Database, label: str, rows: Sequence[tuple[int, T]], store: Callable[[Any, list[T]], R],
+                            rejected: list[tuple[int, str]], fold: Callable[[R], None]) -> None:
+    """Store parsed rows a batch per transaction with a progress bar; ``fold`` adds each batch's counts, and the
+    rows a batch refused join ``rejected`` under their line numbers (every store result has ``rejected``)."""
+    with click.progressbar(length=len(rows), label=label, file=sys.stderr) as bar:
+        for part in _batches(rows, BATCH):
+            result = await db.run_in_transaction(store, [r for _, r in part])
+            fold(result)
+            rejected.extend((part[i][0], why) for i, why in result.rejected.items())  # type: ignore[attr-defined]
+            bar.update(len(part))
+
+
 def _batches(items: Sequence[T], size: int) -> Iterable[Sequence[T]]:
     for start in range(0, len(items), size):
         yield items[start:start + size]
@@ -116,12 +129,7 @@ def import_events(ctx: click.Context, path: str, zone: str) -> None:
 
     async def work(db: Database) -> BatchResult:
         total = BatchResult()
-        with click.progressbar(length=len(events), label="importing events", file=sys.stderr) as bar:
-            for part in _batches(events, BATCH):
-                result = await db.run_in_transaction(store_events, [e for _, e in part])
-                total.add(result)
-                rejected.extend((part[i][0], why) for i, why in result.rejected.items())
-                bar.update(len(part))
+        await _store_in_batches(db, "importing events", events, store_events, rejected, total.add)
         return total
 
     total = _run(ctx, work)
@@ -177,16 +185,15 @@ def import_customers(ctx: click.Context, path: str) -> None:
     except (SourceError, UnicodeDecodeError, csv.Error) as exc:
         raise click.ClickException(f"{path}: {exc}") from None
 
-    async def work(db: Any) -> CustomerBatchResult:
+    async def work(db: Database) -> CustomerBatchResult:
         total = CustomerBatchResult()
-        with click.progressbar(length=len(rows), label="importing customers", file=sys.stderr) as bar:
-            for part in _batches(rows, BATCH):
-                result = await db.run_in_transaction(upsert_customers, [r for _, r in part])
-                total.created += result.created
-                total.updated += result.updated
-                total.unchanged += result.unchanged
-                rejected.extend((part[i][0], why) for i, why in result.rejected.items())
-                bar.update(len(part))
+
+        def fold(result: CustomerBatchResult) -> None:
+            total.created += result.created
+            total.updated += result.updated
+            total.unchanged += result.unchanged
+
+        await _store_in_batches(db, "importing customers", rows, upsert_customers, rejected, fold)
         return total
 
     total = _run(ctx, work)
