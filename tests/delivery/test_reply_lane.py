@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 from channels.base import RateLimit, SendResult
 from channels.delivery import DeliveryWorker
@@ -102,3 +103,22 @@ async def test_a_reply_backlog_is_claimed_a_batch_ahead_not_all_at_once(db: Data
     await eventually(lambda: len(channel.sent) == 20, timeout=10)
     await worker.stop()
     assert 4 <= held <= 2 * 4  # the one being sent and fewer than two batches waiting
+
+
+async def test_a_stalled_process_never_puts_more_than_the_limit_into_one_window() -> None:
+    """Booked starts alone would let the sends woken late by a stall crowd the ones booked after them."""
+    limiter = RateLimiter()
+    limit = [RateLimit("telegram:bot", 3, 0.3)]  # starts booked a tenth of a second apart
+    started: list[float] = []
+
+    async def send() -> None:
+        await limiter.acquire(limit)
+        started.append(time.monotonic())
+
+    async def stall() -> None:
+        await asyncio.sleep(0.05)
+        time.sleep(0.25)  # the whole event loop stops, as on a loaded machine: two booked sends wake late
+
+    await asyncio.gather(stall(), *(send() for _ in range(8)))
+    most = max(sum(1 for t in started if first <= t < first + 0.29) for first in started)
+    assert most <= 3, [round(t - started[0], 3) for t in started]
