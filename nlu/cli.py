@@ -18,7 +18,7 @@ import click
 
 from nlu.data_files import load_training_data
 from nlu.embedding import EmbedExtraMissing, load_encoder
-from nlu.evaluate import evaluate as evaluate_model
+from nlu.evaluation import evaluate as evaluate_model
 from nlu.model import Model, ModelError, load_model
 from nlu.settings import PIPELINES, NluSettings, SettingsError, read_settings
 from nlu.training import train as train_model
