@@ -50,7 +50,9 @@ class FakeServer:
         raise NotImplementedError
 
     async def start(self) -> FakeServer:
-        self._runner = web.AppRunner(self.build(), access_log=None)
+        # A fake closes at once: a call it holds on purpose (a failure's delay) is abandoned, not waited for
+        # (the default waits up to 60 s for in-flight handlers).
+        self._runner = web.AppRunner(self.build(), access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0, backlog=1024)
         await site.start()
