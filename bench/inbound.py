@@ -15,7 +15,14 @@ server processes, read from /proc over the measured run.  On a shared
 machine whose speed drifts from minute to minute these show where the time
 goes even when the rates move.
 
+With ``--pipeline accurate`` the service runs the sample bot with its NLU
+pipeline switched to ``accurate`` (a copy of the bot folder whose
+config.yml says so; needs ``pip install 'dangol[embed]'``), so the figures
+show what the sentence embedding costs the message path; results then go to
+``inbound_accurate.json``.
+
     python bench/inbound.py [--seconds 10] [--connections 32] [--runs 3] [--only sqlite|postgresql]
+                            [--pipeline fast|accurate]
 """
 
 from __future__ import annotations
@@ -77,6 +84,21 @@ def bench_texts() -> list[str]:
         with shared.open(encoding="utf-8") as fh:
             texts += [row["text"] for row in csv.DictReader(fh)][:2000]
     return [t for t in texts if t]
+
+
+def bot_folder(pipeline: str, folder: Path) -> Path:
+    """The sample bot, or a copy of it whose config.yml picks ``pipeline``."""
+    sample = ROOT / "examples" / "support-bot"
+    if pipeline == "fast":
+        return sample
+    import yaml
+
+    copy = folder / f"bot-{pipeline}"
+    if not copy.exists():
+        shutil.copytree(sample, copy)
+        config = yaml.safe_load((sample / "config.yml").read_text(encoding="utf-8")) or {}
+        (copy / "config.yml").write_text(yaml.safe_dump({**config, "pipeline": pipeline}), encoding="utf-8")
+    return copy
 
 
 def free_port() -> int:
@@ -248,6 +270,8 @@ def main() -> None:
     parser.add_argument("--sqlite-synchronous", choices=["FULL", "NORMAL"], default="FULL")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                         help="dangol serve processes on PostgreSQL (default: one per core); SQLite always runs one")
+    parser.add_argument("--pipeline", choices=["fast", "accurate"], default="fast",
+                        help="the sample bot's NLU pipeline (accurate needs the dangol[embed] extra)")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("bench/inbound.py needs wrk (apt-get install wrk)")
@@ -256,6 +280,7 @@ def main() -> None:
     runs: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="dangol-bench-") as tmp:
         folder = Path(tmp)
+        extra_env["DANGOL_BOT_PATH"] = str(bot_folder(args.pipeline, folder))
         for run in range(args.runs):
             echo = measure_echo(args.seconds, args.connections, args.threads, folder)
             entry: dict[str, Any] = {"run": run + 1, "echo": echo}
@@ -270,7 +295,7 @@ def main() -> None:
                       f"p99 {result['p99_ms']:6.2f} ms  ratio {result['ratio_to_echo']:.3f}  (echo {echo['rps']:.0f}/s, "
                       f"non-2xx {result['non_2xx']}){cpu_text}", flush=True)
             runs.append(entry)
-    summary: dict[str, Any] = {"cores": os.cpu_count(), "connections": args.connections, "seconds": args.seconds,
+    summary: dict[str, Any] = {"cores": os.cpu_count(), "pipeline": args.pipeline, "connections": args.connections, "seconds": args.seconds,
                                "sqlite_synchronous": args.sqlite_synchronous, "workers": args.workers,
                                "distinct_texts": len(bench_texts()), "runs": runs, "median": {}}
     summary["median"]["echo_rps"] = statistics.median(r["echo"]["rps"] for r in runs)
@@ -284,7 +309,8 @@ def main() -> None:
         cpu_text = f"  cpu {m['cpu_ms_per_message']:.2f} ms/msg in all" if "cpu_ms_per_message" in m else ""
         print(f"median {kind:10s} {m['rps']:8.0f} msg/s  p50 {m['p50_ms']:.2f} ms  p99 {m['p99_ms']:.2f} ms  ratio to echo {m['ratio_to_echo']:.3f}{cpu_text}")
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "inbound.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    name = "inbound.json" if args.pipeline == "fast" else f"inbound_{args.pipeline}.json"
+    (RESULTS / name).write_text(json.dumps(summary, indent=2), encoding="utf-8")
 
 
 if __name__ == "__main__":
