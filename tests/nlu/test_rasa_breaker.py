@@ -50,10 +50,12 @@ async def test_after_a_few_timeouts_messages_are_parsed_locally_at_once_and_rasa
         for _ in range(backend.trip_after):
             await backend.parse("hello")
         assert backend.breaker_open
-        started = time.perf_counter()
-        answers = [await backend.parse("bye") for _ in range(20)]
-        took = time.perf_counter() - started
-        assert took < 0.3  # 20 messages in less than one timeout: none waited for Rasa
+        answers, waited = [], []
+        for _ in range(20):
+            started = time.perf_counter()
+            answers.append(await backend.parse("bye"))
+            waited.append(time.perf_counter() - started)
+        assert max(waited) < 0.3, waited  # none waited for Rasa's timeout
         assert all(a["intent"]["name"] == "goodbye" for a in answers)  # the local model's answer
         rasa.hanging = False
         for _ in range(50):
