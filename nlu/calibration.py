@@ -20,11 +20,13 @@ from sklearn.model_selection import StratifiedKFold
 
 from nlu.classifier import ClassifierConfig, expected_calibration_error, fit_linear, fit_temperature, softmax
 from nlu.dense import fit_dense
-from nlu.oos_detector import SIGNALS, fit_regression, nearest_dense, nearest_sparse, signals, unit_rows, with_oos_probability
+from nlu.oos_detector import INTENT_SIGNALS, NEIGHBOUR_SIGNALS, Neighbours, fit_regression, signals, with_oos_probability
 from nlu.settings import NluSettings
 from nlu.thresholds import choose_floor_threshold, choose_oos_threshold
 
 DEFAULT_THRESHOLD = 0.3
+#: Examples whose neighbour similarities are computed together (their memory grows with the count).
+_NEIGHBOUR_CHUNK = 500
 
 
 @dataclass
@@ -35,10 +37,10 @@ class OutOfFold:
     gold: np.ndarray
     sparse: np.ndarray
     dense: np.ndarray | None = None
-    #: with an `oos` intent: each example's cosine similarity to the nearest `oos` (and, embedding, in-scope)
-    #: example of its fold's training part (nlu.oos_detector)
-    nearest_oos: np.ndarray | None = None
-    nearest_in: np.ndarray | None = None
+    #: with an `oos` intent: each example's neighbour similarities (nlu.oos_detector.Neighbours, in `space`)
+    #: to its fold's training part
+    neighbours: np.ndarray | None = None
+    space: str = "tfidf"
 
 
 @dataclass
@@ -64,12 +66,12 @@ def out_of_fold(texts: Sequence[str], labels: Sequence[str], classes: list[str],
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # intents with fewer examples than folds: sklearn warns, we accept
         folds = list(StratifiedKFold(n_splits=k, shuffle=True, random_state=config.seed).split(np.zeros(len(y)), y))
+    space = "embedding" if vectors is not None else "tfidf"
     sparse = np.zeros((len(texts), len(classes)))
     dense = np.zeros((len(texts), len(classes))) if vectors is not None else None
     texts_arr = np.array(texts, dtype=object)
     o = classes.index(oos_intent) if oos_intent in classes else None
-    near_oos = np.zeros(len(texts)) if o is not None else None
-    near_in = np.zeros(len(texts)) if o is not None and vectors is not None else None
+    neighbours = np.zeros((len(texts), len(NEIGHBOUR_SIGNALS[space]))) if o is not None else None
     for i, (train_idx, val_idx) in enumerate(folds, start=1):
         progress(f"fitting fold {i}/{k} ({len(train_idx)} examples; scoring the other {len(val_idx)})")
         model = fit_linear(list(texts_arr[train_idx]), [labels[j] for j in train_idx], classes, config)
@@ -77,15 +79,17 @@ def out_of_fold(texts: Sequence[str], labels: Sequence[str], classes: list[str],
         if vectors is not None and dense is not None:
             head = fit_dense(vectors[train_idx], y[train_idx], len(classes), config.dense_C, config.seed)
             dense[val_idx] = head.scores(vectors[val_idx])
-        if o is not None and near_oos is not None:
-            oos_rows = train_idx[y[train_idx] == o]
-            if vectors is not None and near_in is not None:
-                near_oos[val_idx] = nearest_dense(vectors[val_idx], vectors[oos_rows])
-                near_in[val_idx] = nearest_dense(vectors[val_idx], vectors[train_idx[y[train_idx] != o]])
+        if o is not None and neighbours is not None:
+            oos_rows, in_rows = train_idx[y[train_idx] == o], train_idx[y[train_idx] != o]
+            if vectors is not None:
+                reference = Neighbours.embedding(vectors[oos_rows], vectors[in_rows])
             else:
-                rows = unit_rows(model.featurizer.transform(list(texts_arr[oos_rows])))
-                near_oos[val_idx] = nearest_sparse(*model.featurizer.transform_many(list(texts_arr[val_idx])), rows)
-    return OutOfFold(f"{k}-fold out-of-fold scores of all {len(texts)} examples", y, sparse, dense, near_oos, near_in)
+                transform = model.featurizer.transform
+                reference = Neighbours.tfidf(transform(list(texts_arr[oos_rows])), transform(list(texts_arr[in_rows])), y[in_rows])
+            for chunk in np.array_split(val_idx, max(1, len(val_idx) // _NEIGHBOUR_CHUNK)):  # bounded memory
+                queries = vectors[chunk] if vectors is not None else model.featurizer.transform_many(list(texts_arr[chunk]))
+                neighbours[chunk] = reference.similarities(sparse[chunk], o, queries)
+    return OutOfFold(f"{k}-fold out-of-fold scores of all {len(texts)} examples", y, sparse, dense, neighbours, space)
 
 
 def _accuracy(scores: np.ndarray, gold: np.ndarray) -> float:
@@ -118,12 +122,12 @@ def calibrate(oof: OutOfFold | None, classes: list[str], config: ClassifierConfi
     say(f"calibrated on {oof.method}: temperature {result.temperature:.3f}, accuracy {info['accuracy']:.4f}, "
         f"ECE {info['ece']:.3f}")
     o = classes.index(oos_intent) if oos_intent in classes else -1
-    if o >= 0 and oof.nearest_oos is not None and 0 < int((oof.gold == o).sum()) < len(oof.gold):
+    if o >= 0 and oof.neighbours is not None and 0 < int((oof.gold == o).sum()) < len(oof.gold):
         logits = scores / result.temperature
         result.oos_coef, result.oos_intercept, held_out = fit_regression(
-            signals(logits, o, oof.nearest_oos, oof.nearest_in), oof.gold == o, settings.expected_oos_rate, config.seed)
+            signals(logits, o, oof.neighbours), oof.gold == o, settings.expected_oos_rate, config.seed)
         proba = with_oos_probability(logits, held_out, o)  # the threshold is chosen on these
-        info["oos_regression"] = {"signals": SIGNALS[:4] + (SIGNALS[4:] if oof.nearest_in is not None else []),
+        info["oos_regression"] = {"signals": INTENT_SIGNALS + NEIGHBOUR_SIGNALS[oof.space],
                                   "coef": [round(float(c), 4) for c in result.oos_coef],
                                   "intercept": round(result.oos_intercept, 4), "expected_oos_rate": settings.expected_oos_rate}
         say(f"out-of-scope regression fitted on {int((oof.gold == o).sum())} oos and {int((oof.gold != o).sum())} in-scope "
