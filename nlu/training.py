@@ -65,11 +65,11 @@ def _oos_detector(chosen: Calibration, texts: list[str], labels: list[str], clas
     if chosen.oos_coef is None:
         return None
     is_oos = np.array([lab == oos_intent for lab in labels])
+    gold = np.array([classes.index(lab) for lab in labels])
     if vectors is not None:
-        neighbours = Neighbours.embedding(vectors[is_oos], vectors[~is_oos])
+        neighbours = Neighbours.embedding(vectors[is_oos], vectors[~is_oos], gold[~is_oos])
     else:
         transform = intent_model.featurizer.transform
-        gold = np.array([classes.index(lab) for lab in labels])
         neighbours = Neighbours.tfidf(transform([t for t, o in zip(texts, is_oos) if o]),
                                       transform([t for t, o in zip(texts, is_oos) if not o]), gold[~is_oos])
     return OosDetector(classes.index(oos_intent), chosen.oos_coef, chosen.oos_intercept, neighbours)

@@ -169,3 +169,17 @@ def test_tfidf_neighbours_measure_the_oos_examples_and_the_answered_intents_exam
     assert got[:, 2] == pytest.approx(expected_answer)
     assert np.array_equal(np.vstack([reference.similarities(scores[i:i + 1], 2, featurizer.transform_many([q]))
                                      for i, q in enumerate(queries)]), got)
+
+
+def test_embedding_neighbours_measure_the_same_three_similarities_as_tfidf_ones() -> None:
+    rng = np.random.default_rng(0)
+    unit = lambda M: M / np.linalg.norm(M, axis=1, keepdims=True)
+    oos, in_scope, queries = unit(rng.normal(size=(5, 8))), unit(rng.normal(size=(6, 8))), unit(rng.normal(size=(4, 8)))
+    intents = np.array([0, 0, 0, 1, 1, 1])
+    scores = np.array([[0.0, 1.0, 5.0], [2.0, 0.0, 0.0], [0.0, 2.0, 0.0], [1.0, 0.0, 3.0]])  # column 2: oos
+    got = Neighbours.embedding(oos, in_scope, intents).similarities(scores, 2, queries)
+    assert got[:, 0] == pytest.approx(np.sort(queries @ oos.T, axis=1)[:, -3:].mean(axis=1))
+    centroid = oos.mean(axis=0)
+    assert got[:, 1] == pytest.approx(queries @ centroid / np.linalg.norm(centroid))
+    answered = [1, 0, 1, 0]
+    assert got[:, 2] == pytest.approx([(in_scope[intents == c] @ q).max() for q, c in zip(queries, answered)])
