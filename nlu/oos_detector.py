@@ -179,10 +179,46 @@ def unit_rows(matrix: sp.csr_matrix) -> sp.csc_matrix:
 
 
 def _by_intent(unit: Any, intents: np.ndarray) -> dict[int, Any]:
-    """Rows grouped by intent: each group by column (csc) for TF-IDF rows, an array for vectors."""
+    """Rows grouped by intent: vectors as arrays; TF-IDF rows (CSR) as `_Compact` blocks."""
     if sp.issparse(unit):
-        return {int(c): sp.csc_matrix(unit[np.flatnonzero(intents == c)]) for c in np.unique(intents)}
+        return {int(c): _Compact.of(unit[np.flatnonzero(intents == c)]) for c in np.unique(intents)}
     return {int(c): unit[intents == c] for c in np.unique(intents)}
+
+
+@dataclass
+class _Compact:
+    """TF-IDF rows over the feature columns they use, plus one empty column that stands for every other.
+
+    Stored by column over all features, each intent's block would carry an
+    index entry per feature (hundreds of thousands): for 50 intents, more
+    memory than the rows themselves.
+    """
+
+    columns: np.ndarray  # sorted feature columns the rows use
+    rows: sp.csc_matrix  # (rows, len(columns) + 1)
+
+    @classmethod
+    def of(cls, rows: sp.csr_matrix) -> "_Compact":
+        rows = sp.csr_matrix(rows)
+        columns = np.unique(rows.indices)
+        local = sp.csr_matrix((rows.data, np.searchsorted(columns, rows.indices), rows.indptr),
+                              shape=(rows.shape[0], len(columns) + 1))
+        return cls(columns, sp.csc_matrix(local))
+
+    def __len__(self) -> int:
+        return int(self.rows.shape[0])
+
+    def nearest(self, starts: np.ndarray, cols: np.ndarray, vals: np.ndarray) -> np.ndarray:
+        """nearest_sparse of the queries against these rows."""
+        at = np.searchsorted(self.columns, cols)
+        inside = np.minimum(at, max(len(self.columns) - 1, 0))
+        known = (at < len(self.columns)) & (self.columns[inside] == cols) if len(self.columns) else np.zeros(len(cols), bool)
+        return nearest_sparse(starts, np.where(known, at, len(self.columns)), vals, self.rows)
+
+    def expanded(self, n_features: int) -> sp.csr_matrix:
+        """The rows over all feature columns again."""
+        local = self.rows.tocsr()
+        return sp.csr_matrix((local.data, self.columns[local.indices], local.indptr), shape=(local.shape[0], n_features))
 
 
 @dataclass
@@ -196,7 +232,7 @@ class Neighbours:
     space: str  # "tfidf" (fast) or "embedding" (accurate)
     oos_rows: Any  # the `oos` examples
     oos_centroid: Any  # their mean, scaled to length 1 (one row)
-    by_intent: dict[int, Any]  # the in-scope examples of each intent (class index)
+    by_intent: dict[int, Any]  # the in-scope examples of each intent (class index): `_Compact` blocks or arrays
 
     @classmethod
     def tfidf(cls, oos: sp.csr_matrix, in_scope: sp.csr_matrix, intents: np.ndarray) -> "Neighbours":
@@ -230,19 +266,22 @@ class Neighbours:
                 rows = self.by_intent.get(int(intent))
                 if rows is not None:
                     which = np.flatnonzero(answered == intent)
-                    near_answer[which] = self._nearest(self._some(queries, which), rows)
+                    some = self._some(queries, which)
+                    near_answer[which] = rows.nearest(*some) if self.space == "tfidf" else nearest_dense(some, rows)
             return np.column_stack([self._nearest(queries, self.oos_rows, NEAREST_OOS),
                                     self._nearest(queries, self.oos_centroid), near_answer])
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         intents = sorted(self.by_intent)
-        sizes = [self.by_intent[c].shape[0] for c in intents]
+        sizes = [len(self.by_intent[c]) for c in intents]
         arrays = {"answer_rows_intents": np.repeat(np.array(intents, dtype=np.int64), sizes)}
         if self.space == "embedding":
             dim = self.oos_centroid.shape[1]
             answer = np.vstack([self.by_intent[c] for c in intents]) if intents else np.zeros((0, dim), dtype=np.float32)
             return {**arrays, "oos_rows": self.oos_rows, "oos_centroid": self.oos_centroid, "answer_rows": answer}
-        answer = sp.vstack([self.by_intent[c] for c in intents]).tocsc() if intents else sp.csc_matrix((0, self.oos_rows.shape[1]))
+        n_features = self.oos_rows.shape[1]
+        answer = (sp.vstack([self.by_intent[c].expanded(n_features) for c in intents]).tocsc() if intents
+                  else sp.csc_matrix((0, n_features)))
         return {**arrays, **_sparse_arrays("oos_rows", self.oos_rows), **_sparse_arrays("oos_centroid", self.oos_centroid),
                 **_sparse_arrays("answer_rows", answer)}
 
