@@ -19,6 +19,7 @@ Rasa is 16 requests in flight, as it has no batch endpoint.
 
 Usage:
     .venv/bin/python bench/nlu.py [--rasa] [--datasets banking77,banking77-oos] [--pipelines fast,accurate]
+                                  [--oos-draws 1,2,3]  # also other draws of held-out intents (see _oos_draw)
 Results: bench/results/nlu.json (figures are medians of --runs latency passes).
 """
 
@@ -30,6 +31,7 @@ import json
 import multiprocessing
 import os
 import platform
+import random
 import queue as queue_module
 import resource
 import signal
@@ -277,15 +279,20 @@ def main() -> None:
     parser.add_argument("--rasa-port", type=int, default=5305)
     parser.add_argument("--runs", type=int, default=3, help="latency passes over the test texts (medians reported)")
     parser.add_argument("--retrain", action="store_true", help="accurate: train again with the embedding cache warm")
+    parser.add_argument("--oos-draws", default="", metavar="SEEDS",
+                        help="also other BANKING77-OOS-like sets: 27 held-out intents drawn with random.Random(seed), e.g. 1,2,3")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "nlu.json"))
     args = parser.parse_args()
     shared = Path(args.shared)
+    drawn = tempfile.TemporaryDirectory(prefix="dangol-nlu-draws-")
+    folders = {name: shared / "datasets" / name for name in filter(None, args.datasets.split(","))}
+    for seed in (int(s) for s in filter(None, args.oos_draws.split(","))):
+        folders[f"banking77-oos-draw{seed}"] = _oos_draw(shared / "datasets" / "banking77", Path(drawn.name), seed)
     results: dict[str, Any] = {"cpu_count": os.cpu_count(), "python": platform.python_version(),
                                "load_average_at_start": os.getloadavg(),
                                "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "datasets": {}}
     print(f"cores {os.cpu_count()}", flush=True)
-    for name in filter(None, args.datasets.split(",")):
-        folder = shared / "datasets" / name
+    for name, folder in folders.items():
         per: dict[str, Any] = {}
         for pipeline in filter(None, args.pipelines.split(",")):
             print(f"{name}: training and measuring {pipeline} ...", flush=True)
@@ -304,6 +311,30 @@ def main() -> None:
     results["load_average_at_end"] = os.getloadavg()
     out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     print(f"written to {out}")
+
+
+def _oos_draw(banking77: Path, into: Path, seed: int) -> Path:
+    """A set built as ../shared/datasets/banking77-oos/SOURCE.md says, with its own seed (77 draws that set's intents):
+    27 of the 77 intents (random.Random(seed) from the sorted list) become `oos`, 100 of their training rows kept.
+
+    It checks that what was chosen on BANKING77-OOS's training file carries over to other held-out intents.
+    """
+    import csv
+
+    rows = {part: list(csv.DictReader((banking77 / f"{part}.csv").open(encoding="utf-8"))) for part in ("train", "test")}
+    rng = random.Random(seed)
+    held = set(rng.sample(sorted({r["intent"] for r in rows["train"]}), 27))
+    train = [r for r in rows["train"] if r["intent"] not in held]
+    train += [{"text": r["text"], "intent": "oos"} for r in rng.sample([r for r in rows["train"] if r["intent"] in held], 100)]
+    test = [{"text": r["text"], "intent": "oos" if r["intent"] in held else r["intent"]} for r in rows["test"]]
+    folder = into / f"banking77-oos-draw{seed}"
+    folder.mkdir(parents=True, exist_ok=True)
+    for part, data in (("train", train), ("test", test)):
+        with (folder / f"{part}.csv").open("w", encoding="utf-8", newline="") as f:
+            writer = csv.DictWriter(f, ["text", "intent"])
+            writer.writeheader()
+            writer.writerows(data)
+    return folder
 
 
 def _brief(r: dict[str, Any]) -> dict[str, Any]:
