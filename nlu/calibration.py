@@ -20,11 +20,13 @@ from sklearn.model_selection import StratifiedKFold
 
 from nlu.classifier import ClassifierConfig, expected_calibration_error, fit_linear, fit_temperature, softmax
 from nlu.dense import fit_dense
-from nlu.oos_detector import SIGNALS, fit_regression, nearest_dense, nearest_sparse, signals, unit_rows, with_oos_probability
+from nlu.oos_detector import INTENT_SIGNALS, NEIGHBOUR_SIGNALS, Neighbours, fit_regression, signals, with_oos_probability
 from nlu.settings import NluSettings
 from nlu.thresholds import choose_floor_threshold, choose_oos_threshold
 
 DEFAULT_THRESHOLD = 0.3
+#: Examples whose neighbour similarities are computed together (their memory grows with the count).
+_NEIGHBOUR_CHUNK = 500
 
 
 @dataclass
@@ -35,10 +37,17 @@ class OutOfFold:
     gold: np.ndarray
     sparse: np.ndarray
     dense: np.ndarray | None = None
-    #: with an `oos` intent: each example's cosine similarity to the nearest `oos` (and, embedding, in-scope)
-    #: example of its fold's training part (nlu.oos_detector)
-    nearest_oos: np.ndarray | None = None
-    nearest_in: np.ndarray | None = None
+    #: with an `oos` intent: for each chunk of examples, its fold's training part (nlu.oos_detector.Neighbours) and
+    #: the examples as the neighbours' space holds them; the similarities wait for the final scores, which name
+    #: the intent each example would be answered with (accurate: after the embedding's weight is chosen)
+    references: list[tuple[np.ndarray, Neighbours, Any]] = field(default_factory=list)
+
+    def neighbours(self, scores: np.ndarray, oos_index: int) -> np.ndarray:
+        """(examples, NEIGHBOUR_SIGNALS) of every example against its fold's training part."""
+        out = np.zeros((len(self.gold), len(NEIGHBOUR_SIGNALS)))
+        for chunk, reference, queries in self.references:
+            out[chunk] = reference.similarities(scores[chunk], oos_index, queries)
+        return out
 
 
 @dataclass
@@ -68,8 +77,7 @@ def out_of_fold(texts: Sequence[str], labels: Sequence[str], classes: list[str],
     dense = np.zeros((len(texts), len(classes))) if vectors is not None else None
     texts_arr = np.array(texts, dtype=object)
     o = classes.index(oos_intent) if oos_intent in classes else None
-    near_oos = np.zeros(len(texts)) if o is not None else None
-    near_in = np.zeros(len(texts)) if o is not None and vectors is not None else None
+    references: list[tuple[np.ndarray, Neighbours, Any]] = []
     for i, (train_idx, val_idx) in enumerate(folds, start=1):
         progress(f"fitting fold {i}/{k} ({len(train_idx)} examples; scoring the other {len(val_idx)})")
         model = fit_linear(list(texts_arr[train_idx]), [labels[j] for j in train_idx], classes, config)
@@ -77,15 +85,17 @@ def out_of_fold(texts: Sequence[str], labels: Sequence[str], classes: list[str],
         if vectors is not None and dense is not None:
             head = fit_dense(vectors[train_idx], y[train_idx], len(classes), config.dense_C, config.seed)
             dense[val_idx] = head.scores(vectors[val_idx])
-        if o is not None and near_oos is not None:
-            oos_rows = train_idx[y[train_idx] == o]
-            if vectors is not None and near_in is not None:
-                near_oos[val_idx] = nearest_dense(vectors[val_idx], vectors[oos_rows])
-                near_in[val_idx] = nearest_dense(vectors[val_idx], vectors[train_idx[y[train_idx] != o]])
+        if o is not None:
+            oos_rows, in_rows = train_idx[y[train_idx] == o], train_idx[y[train_idx] != o]
+            if vectors is not None:
+                reference = Neighbours.embedding(vectors[oos_rows], vectors[in_rows], y[in_rows])
             else:
-                rows = unit_rows(model.featurizer.transform(list(texts_arr[oos_rows])))
-                near_oos[val_idx] = nearest_sparse(*model.featurizer.transform_many(list(texts_arr[val_idx])), rows)
-    return OutOfFold(f"{k}-fold out-of-fold scores of all {len(texts)} examples", y, sparse, dense, near_oos, near_in)
+                transform = model.featurizer.transform
+                reference = Neighbours.tfidf(transform(list(texts_arr[oos_rows])), transform(list(texts_arr[in_rows])), y[in_rows])
+            for chunk in np.array_split(val_idx, max(1, len(val_idx) // _NEIGHBOUR_CHUNK)):  # bounded memory
+                queries = vectors[chunk] if vectors is not None else model.featurizer.transform_many(list(texts_arr[chunk]))
+                references.append((chunk, reference, queries))
+    return OutOfFold(f"{k}-fold out-of-fold scores of all {len(texts)} examples", y, sparse, dense, references)
 
 
 def _accuracy(scores: np.ndarray, gold: np.ndarray) -> float:
@@ -118,12 +128,12 @@ def calibrate(oof: OutOfFold | None, classes: list[str], config: ClassifierConfi
     say(f"calibrated on {oof.method}: temperature {result.temperature:.3f}, accuracy {info['accuracy']:.4f}, "
         f"ECE {info['ece']:.3f}")
     o = classes.index(oos_intent) if oos_intent in classes else -1
-    if o >= 0 and oof.nearest_oos is not None and 0 < int((oof.gold == o).sum()) < len(oof.gold):
+    if o >= 0 and oof.references and 0 < int((oof.gold == o).sum()) < len(oof.gold):
         logits = scores / result.temperature
         result.oos_coef, result.oos_intercept, held_out = fit_regression(
-            signals(logits, o, oof.nearest_oos, oof.nearest_in), oof.gold == o, settings.expected_oos_rate, config.seed)
+            signals(logits, o, oof.neighbours(scores, o)), oof.gold == o, settings.expected_oos_rate, config.seed)
         proba = with_oos_probability(logits, held_out, o)  # the threshold is chosen on these
-        info["oos_regression"] = {"signals": SIGNALS[:4] + (SIGNALS[4:] if oof.nearest_in is not None else []),
+        info["oos_regression"] = {"signals": INTENT_SIGNALS + NEIGHBOUR_SIGNALS,
                                   "coef": [round(float(c), 4) for c in result.oos_coef],
                                   "intercept": round(result.oos_intercept, 4), "expected_oos_rate": settings.expected_oos_rate}
         say(f"out-of-scope regression fitted on {int((oof.gold == o).sum())} oos and {int((oof.gold != o).sum())} in-scope "

@@ -23,7 +23,7 @@ from nlu.names import FALLBACK_INTENT
 from nlu.oos_detector import OosDetector
 
 MODEL_FORMAT = "dangol-nlu-model"
-MODEL_FORMAT_VERSION = 1
+MODEL_FORMAT_VERSION = 2  # 2: the fast tier's out-of-scope neighbour signals (nlu.oos_detector)
 METADATA_FILE = "model.json"
 ARRAYS_FILE = "arrays.npz"
 RANKING_LENGTH = 10

@@ -26,7 +26,7 @@ from nlu.embedding_cache import EmbeddingCache, default_cache_dir
 from nlu.entities import DataEntityExtractor
 from nlu.model import Model, ResponseSelector
 from nlu.names import OOS_INTENT
-from nlu.oos_detector import OosDetector, unit_rows
+from nlu.oos_detector import Neighbours, OosDetector
 from nlu.settings import EMBEDDING_LANGUAGES, NluSettings
 from nlu.training_data import TrainingData
 
@@ -65,11 +65,14 @@ def _oos_detector(chosen: Calibration, texts: list[str], labels: list[str], clas
     if chosen.oos_coef is None:
         return None
     is_oos = np.array([lab == oos_intent for lab in labels])
+    gold = np.array([classes.index(lab) for lab in labels])
     if vectors is not None:
-        return OosDetector(classes.index(oos_intent), chosen.oos_coef, chosen.oos_intercept, "embedding",
-                           vectors[is_oos], vectors[~is_oos])
-    rows = unit_rows(intent_model.featurizer.transform([t for t, o in zip(texts, is_oos) if o]))
-    return OosDetector(classes.index(oos_intent), chosen.oos_coef, chosen.oos_intercept, "tfidf", rows)
+        neighbours = Neighbours.embedding(vectors[is_oos], vectors[~is_oos], gold[~is_oos])
+    else:
+        transform = intent_model.featurizer.transform
+        neighbours = Neighbours.tfidf(transform([t for t, o in zip(texts, is_oos) if o]),
+                                      transform([t for t, o in zip(texts, is_oos) if not o]), gold[~is_oos])
+    return OosDetector(classes.index(oos_intent), chosen.oos_coef, chosen.oos_intercept, neighbours)
 
 
 def _embed(texts: list[str], cache_dir: Any, say: Callable[[str], None]) -> tuple[np.ndarray, SentenceEncoder, dict[str, Any]]:

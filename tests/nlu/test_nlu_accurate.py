@@ -137,7 +137,7 @@ def test_oos_probability_uses_the_embedding_neighbours_and_survives_saving(data_
     with_oos.write_text(DATA + OOS, encoding="utf-8")
     model = train(load_training_data(with_oos), settings=NluSettings(pipeline="accurate"), embedding_cache=cache_dir)
     assert model.oos is not None and model.oos.space == "embedding"
-    assert model.metadata["validation"]["oos_regression"]["signals"][-1] == "nearest in-scope similarity"
+    assert model.metadata["validation"]["oos_regression"]["signals"][-1] == "similarity to the nearest example of the answered intent"
     loaded = load_model(model.save(tmp_path / "model"))
     for text in ("my card has been stolen", "sing me a song", "how much money do I have"):
         answer = loaded.parse(text)

@@ -25,7 +25,7 @@ import pytest
 import scipy.sparse as sp
 
 from nlu.features import Featurizer
-from nlu.oos_detector import fit_regression, nearest_sparse, unit_rows, with_oos_probability
+from nlu.oos_detector import Neighbours, fit_regression, nearest_sparse, unit_rows, with_oos_probability
 from nlu.thresholds import choose_oos_threshold
 
 OOS = 2
@@ -120,3 +120,66 @@ def test_nearest_oos_similarity_is_the_cosine_to_the_closest_example_alone_or_in
     assert together == pytest.approx(expected)
     assert together[-1] == pytest.approx(1.0) and together[2] == 0.0
     assert [nearest_sparse(*featurizer.transform_many([q]), rows)[0] for q in queries] == list(together)
+
+
+def _cosines(featurizer: Featurizer, queries: list[str], examples: list[str]) -> np.ndarray:
+    """(queries, examples) cosine similarities, computed the plain way."""
+    X, R = featurizer.transform(queries), featurizer.transform(examples)
+    unit = lambda M: np.asarray(M.todense()) / np.maximum(np.linalg.norm(np.asarray(M.todense()), axis=1, keepdims=True), 1e-300)
+    return unit(X) @ unit(R).T
+
+
+def test_mean_of_the_nearest_rows_is_the_mean_of_the_largest_cosines_alone_or_in_a_batch() -> None:
+    examples = ["how do i top up my card", "card not working abroad", "where is my money", "top up by bank transfer"]
+    featurizer = Featurizer()
+    featurizer.fit_transform(examples + ["exchange rate euro", "cancel my transfer"])
+    rows = unit_rows(featurizer.transform(examples))
+    queries = ["my card is not working", "top up my card", "", "exchange euro rate"]
+    cos = _cosines(featurizer, queries, examples)
+    for top in (2, 3, 10):  # 10: more than there are rows, so all of them
+        expected = np.sort(cos, axis=1)[:, -min(top, len(examples)):].mean(axis=1)
+        together = nearest_sparse(*featurizer.transform_many(queries), rows, top=top)
+        assert together == pytest.approx(expected)
+        assert [nearest_sparse(*featurizer.transform_many([q]), rows, top=top)[0] for q in queries] == list(together)
+
+
+def test_tfidf_neighbours_measure_the_oos_examples_and_the_answered_intents_examples() -> None:
+    """Columns: mean cosine to the 3 nearest `oos` examples, cosine to the `oos` examples' centroid, and cosine
+    to the nearest example of the intent the scores would answer (never `oos`, even where it scores best)."""
+    oos = ["tell me a joke", "what is the weather", "who won the game", "play some music"]
+    intents = {0: ["i lost my card", "my card was stolen"], 1: ["what is my balance", "how much money do i have"]}
+    in_scope = [t for c in intents for t in intents[c]]
+    featurizer = Featurizer()
+    featurizer.fit_transform(oos + in_scope)
+    reference = Neighbours.tfidf(featurizer.transform(oos), featurizer.transform(in_scope),
+                                 np.array([c for c in intents for _ in intents[c]]))
+    queries = ["a joke about the weather", "my card is lost", "how much money is left", "music"]
+    scores = np.array([[0.0, 1.0, 5.0], [2.0, 0.0, 0.0], [0.0, 2.0, 0.0], [1.0, 0.0, 3.0]])  # column 2: oos
+    got = reference.similarities(scores, 2, featurizer.transform_many(queries))
+
+    to_oos = _cosines(featurizer, queries, oos)
+    assert got[:, 0] == pytest.approx(np.sort(to_oos, axis=1)[:, -3:].mean(axis=1))
+    centroid = featurizer.transform(oos)
+    centroid = np.asarray((sp.diags(1 / np.sqrt(np.asarray(centroid.multiply(centroid).sum(axis=1)).ravel())) @ centroid).mean(axis=0))
+    X = np.asarray(featurizer.transform(queries).todense())
+    expected_centroid = (X @ centroid.T).ravel() / np.linalg.norm(X, axis=1) / np.linalg.norm(centroid)
+    assert got[:, 1] == pytest.approx(expected_centroid)
+    answered = [1, 0, 1, 0]  # the best in-scope column of each row of `scores`
+    expected_answer = [_cosines(featurizer, [q], intents[c]).max() for q, c in zip(queries, answered)]
+    assert got[:, 2] == pytest.approx(expected_answer)
+    assert np.array_equal(np.vstack([reference.similarities(scores[i:i + 1], 2, featurizer.transform_many([q]))
+                                     for i, q in enumerate(queries)]), got)
+
+
+def test_embedding_neighbours_measure_the_same_three_similarities_as_tfidf_ones() -> None:
+    rng = np.random.default_rng(0)
+    unit = lambda M: M / np.linalg.norm(M, axis=1, keepdims=True)
+    oos, in_scope, queries = unit(rng.normal(size=(5, 8))), unit(rng.normal(size=(6, 8))), unit(rng.normal(size=(4, 8)))
+    intents = np.array([0, 0, 0, 1, 1, 1])
+    scores = np.array([[0.0, 1.0, 5.0], [2.0, 0.0, 0.0], [0.0, 2.0, 0.0], [1.0, 0.0, 3.0]])  # column 2: oos
+    got = Neighbours.embedding(oos, in_scope, intents).similarities(scores, 2, queries)
+    assert got[:, 0] == pytest.approx(np.sort(queries @ oos.T, axis=1)[:, -3:].mean(axis=1))
+    centroid = oos.mean(axis=0)
+    assert got[:, 1] == pytest.approx(queries @ centroid / np.linalg.norm(centroid))
+    answered = [1, 0, 1, 0]
+    assert got[:, 2] == pytest.approx([(in_scope[intents == c] @ q).max() for q, c in zip(queries, answered)])
