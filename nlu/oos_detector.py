@@ -65,6 +65,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 from threadpoolctl import ThreadpoolController
 
+from nlu.sparse_neighbours import IntentRows, nearest_sparse, unit_rows
+
 _LOG_FLOOR = float(np.log(1e-9))
 #: The intent model's signals, the first columns of `signals`.
 INTENT_SIGNALS = ["oos log-odds", "best in-scope log-probability", "second in-scope log-probability"]
@@ -118,33 +120,6 @@ def with_oos_probability(logits: np.ndarray, q: np.ndarray, oos_index: int) -> n
     return out
 
 
-def nearest_sparse(starts: np.ndarray, cols: np.ndarray, vals: np.ndarray, rows: sp.csc_matrix, top: int = 1) -> np.ndarray:
-    """Cosine similarity of each query (CSR parts, as Featurizer.transform_many) to its nearest row (unit rows, by
-    column); with `top` > 1 the mean over its `top` nearest rows (all of them when there are fewer).
-
-    A handful of numpy calls over the queries' n-grams and the rows that hold
-    them (scipy's sparse product costs about a millisecond a call, more than
-    the rest of a parse); each query's sums are its own entries in order, so
-    its answer is the same alone or in any batch.
-    """
-    n, n_rows = len(starts) - 1, rows.shape[0]
-    if n_rows == 0 or n == 0:
-        return np.zeros(n)
-    query = np.repeat(np.arange(n), np.diff(starts))
-    norms = np.sqrt(np.bincount(query, weights=vals * vals, minlength=n))
-    lo, hi = rows.indptr[cols], rows.indptr[cols + 1]
-    lengths = hi - lo
-    at = np.repeat(lo - np.cumsum(lengths) + lengths, lengths) + np.arange(int(lengths.sum()))
-    cells = np.repeat(query, lengths) * n_rows + rows.indices[at]
-    dots = np.bincount(cells, weights=np.repeat(vals, lengths) * rows.data[at], minlength=n * n_rows).reshape(n, n_rows)
-    top = min(top, n_rows)
-    if top == 1:
-        best = dots.max(axis=1)
-    else:  # sorted before summing, so a query's mean does not depend on the order partition left them in
-        best = np.sort(np.partition(dots, n_rows - top, axis=1)[:, n_rows - top:], axis=1).mean(axis=1)
-    return best / np.where(norms > 0, norms, 1.0)
-
-
 def nearest_dense(queries: np.ndarray, rows: np.ndarray, top: int = 1) -> np.ndarray:
     """Cosine similarity of each (unit) query vector to its nearest (unit) row; with `top` > 1 the mean over its
     `top` nearest rows (all of them when there are fewer)."""
@@ -157,68 +132,15 @@ def nearest_dense(queries: np.ndarray, rows: np.ndarray, top: int = 1) -> np.nda
     return np.sort(np.partition(dots, len(rows) - top, axis=1)[:, len(rows) - top:], axis=1).mean(axis=1)
 
 
-def _select_rows(starts: np.ndarray, cols: np.ndarray, vals: np.ndarray,
-                 which: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The CSR parts of the queries `which` alone."""
-    lo, hi = starts[which], starts[which + 1]
-    lengths = hi - lo
-    at = np.repeat(lo - np.cumsum(lengths) + lengths, lengths) + np.arange(int(lengths.sum()))
-    return np.concatenate([[0], np.cumsum(lengths)]), cols[at], vals[at]
-
-
 @functools.cache
 def _blas() -> ThreadpoolController:
     """The process's BLAS libraries (looked up once: the lookup costs milliseconds)."""
     return ThreadpoolController()
 
 
-def unit_rows(matrix: sp.csr_matrix) -> sp.csc_matrix:
-    """Rows scaled to length 1 (the featurizer normalises each block, not the whole row), stored by column."""
-    norms = np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel())
-    return sp.csc_matrix(sp.diags(1.0 / np.where(norms > 0, norms, 1.0)) @ matrix)
-
-
-def _by_intent(unit: Any, intents: np.ndarray) -> dict[int, Any]:
-    """Rows grouped by intent: vectors as arrays; TF-IDF rows (CSR) as `_Compact` blocks."""
-    if sp.issparse(unit):
-        return {int(c): _Compact.of(unit[np.flatnonzero(intents == c)]) for c in np.unique(intents)}
-    return {int(c): unit[intents == c] for c in np.unique(intents)}
-
-
-@dataclass
-class _Compact:
-    """TF-IDF rows over the feature columns they use, plus one empty column that stands for every other.
-
-    Stored by column over all features, each intent's block would carry an
-    index entry per feature (hundreds of thousands): for 50 intents, more
-    memory than the rows themselves.
-    """
-
-    columns: np.ndarray  # sorted feature columns the rows use
-    rows: sp.csc_matrix  # (rows, len(columns) + 1)
-
-    @classmethod
-    def of(cls, rows: sp.csr_matrix) -> "_Compact":
-        rows = sp.csr_matrix(rows)
-        columns = np.unique(rows.indices)
-        local = sp.csr_matrix((rows.data, np.searchsorted(columns, rows.indices), rows.indptr),
-                              shape=(rows.shape[0], len(columns) + 1))
-        return cls(columns, sp.csc_matrix(local))
-
-    def __len__(self) -> int:
-        return int(self.rows.shape[0])
-
-    def nearest(self, starts: np.ndarray, cols: np.ndarray, vals: np.ndarray) -> np.ndarray:
-        """nearest_sparse of the queries against these rows."""
-        at = np.searchsorted(self.columns, cols)
-        inside = np.minimum(at, max(len(self.columns) - 1, 0))
-        known = (at < len(self.columns)) & (self.columns[inside] == cols) if len(self.columns) else np.zeros(len(cols), bool)
-        return nearest_sparse(starts, np.where(known, at, len(self.columns)), vals, self.rows)
-
-    def expanded(self, n_features: int) -> sp.csr_matrix:
-        """The rows over all feature columns again."""
-        local = self.rows.tocsr()
-        return sp.csr_matrix((local.data, self.columns[local.indices], local.indptr), shape=(local.shape[0], n_features))
+def _by_intent(vectors: np.ndarray, intents: np.ndarray) -> dict[int, np.ndarray]:
+    """Sentence vectors grouped by intent (class index)."""
+    return {int(c): vectors[intents == c] for c in np.unique(intents)}
 
 
 @dataclass
@@ -232,14 +154,15 @@ class Neighbours:
     space: str  # "tfidf" (fast) or "embedding" (accurate)
     oos_rows: Any  # the `oos` examples
     oos_centroid: Any  # their mean, scaled to length 1 (one row)
-    by_intent: dict[int, Any]  # the in-scope examples of each intent (class index): `_Compact` blocks or arrays
+    #: the in-scope examples by intent: IntentRows (`fast`), or a dict of vectors by class index (`accurate`)
+    by_intent: IntentRows | dict[int, np.ndarray]
 
     @classmethod
     def tfidf(cls, oos: sp.csr_matrix, in_scope: sp.csr_matrix, intents: np.ndarray) -> "Neighbours":
         """From the featurizer's rows of the `oos` and in-scope examples (`intents`: the latter's class indices)."""
         unit = unit_rows(oos)
         centroid = sp.csr_matrix(unit.mean(axis=0)) if unit.shape[0] else sp.csr_matrix((1, unit.shape[1]))
-        return cls("tfidf", unit, unit_rows(centroid), _by_intent(unit_rows(in_scope).tocsr(), intents))
+        return cls("tfidf", unit, unit_rows(centroid), IntentRows.of(unit_rows(in_scope).tocsr(), intents))
 
     @classmethod
     def embedding(cls, oos: np.ndarray, in_scope: np.ndarray, intents: np.ndarray) -> "Neighbours":
@@ -251,9 +174,6 @@ class Neighbours:
     def _nearest(self, queries: Any, rows: Any, top: int = 1) -> np.ndarray:
         return nearest_sparse(*queries, rows, top=top) if self.space == "tfidf" else nearest_dense(queries, rows, top)
 
-    def _some(self, queries: Any, which: np.ndarray) -> Any:
-        return _select_rows(*queries, which) if self.space == "tfidf" else queries[which]
-
     def similarities(self, scores: np.ndarray, oos_index: int, queries: Any) -> np.ndarray:
         """(messages, NEIGHBOUR_SIGNALS) of messages given as TF-IDF rows (CSR parts) or vectors; `scores` (any
         scale) name the intent each would be answered with, whose examples alone are compared."""
@@ -261,29 +181,29 @@ class Neighbours:
         # second one cost 7 to 17 ms a parse against 0.5 ms on one thread (a product with 6,493 vectors).
         with _blas().limit(limits=1, user_api="blas") if self.space == "embedding" else contextlib.nullcontext():
             answered = answered_intents(scores, oos_index)
-            near_answer = np.zeros(len(answered))
-            for intent in np.unique(answered):
-                rows = self.by_intent.get(int(intent))
-                if rows is not None:
-                    which = np.flatnonzero(answered == intent)
-                    some = self._some(queries, which)
-                    near_answer[which] = rows.nearest(*some) if self.space == "tfidf" else nearest_dense(some, rows)
+            if isinstance(self.by_intent, IntentRows):
+                near_answer = self.by_intent.nearest(*queries, answered)
+            else:
+                near_answer = np.zeros(len(answered))
+                for intent in np.unique(answered):
+                    rows = self.by_intent.get(int(intent))
+                    if rows is not None:
+                        which = np.flatnonzero(answered == intent)
+                        near_answer[which] = nearest_dense(queries[which], rows)
             return np.column_stack([self._nearest(queries, self.oos_rows, NEAREST_OOS),
                                     self._nearest(queries, self.oos_centroid), near_answer])
 
     def to_arrays(self) -> dict[str, np.ndarray]:
+        if isinstance(self.by_intent, IntentRows):
+            rows, row_intents = self.by_intent.expanded()
+            return {"answer_rows_intents": row_intents.astype(np.int64), **_sparse_arrays("oos_rows", self.oos_rows),
+                    **_sparse_arrays("oos_centroid", self.oos_centroid), **_sparse_arrays("answer_rows", rows.tocsc())}
         intents = sorted(self.by_intent)
         sizes = [len(self.by_intent[c]) for c in intents]
-        arrays = {"answer_rows_intents": np.repeat(np.array(intents, dtype=np.int64), sizes)}
-        if self.space == "embedding":
-            dim = self.oos_centroid.shape[1]
-            answer = np.vstack([self.by_intent[c] for c in intents]) if intents else np.zeros((0, dim), dtype=np.float32)
-            return {**arrays, "oos_rows": self.oos_rows, "oos_centroid": self.oos_centroid, "answer_rows": answer}
-        n_features = self.oos_rows.shape[1]
-        answer = (sp.vstack([self.by_intent[c].expanded(n_features) for c in intents]).tocsc() if intents
-                  else sp.csc_matrix((0, n_features)))
-        return {**arrays, **_sparse_arrays("oos_rows", self.oos_rows), **_sparse_arrays("oos_centroid", self.oos_centroid),
-                **_sparse_arrays("answer_rows", answer)}
+        dim = self.oos_centroid.shape[1]
+        answer = np.vstack([self.by_intent[c] for c in intents]) if intents else np.zeros((0, dim), dtype=np.float32)
+        return {"answer_rows_intents": np.repeat(np.array(intents, dtype=np.int64), sizes), "oos_rows": self.oos_rows,
+                "oos_centroid": self.oos_centroid, "answer_rows": answer}
 
     @classmethod
     def from_arrays(cls, space: str, arrays: dict[str, np.ndarray]) -> "Neighbours":
@@ -291,7 +211,7 @@ class Neighbours:
         if space == "embedding":
             return cls(space, arrays["oos_rows"], arrays["oos_centroid"], _by_intent(arrays["answer_rows"], intents))
         return cls(space, _sparse_from_arrays("oos_rows", arrays), _sparse_from_arrays("oos_centroid", arrays),
-                   _by_intent(_sparse_from_arrays("answer_rows", arrays).tocsr(), intents))
+                   IntentRows.of(_sparse_from_arrays("answer_rows", arrays).tocsr(), intents))
 
 
 def _sparse_arrays(name: str, rows: sp.csc_matrix) -> dict[str, np.ndarray]:
