@@ -21,7 +21,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from campaigns.korean_ads import advertise, korean_rules_apply
+from campaigns.korean_ads import KOREAN, advertise, korean_rules_apply
 from campaigns.scheduling import local_send_time
 from campaigns.spec import KOREAN_NIGHT, check_spec
 from campaigns.templates import MessageTemplate, RenderFailed, customer_context
@@ -31,7 +31,7 @@ from crm_store import campaigns as campaign_store
 from crm_store import segments as segment_store
 from crm_store.bulk import gc_paused
 from crm_store.campaign_send import quiet_until
-from crm_store.columns import new_id
+from crm_store.columns import new_id, new_ids
 from crm_store.consents import MARKETING, NIGHT, SERVICE
 from crm_store.database import Database
 
@@ -55,6 +55,8 @@ class RunPlan:
     quiet: list[list[str]] = field(init=False)
     marketing: bool = field(init=False)
     local_time: dict[str, Any] | None = field(init=False)
+    #: Whether Korea's rules apply, per locale met so far.
+    _korean: dict[str | None, bool] = field(init=False)
 
     def __post_init__(self) -> None:
         campaign = self.campaign
@@ -64,6 +66,14 @@ class RunPlan:
         self.marketing = self.purpose == MARKETING
         schedule = campaign.get("schedule") or {}
         self.local_time = schedule if schedule.get("type") == "local_time" else None
+        self._korean = {}
+
+    def korean(self, locale: str | None) -> bool:
+        """Whether Korea's advertising rules apply to a customer of ``locale`` (campaigns.korean_ads)."""
+        applies = self._korean.get(locale)
+        if applies is None:
+            applies = self._korean[locale] = korean_rules_apply(self.campaign["korean_rules"], locale)
+        return applies
 
     @property
     def reads(self) -> set[str]:
@@ -106,10 +116,12 @@ def _channel(plan: RunPlan, member: members_store.Member) -> tuple[tuple[str, st
     return None, "opted_out" if withdrawn else "no_consent"
 
 
-def plan_member(plan: RunPlan, member: members_store.Member) -> tuple[dict[str, Any] | None, tuple[str, str | None, str | None] | None]:
-    """An outbox row for the member, or a skip (reason, variant, detail)."""
+def plan_member(plan: RunPlan, member: members_store.Member, row_id: uuid.UUID | None = None
+                ) -> tuple[dict[str, Any] | None, tuple[str, str | None, str | None] | None]:
+    """An outbox row for the member (its id ``row_id``, else a new one), or a skip (reason, variant, detail)."""
     campaign = plan.campaign
-    variant = _variant(plan, member.id)
+    customer_id = member.fields["id"]
+    variant = _variant(plan, customer_id) if plan.weights else None
     reach, reason = _channel(plan, member)
     if reach is None:
         return None, (reason or "unreachable", variant, None)
@@ -126,7 +138,7 @@ def plan_member(plan: RunPlan, member: members_store.Member) -> tuple[dict[str, 
     tz = fields.get("timezone") or campaign["default_timezone"]
     quiet = plan.quiet
     locale = fields.get("locale")
-    if plan.marketing and korean_rules_apply(campaign["korean_rules"], locale):
+    if plan.marketing and plan.korean(locale):
         payload["text"] = advertise(payload["text"], campaign.get("sender_name") or campaign["name"], locale)
         if night_consent is not True:
             quiet = [*quiet, list(KOREAN_NIGHT)]
@@ -136,7 +148,7 @@ def plan_member(plan: RunPlan, member: members_store.Member) -> tuple[dict[str, 
     if quiet and (until := quiet_until(send_at, tz, quiet)) is not None:
         send_at = until
     payload["campaign"] = {"purpose": plan.purpose, "tz": tz, "quiet": quiet}
-    return {"id": new_id(), "message_id": None, "conversation_id": None, "customer_id": member.id, "channel": channel,
+    return {"id": row_id or new_id(), "message_id": None, "conversation_id": None, "customer_id": customer_id, "channel": channel,
             "recipient": recipient, "payload": payload, "status": "campaign", "attempts": 0, "next_attempt_at": send_at,
             "claimed_until": None, "claimed_by": None, "last_error": None, "external_id": None, "created_at": plan.now, "sent_at": None,
             "campaign_run_id": plan.run_id, "campaign_variant": variant}, None
@@ -144,8 +156,8 @@ def plan_member(plan: RunPlan, member: members_store.Member) -> tuple[dict[str, 
 
 def _plan_slice(plan: RunPlan, members: list[members_store.Member], rows: list[dict[str, Any]], skips: list[dict[str, Any]]) -> None:
     """Plan ``members`` into ``rows`` and ``skips``."""
-    for member in members:
-        row, skip = plan_member(plan, member)
+    for member, row_id in zip(members, new_ids(len(members)), strict=True):
+        row, skip = plan_member(plan, member, row_id)
         if row is not None:
             rows.append(row)
         elif skip is not None:
@@ -171,7 +183,8 @@ async def materialize(db: Database, run_id: uuid.UUID, now: dt.datetime, *, chun
     purposes = (MARKETING, NIGHT) if plan.purpose == MARKETING else (SERVICE,)
 
     query = members_store.members_query("sqlite" if db.is_sqlite else "postgresql", condition, channels=campaign["channels"],
-                                        purposes=purposes, run_id=run_id, cap_since=cap_since)
+                                        purposes=purposes, run_id=run_id, cap_since=cap_since,
+                                        night_language=None if campaign["korean_rules"] == "everyone" else KOREAN)
 
     def read_sync(conn: Any, after: uuid.UUID | None) -> list[members_store.Member]:
         return members_store.read_chunk(conn, query, channels=campaign["channels"], purposes=purposes, after=after, size=chunk,

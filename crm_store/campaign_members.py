@@ -25,7 +25,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Text, and_, bindparam, cast, func, select, true, type_coerce
+from sqlalchemy import Text, and_, bindparam, case, cast, func, or_, select, true, type_coerce
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import ColumnElement
 from sqlalchemy.types import NullType
@@ -74,10 +74,12 @@ def _raw(column: Any) -> Any:
 
 
 def members_query(dialect: str, condition: ColumnElement[bool], *, channels: Sequence[str], purposes: Sequence[str],
-                  run_id: uuid.UUID, cap_since: dt.datetime | None) -> Any:
+                  run_id: uuid.UUID, cap_since: dt.datetime | None, night_language: str | None = None) -> Any:
     """The statement that reads up to ``size`` members after ``after`` (both bound at execution), one row each.
 
-    Built once per run (SQLAlchemy caches its compiled form): ``read_chunk`` runs it per chunk."""
+    ``night_language``: the night-time consent is read only for customers whose locale is in this language
+    (``ko``, ``ko-KR``, ``ko_KR``: Korea's rules apply to them alone unless a campaign applies them to everyone);
+    None: for everyone.  Built once per run (SQLAlchemy caches its compiled form): ``read_chunk`` runs it per chunk."""
     c = customers_t.c
     postgresql = dialect == "postgresql"
     t = tags_t.c
@@ -91,7 +93,11 @@ def members_query(dialect: str, condition: ColumnElement[bool], *, channels: Seq
                             .order_by(i.created_at).limit(1).scalar_subquery()))
         columns.append(_raw(standing_sql(c.id, channel, purposes[0])))
         if NIGHT in purposes:
-            columns.append(_raw(standing_sql(c.id, channel, NIGHT)))
+            night = standing_sql(c.id, channel, NIGHT)
+            if night_language is not None:
+                locale = func.lower(func.replace(c.locale, "_", "-"))
+                night = case((or_(locale == night_language, locale.like(f"{night_language}-%")), night))
+            columns.append(_raw(night))
     if cap_since is not None:
         o = outbox_t.c
         columns.append(select(func.count()).where(o.customer_id == c.id, o.campaign_run_id.isnot(None), o.campaign_run_id != run_id,

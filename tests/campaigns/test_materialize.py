@@ -21,7 +21,7 @@ from campaigns.templates import SubstitutionTemplate, compile_message
 from crm_store import campaign_runs as runs_store
 from crm_store import campaigns as campaign_store
 from crm_store import segments
-from crm_store.columns import new_id, utcnow
+from crm_store.columns import new_id, new_ids, utcnow
 from crm_store.database import Database
 from crm_store.models import OutboxRow
 from tests.campaigns.conftest import add_customers
@@ -88,3 +88,10 @@ async def test_a_member_already_in_the_outbox_keeps_their_row_and_gets_no_second
         kept = (await conn.execute(select(outbox.c.payload).where(outbox.c.id == already["id"]))).scalar_one()
     assert per_customer == dict.fromkeys(ids, 1)
     assert kept == {"text": "written by another process"}
+
+
+def test_ids_made_by_the_thousand_are_ordered_unique_version_7_ids_interleaving_with_single_ones() -> None:
+    ids = [new_id(), *new_ids(5000), new_id(), *new_ids(1), *new_ids(3), new_id()]
+    assert ids == sorted(ids)
+    assert len(set(ids)) == len(ids)
+    assert all(i.version == 7 and i.variant == uuid.RFC_4122 and uuid.UUID(str(i)) == i for i in ids)
