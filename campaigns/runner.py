@@ -37,8 +37,12 @@ from crm_store.database import Database
 
 log = logging.getLogger(__name__)
 
-#: Members per chunk: one read, one write and one cursor move each (a restart redoes at most one chunk).
+#: Members per chunk: one read, one write and one cursor move each (a restart redoes at most one chunk).  On SQLite a
+#: chunk's write holds the store's write lock, the message path's too, so chunks stay short; PostgreSQL's writers do not
+#: wait for each other, and there fewer, larger chunks spare per-chunk round trips (measured at 200,000 members:
+#: 4.4 s with 10,000 a chunk, 5.8-6.7 s with 5,000, 7.8 s with 1,000).
 CHUNK = 5000
+CHUNK_POSTGRESQL = 10_000
 #: Members planned between two turns of the event loop (so reading ahead and other tasks are not held up).
 YIELD_EVERY = 250
 
@@ -168,8 +172,9 @@ def _weights(campaign: dict[str, Any]) -> list[tuple[str, float]]:
     return [(v["name"], float(v.get("weight", 1))) for v in campaign.get("variants_ab") or []]
 
 
-async def materialize(db: Database, run_id: uuid.UUID, now: dt.datetime, *, chunk: int = CHUNK) -> int:
+async def materialize(db: Database, run_id: uuid.UUID, now: dt.datetime, *, chunk: int | None = None) -> int:
     """Write the run's remaining recipients, resuming after its cursor; how many members were handled."""
+    chunk = chunk or (CHUNK if db.is_sqlite else CHUNK_POSTGRESQL)
     run = await db.run_in_transaction(runs_store.load_run, run_id)
     if run["status"] != "materializing":
         return 0
