@@ -3,8 +3,9 @@
 1. Materialization: N customers (default 1,000,000), each reachable on one
    channel with marketing consent, in a segment; a campaign run writes one
    personalized outbox row per customer through ``campaigns.runner.materialize``
-   (segment SQL, identities, consents, caps, a Jinja2 render each, chunked
-   writes with the run's cursor).  The ceiling is a raw bulk insert of the same
+   (one statement a chunk for the segment, identities, consents and caps, a
+   field-only template filled without Jinja, chunked writes with the run's
+   cursor), the seeded tables ANALYZEd first as a running service's are.  The ceiling is a raw bulk insert of the same
    rows into a copy of the outbox (same columns and indexes), in the same run:
    COPY on PostgreSQL, one executemany in one transaction on SQLite.  Figure:
    raw time / materialize time (target >= 0.5), and the seconds for N.
@@ -19,10 +20,12 @@
    each a new message from one of many senders) writes to the REST channel;
    the figure is those requests' p50/p99 (target p99 < 50 ms), beside the
    same stream's before the broadcast, and the campaign messages sent
-   during the window.
+   during the window.  The service paces campaign sends while support
+   traffic flows (``delivery_support_lag_ms``, channels/delivery_pacing.py);
+   ``--support-lag-ms 0`` measures it without that cap.
 
     python bench/campaign.py [--customers 1000000] [--only sqlite|postgresql] [--deliver 5000] [--runs 1]
-                             [--broadcast 100000] [--rest-rate 20] [--rest-seconds 20]
+                             [--broadcast 100000] [--rest-rate 20] [--rest-seconds 20] [--support-lag-ms MS]
 
 Writes bench/results/campaign.json.  Talks only to 127.0.0.1; PostgreSQL at
 127.0.0.1:5432 in a throwaway database.
@@ -204,12 +207,11 @@ async def one_store(kind: str, url: str, args: argparse.Namespace) -> dict[str, 
         t0 = time.perf_counter()
         await seed(db, args.customers, "webchat")
         print(f"{kind}: seeded {args.customers:,} customers in {time.perf_counter() - t0:.1f} s", flush=True)
-        if not db.is_sqlite:
-            # A new database has no planner statistics until autovacuum's first ANALYZE (never, where autovacuum is
-            # off), and without them PostgreSQL hashes every identity for each chunk's EXISTS instead of probing the
-            # index (measured 1-2 s a chunk at 1,000,000).  Measure the steady state a running service has.
-            async with db.write() as conn:
-                await conn.execute(text("ANALYZE"))
+        # A running service's tables have planner statistics (autovacuum's ANALYZE on PostgreSQL; this server runs
+        # without autovacuum): measure that steady state.  The run's own reads do not depend on them
+        # (crm_store/campaign_members.py CHUNK_SETTINGS).
+        async with db.write() as conn:
+            await conn.execute(text("ANALYZE"))
         _, run_id = await campaign_run(db, "webchat")
         seconds = await materialize_seconds(db, run_id)
         raw, rows = await raw_insert_seconds(db, run_id)
@@ -222,6 +224,22 @@ async def one_store(kind: str, url: str, args: argparse.Namespace) -> dict[str, 
     return out
 
 
+async def fresh_database(kind: str, sqlite_path: Path, *, replacing: str | None = None) -> tuple[str, str | None] | None:
+    """(url, PostgreSQL database name or None) of an empty, upgraded store; ``replacing``: a PostgreSQL database of this
+    run dropped first.  None when PostgreSQL is not there."""
+    if kind == "sqlite":
+        from crm_store.database import Database
+
+        url = f"sqlite+aiosqlite:///{sqlite_path}"
+        db = Database(url)
+        await db.upgrade()
+        await db.dispose()
+        return url, None
+    if replacing:
+        await drop_postgres(replacing)
+    return await postgres_url()
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {"cores": os.cpu_count(), "customers": args.customers, "materialize": {}, "delivery": {},
                                "rest_during_broadcast": {}}
@@ -229,44 +247,22 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         kinds = [k for k in ("sqlite", "postgresql") if args.only in (None, k)]
         for kind in kinds:
             for attempt in range(args.runs):
-                if kind == "sqlite":
-                    url, name = f"sqlite+aiosqlite:///{tmp}/campaign-{attempt}.db", None
-                    from crm_store.database import Database
-
-                    db = Database(url)
-                    await db.upgrade()
-                    await db.dispose()
-                else:
-                    made = await postgres_url()
-                    if made is None:
-                        break
-                    url, name = made
+                made = await fresh_database(kind, Path(tmp) / f"campaign-{attempt}.db")
+                if made is None:
+                    break
+                url, name = made
                 try:
                     if args.customers:
                         results["materialize"].setdefault(kind, []).append(await one_store(kind, url, args))
                     if args.deliver and attempt == 0:
-                        if kind == "sqlite":
-                            url = f"sqlite+aiosqlite:///{tmp}/deliver.db"
-                            db = Database(url)
-                            await db.upgrade()
-                            await db.dispose()
-                        else:
-                            await drop_postgres(name or "")
-                            url, name = await postgres_url() or ("", None)
+                        url, name = await fresh_database(kind, Path(tmp) / "deliver.db", replacing=name) or ("", None)
                         rates = await delivery_rates(url, args.deliver)
                         results["delivery"][kind] = {**{k: round(v) for k, v in rates.items()},
                                                      "ratio": round(rates["worker"] / rates["raw_channel"], 3)}
                         print(f"{kind}: delivery of {args.deliver:,} campaign rows {rates['worker']:,.0f}/s; raw channel "
                               f"{rates['raw_channel']:,.0f}/s; ratio {rates['worker'] / rates['raw_channel']:.3f}", flush=True)
                     if args.broadcast and attempt == 0:
-                        if kind == "sqlite":
-                            url = f"sqlite+aiosqlite:///{tmp}/broadcast.db"
-                            db = Database(url)
-                            await db.upgrade()
-                            await db.dispose()
-                        else:
-                            await drop_postgres(name or "")
-                            url, name = await postgres_url() or ("", None)
+                        url, name = await fresh_database(kind, Path(tmp) / "broadcast.db", replacing=name) or ("", None)
                         results["rest_during_broadcast"][kind] = await rest_during_broadcast(kind, url, args, Path(tmp))
                 finally:
                     if name:
@@ -337,7 +333,8 @@ async def rest_during_broadcast(kind: str, url: str, args: argparse.Namespace, f
         await seed(db, args.broadcast, "telegram", first=5_000_000)
         with FakeProcess("telegram") as fake:
             env = {"DANGOL_TELEGRAM_TOKEN": TOKEN, "DANGOL_TELEGRAM_WEBHOOK_SECRET": "s3cret", "DANGOL_TELEGRAM_API_URL": fake,
-                   "DANGOL_DELIVERY_RATE_LIMITS": str(args.broadcast_limits).lower(), "DANGOL_LOG_LEVEL": "warning", "DANGOL_WORKERS": "1"}
+                   "DANGOL_DELIVERY_RATE_LIMITS": str(args.broadcast_limits).lower(), "DANGOL_LOG_LEVEL": "warning", "DANGOL_WORKERS": "1",
+                   **({} if args.support_lag_ms is None else {"DANGOL_DELIVERY_SUPPORT_LAG_MS": str(args.support_lag_ms)})}
             server = ServeProcess(url, folder, port=free_port(), extra_env=env)
             try:
                 await server.wait_ready(60)
@@ -360,7 +357,8 @@ async def rest_during_broadcast(kind: str, url: str, args: argparse.Namespace, f
             raise RuntimeError(f"dangol serve exited with {code}:\n{server.log()}")
     finally:
         await db.dispose()
-    out = {"broadcast": args.broadcast, "platform_limits": args.broadcast_limits, "rest_rate": args.rest_rate, "seconds": args.rest_seconds, "quiet": quiet, "during_broadcast": busy,
+    out = {"broadcast": args.broadcast, "platform_limits": args.broadcast_limits,
+           "support_lag_ms": "default" if args.support_lag_ms is None else args.support_lag_ms, "rest_rate": args.rest_rate, "seconds": args.rest_seconds, "quiet": quiet, "during_broadcast": busy,
            "serve_materialize_seconds": round(materialized, 1), "campaign_sent_during": during,
            "campaign_sent_per_second": round(during / args.rest_seconds), "backlog_left": args.broadcast - before - during}
     print(f"{kind}: REST p50 {busy['p50_ms']} ms p99 {busy['p99_ms']} ms at {args.rest_rate}/s while {during:,} campaign messages went out "
@@ -379,6 +377,8 @@ def main() -> None:
     parser.add_argument("--rest-rate", type=float, default=20.0, help="REST messages a second during the broadcast")
     parser.add_argument("--rest-seconds", type=float, default=20.0)
     parser.add_argument("--broadcast-limits", action="store_true", help="keep Telegram's published limits on while the broadcast drains")
+    parser.add_argument("--support-lag-ms", type=float, help="the service's delivery_support_lag_ms (default: its own; 0: campaign sends "
+                        "uncapped while support traffic flows)")
     args = parser.parse_args()
     results = asyncio.run(run(args))
     RESULTS.mkdir(exist_ok=True)

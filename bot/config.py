@@ -73,6 +73,9 @@ class CoreSettings(BaseSettings):
     delivery_lease_seconds: float = Field(default=60.0, gt=0)
     #: Each platform's published send limits (Telegram's 30/s per bot ...); off only for loopback fakes and benchmarks.
     delivery_rate_limits: bool = True
+    #: While customers are being served, campaign sends are held to this event-loop lag (ms); 0 turns the cap off
+    #: (channels/delivery_pacing.py).
+    delivery_support_lag_ms: float = Field(default=5.0, ge=0)
     rasa_url: str | None = None
     rasa_timeout: float = Field(default=2.0, gt=0)
     nlu_model: Path | None = None

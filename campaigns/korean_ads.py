@@ -16,8 +16,12 @@ OPT_OUT_LINE = {
 }
 
 
+#: The language of the customers the rules apply to whatever the campaign's setting (a locale ``ko``, ``ko-KR``, ``ko_KR``).
+KOREAN = "ko"
+
+
 def korean_rules_apply(setting: str, locale: str | None) -> bool:
-    return setting == "everyone" or (locale or "").lower().replace("_", "-").split("-")[0] == "ko"
+    return setting == "everyone" or (locale or "").lower().replace("_", "-").split("-")[0] == KOREAN
 
 
 def advertise(text: str, sender: str, locale: str | None) -> str:

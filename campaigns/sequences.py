@@ -24,7 +24,7 @@ from typing import Any
 
 from campaigns.runner import RunPlan, plan_member
 from campaigns.templates import compile_message
-from crm_store import campaign_runs as runs_store
+from crm_store import campaign_members as members_store
 from crm_store import campaigns as campaign_store
 from crm_store import segments as segment_store
 from crm_store import sequences as seq_store
@@ -74,8 +74,8 @@ async def _write(db: Database, campaign: dict[str, Any], runs: dict[int, uuid.UU
         run_id = runs[step]
 
         def read(conn: Any, ids: list[uuid.UUID] = [cid for _, cid in enrolments],  # noqa: B006 - bound per step
-                 run: uuid.UUID = run_id, reads: set[str] = templates[step - 1].reads) -> list[runs_store.Member]:
-            return runs_store.read_members(conn, ids, condition, channels=campaign["channels"], purposes=purposes, run_id=run,
+                 run: uuid.UUID = run_id, reads: set[str] = templates[step - 1].reads) -> list[members_store.Member]:
+            return members_store.read_members(conn, ids, condition, channels=campaign["channels"], purposes=purposes, run_id=run,
                                            cap_since=cap_since, reads=reads)
 
         members = {m.id: m for m in await db.run_in_transaction(read)}

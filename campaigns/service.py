@@ -14,6 +14,7 @@ from campaigns.scheduling import after_firing, first_fire
 from campaigns.sequences import send_due_steps
 from campaigns.spec import check_spec
 from campaigns.templates import RenderFailed, customer_context
+from crm_store import campaign_members as members_store
 from crm_store import campaign_runs as runs_store
 from crm_store import campaigns as store
 from crm_store import segments as segment_store
@@ -203,8 +204,8 @@ async def preview(db: Database, message: dict[str, Any], customer_id: uuid.UUID,
     spec, templates = check_spec(body)
     purposes = (MARKETING, NIGHT) if body["purpose"] == MARKETING else (SERVICE,)
 
-    def read(conn: Any) -> runs_store.Member | None:
-        return runs_store.read_member(conn, customer_id, channels=spec["channels"], purposes=purposes,
+    def read(conn: Any) -> members_store.Member | None:
+        return members_store.read_member(conn, customer_id, channels=spec["channels"], purposes=purposes,
                                       reads=set().union(*(t.reads for t in templates.values())))
 
     async with db.read() as conn:

@@ -210,7 +210,8 @@ class MessageTemplate:
         context = {"customer": customer, "channel": channel, "recommendations": list(recommendations)}
         try:
             text = part.text.render(context).strip()
-            buttons = [{"title": title.render(context).strip()[:64], "payload": payload} for title, payload in part.buttons]
+            buttons = [{"title": title.render(context).strip()[:64], "payload": payload} for title, payload in part.buttons] \
+                if part.buttons else []
         except TemplateError as exc:  # undefined names, sandbox refusals (SecurityError is one)
             note = f" (the customer has {len(recommendations)} recommendations)" if "recommendations" in part.reads \
                 and "list object has no element" in str(exc) else ""
@@ -219,7 +220,7 @@ class MessageTemplate:
             raise RenderFailed(f"{type(exc).__name__}: {exc}"[:300]) from None
         if not text:
             raise RenderFailed("the message is empty for this customer")
-        if any(not b["title"] for b in buttons):
+        if buttons and not all(b["title"] for b in buttons):
             raise RenderFailed("a button title is empty for this customer")
         payload: dict[str, Any] = {"text": text[:MAX_TEXT]}
         if buttons:
@@ -243,9 +244,8 @@ def compile_message(message: Mapping[str, Any], where: str = "message") -> Messa
 def customer_context(row: Mapping[str, Any], tags: list[str], scores: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """What a template sees of a customer: plain data only (no store objects reach the sandbox).  Scores without a
     value are left out, so ``{{ customer.scores.clv }}`` fails the render (or takes its ``default``) rather than print None."""
-    fields = ("id", "name", "first_name", "last_name", "email", "phone", "locale", "timezone", "lifecycle_stage")
-    data = {k: (str(row[k]) if k == "id" else row.get(k)) for k in fields}
-    data["attributes"] = dict(row.get("attributes") or {})
-    data["tags"] = sorted(tags)
-    data["scores"] = {k: v for k, v in (scores or {}).items() if v is not None}
-    return data
+    get = row.get
+    return {"id": str(row["id"]), "name": get("name"), "first_name": get("first_name"), "last_name": get("last_name"),
+            "email": get("email"), "phone": get("phone"), "locale": get("locale"), "timezone": get("timezone"),
+            "lifecycle_stage": get("lifecycle_stage"), "attributes": dict(get("attributes") or {}), "tags": sorted(tags),
+            "scores": {k: v for k, v in scores.items() if v is not None} if scores else {}}

@@ -26,6 +26,7 @@ from collections.abc import Callable, Collection, Mapping
 
 from channels.base import Channel, PermanentSendError, RecipientBlocked, RetryAfter, SendError
 from channels.delivery_lanes import Lanes
+from channels.delivery_pacing import CampaignPacer
 from channels.ratelimit import RateLimiter
 from contracts.messages import OutboundMessage
 from crm_store.columns import utcnow
@@ -64,7 +65,10 @@ class DeliveryWorker:
         on_result: Callable[[OutboundMessage, str], None] | None = None,
         leading: Callable[[], Collection[str]] | None = None,
         sender_key: int | None = None,
+        support_lag: float = 0.0,
     ) -> None:
+        """``support_lag``: the event-loop lag (seconds) campaign sends are held to while support traffic flows
+        (channels/delivery_pacing.py); 0: no cap."""
         self.outbox = outbox
         self.channels = dict(channels)
         self.batch = batch
@@ -81,6 +85,7 @@ class DeliveryWorker:
         #: The channels this process sends for now (None: every channel it was given).
         self.leading = leading
         self.sender_key = sender_key
+        self.pacer = CampaignPacer(support_lag) if support_lag > 0 else None
         #: Claimed rows no sender has taken yet; a few senders are always kept free of campaign rows for replies.
         self._lanes = Lanes(concurrency - max(1, concurrency // 8) if concurrency > 1 else 1)
         #: The claimer waits for replies, or campaign rows, to drain below a batch: the sender that sees it wakes it.
@@ -97,12 +102,20 @@ class DeliveryWorker:
         self._flusher: asyncio.Task[None] | None = None
         self._flusher_stopping = False
         self._senders: list[asyncio.Task[None]] = []
+        self._pacing: asyncio.Task[None] | None = None
 
     def wake(self) -> None:
         """New rows were written: look now rather than at the next poll."""
         self._wake.set()
 
+    def note_support(self) -> None:
+        """An inbound message was handled: campaign sends give the loop back to customers (see ``support_lag``)."""
+        if self.pacer is not None:
+            self.pacer.note_support()
+
     def start(self) -> None:
+        if self.pacer is not None:
+            self._pacing = asyncio.create_task(self.pacer.watch(), name="delivery-pacing")
         self._flusher = asyncio.create_task(self._flush_forever(), name="delivery-settle")
         self._senders = [asyncio.create_task(self._sender(), name=f"delivery-send-{i}") for i in range(self.concurrency)]
         self._task = asyncio.create_task(self._run(), name="delivery")
@@ -112,6 +125,10 @@ class DeliveryWorker:
         sends in flight finish (for up to ``timeout`` seconds) and every result is settled."""
         self._stopping = True
         self._wake.set()
+        if self._pacing is not None:
+            self._pacing.cancel()
+            await asyncio.gather(self._pacing, return_exceptions=True)
+            self.pacer.rate = None  # type: ignore[union-attr]  # the rows still held go out unpaced
         if self._task is not None:
             await self._task
         await self._release_unsent(self._lanes.drain())
@@ -313,6 +330,8 @@ class DeliveryWorker:
         channel = self.channels.get(message.channel)
         if channel is None:
             return self._settle(message, "failed", error=f"channel {message.channel} is not configured")
+        if message.campaign and self.pacer is not None:
+            await self.pacer.wait()
         limits = channel.rate_limits(message)
         await self.limiter.acquire(limits, behind_others=message.campaign)
         started = time.monotonic()
@@ -333,6 +352,8 @@ class DeliveryWorker:
             log.exception("unexpected error sending outbox row %s", message.outbox_id)
             return self._retry(message, f"{type(exc).__name__}: {exc}", None)
         log.debug("sent %s via %s in %.1f ms", message.outbox_id, message.channel, (time.monotonic() - started) * 1000)
+        if message.campaign and self.pacer is not None:
+            self.pacer.note_sent()
         return self._settle(message, "sent", external_id=result.external_id)
 
     def _retry(self, message: OutboundMessage, error: str, after: float | None) -> Settlement:

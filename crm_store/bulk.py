@@ -16,7 +16,9 @@ shape first and inserted from there, skipping the duplicates.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+import contextlib
+import gc
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from sqlalchemy import Table, Uuid
@@ -25,6 +27,35 @@ from sqlalchemy.util import await_only
 
 #: Rows handed to the driver at a time (bounded memory whatever the total).
 PAGE = 50_000
+
+
+#: How many stretches of code hold the collector paused now, and whether it was on before the first of them.
+_pauses = 0
+_was_enabled = False
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """The cyclic garbage collector off while bulk work makes and drops many objects that are in no reference cycle.
+
+    A campaign run reads, plans and writes a million members, some fifteen dicts, lists and ids each, all freed by
+    counting references as soon as their chunk is written.  While they live (a chunk is read ahead, planned, then
+    written) their number sets off collections that walk them, again and again as they age, and every older object
+    with them: measured on a run of 200,000 members, 3.9 of its 6.3 s of Python time.  Paused for the whole run,
+    the collector never sees them (what is freed is uncounted again), and the garbage in cycles that other tasks
+    make meanwhile waits for the end of the run.  Nested and concurrent pauses are counted: the collector comes
+    back on when the last ends (and only if it was on at the first)."""
+    global _pauses, _was_enabled
+    if _pauses == 0:
+        _was_enabled = gc.isenabled()
+        gc.disable()
+    _pauses += 1
+    try:
+        yield
+    finally:
+        _pauses -= 1
+        if _pauses == 0 and _was_enabled:
+            gc.enable()
 
 
 def _pages(rows: Iterable[tuple[Any, ...]]) -> Iterable[list[tuple[Any, ...]]]:

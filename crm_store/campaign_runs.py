@@ -1,4 +1,4 @@
-"""A run's recipients: read segment members a chunk at a time, write their outbox rows and skips, report.
+"""A run's recipients: write their outbox rows and skips a chunk at a time (crm_store.campaign_members reads them), report.
 
 Materialization walks the segment in customer id order.  Each chunk's
 outbox rows, its skips and the run's cursor (the last id done) are written
@@ -13,113 +13,22 @@ import datetime as dt
 import json
 import operator
 import uuid
-from collections.abc import Collection, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
-from sqlalchemy import Interval, and_, func, literal, select, true, update
+from sqlalchemy import Interval, and_, func, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
-from sqlalchemy.sql import ColumnElement
 from sqlalchemy.util import await_only
 
 from crm_store.campaign_tables import CampaignRun, CampaignSkip
-from crm_store.consents import load_standing
-from crm_store.insight_tables import SCORE_COLUMNS, CustomerRecommendation, CustomerScores
-from crm_store.models import ChannelIdentity, Customer, CustomerEvent, CustomerTag, Message, OutboxRow
+from crm_store.models import CustomerEvent, Message, OutboxRow
 from crm_store.statements import Executemany
 
-customers_t = Customer.__table__
-tags_t = CustomerTag.__table__
-identities_t = ChannelIdentity.__table__
 runs_t = CampaignRun.__table__
 skips_t = CampaignSkip.__table__
 outbox_t = OutboxRow.__table__
-scores_t = CustomerScores.__table__
-recs_t = CustomerRecommendation.__table__
-
-CUSTOMER_COLUMNS = ("id", "name", "first_name", "last_name", "email", "phone", "locale", "timezone", "lifecycle_stage", "attributes")
-
-
-@dataclass(slots=True)
-class Member:
-    """A segment member with what choosing, checking and personalizing their message needs."""
-
-    fields: dict[str, Any]
-    tags: list[str] = field(default_factory=list)
-    #: channel -> (external id, reachable), over the campaign's channels only
-    identities: dict[str, tuple[str, bool]] = field(default_factory=dict)
-    #: purpose -> [(channel, granted, at)]
-    consents: dict[str, list[tuple[str, bool, dt.datetime]]] = field(default_factory=dict)
-    #: campaign messages of other runs within the frequency window
-    recent: int = 0
-    #: the last scoring run's scores and recommendations (best first), read only for templates that use them
-    scores: dict[str, Any] = field(default_factory=dict)
-    recommendations: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def id(self) -> uuid.UUID:
-        return self.fields["id"]
-
-
-def read_chunk(conn: Connection, condition: ColumnElement[bool], *, channels: Sequence[str], purposes: Sequence[str],
-               after: uuid.UUID | None, size: int, run_id: uuid.UUID, cap_since: dt.datetime | None,
-               reads: Collection[str] = ()) -> list[Member]:
-    """The next ``size`` members after ``after``, with identities, tags, consents and recent campaign counts, and their
-    scores and recommendations when ``reads`` names them (what the campaign's templates use)."""
-    # On PostgreSQL the segment's condition is tested as ``(...) IS TRUE``, which keeps its EXISTS subqueries
-    # per customer (an index probe each) on the chunk's range of ids: as plain EXISTS the planner turned them
-    # into a merge or hash semi join over the whole identities table for every chunk (measured at 300,000
-    # customers: 100-300 ms a chunk, growing with the table, against 20 ms), a run quadratic in its size.
-    stmt = select(*(customers_t.c[c] for c in CUSTOMER_COLUMNS)).where(
-        condition.is_(true()) if conn.dialect.name == "postgresql" else condition)
-    if after is not None:
-        stmt = stmt.where(customers_t.c.id > after)
-    rows = conn.execute(stmt.order_by(customers_t.c.id).limit(size)).all()
-    members = {r[0]: Member(dict(zip(CUSTOMER_COLUMNS, r, strict=True))) for r in rows}
-    if not members:
-        return []
-    # The chunk is a range of ids: its lookups filter on that range (an index range scan each) rather than
-    # on a list of 2,000 ids, whose bound parameters cost SQLAlchemy more than the queries; rows of
-    # customers in the range but outside the segment are dropped here.
-    low, high = rows[0][0], rows[-1][0]
-    for customer_id, tag in conn.execute(select(tags_t.c.customer_id, tags_t.c.tag).where(tags_t.c.customer_id.between(low, high))):
-        if (member := members.get(customer_id)) is not None:
-            member.tags.append(tag)
-    identities = conn.execute(select(identities_t.c.customer_id, identities_t.c.channel, identities_t.c.external_id,
-                                     identities_t.c.reachable)
-                              .where(identities_t.c.customer_id.between(low, high), identities_t.c.channel.in_(list(channels)))
-                              .order_by(identities_t.c.created_at))
-    for customer_id, channel, external_id, reachable in identities:
-        if (member := members.get(customer_id)) is None:
-            continue
-        known = member.identities.get(channel)
-        if known is None or (reachable and not known[1]):  # the first reachable identity on each channel
-            member.identities[channel] = (external_id, reachable)
-    for (customer_id, purpose), records in load_standing(conn, (low, high), purposes).items():
-        if (member := members.get(customer_id)) is not None:
-            member.consents[purpose] = records
-    ids = list(members)
-    if cap_since is not None:
-        counts = conn.execute(select(outbox_t.c.customer_id, func.count())
-                              .where(outbox_t.c.customer_id.in_(ids), outbox_t.c.campaign_run_id.isnot(None),
-                                     outbox_t.c.campaign_run_id != run_id, outbox_t.c.created_at >= cap_since,
-                                     outbox_t.c.status.notin_(("skipped", "cancelled")))
-                              .group_by(outbox_t.c.customer_id))
-        for customer_id, n in counts:
-            members[customer_id].recent = int(n)
-    if "scores" in reads:
-        for r in conn.execute(select(scores_t).where(scores_t.c.customer_id.between(low, high))).mappings():
-            if (member := members.get(r["customer_id"])) is not None:
-                member.scores = {k: r[k] for k in SCORE_COLUMNS}
-    if "recommendations" in reads:
-        for r in conn.execute(select(recs_t.c.customer_id, recs_t.c.sku, recs_t.c.name, recs_t.c.score)
-                              .where(recs_t.c.customer_id.between(low, high)).order_by(recs_t.c.customer_id, recs_t.c.rank)):
-            if (member := members.get(r.customer_id)) is not None:
-                member.recommendations.append({"sku": r.sku, "name": r.name or r.sku, "score": r.score})
-    return list(members.values())
-
 
 OUTBOX_COLUMNS = [c.key for c in outbox_t.c]
 #: Duplicates ignored, rows sent as plain tuples with SQLAlchemy's own bind processing (statements.Executemany).
@@ -236,21 +145,3 @@ def skip_rows(run_id: uuid.UUID, skips: list[tuple[uuid.UUID, str, str | None, s
     return [{"run_id": run_id, "customer_id": cid, "reason": reason, "variant": variant, "detail": detail}
             for cid, reason, variant, detail in skips]
 
-
-
-def read_member(conn: Connection, customer_id: uuid.UUID, *, channels: Sequence[str], purposes: Sequence[str],
-                reads: Collection[str] = ()) -> Member | None:
-    """One customer as a run would see them (for previews); None if there is no such customer."""
-    members = read_chunk(conn, customers_t.c.id == customer_id, channels=channels, purposes=purposes, after=None, size=1,
-                         run_id=uuid.UUID(int=0), cap_since=None, reads=reads)
-    return members[0] if members else None
-
-
-def read_members(conn: Connection, customer_ids: Sequence[uuid.UUID], condition: ColumnElement[bool], *, channels: Sequence[str],
-                 purposes: Sequence[str], run_id: uuid.UUID, cap_since: dt.datetime | None,
-                 reads: Collection[str] = ()) -> list[Member]:
-    """Those of the given customers who meet ``condition`` (a segment's), as a run would see them (a triggered campaign's due step)."""
-    if not customer_ids:
-        return []
-    return read_chunk(conn, and_(customers_t.c.id.in_(list(customer_ids)), condition), channels=channels, purposes=purposes,
-                      after=None, size=len(customer_ids), run_id=run_id, cap_since=cap_since, reads=reads)

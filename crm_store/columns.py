@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import struct
 import threading
 import time
 import uuid
@@ -72,6 +73,48 @@ def new_id() -> uuid.UUID:
         rand = random & ((1 << 62) - 1)
         value = (ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | _seq << 64 | 0b10 << 62 | rand
     return uuid.UUID(int=value)
+
+
+def new_ids(n: int) -> list[uuid.UUID]:
+    """``n`` UUIDv7s in order, as ``n`` calls of :func:`new_id` would make them, for a fraction of the cost: one lock,
+    one clock read and one read of random bits for them all (a campaign run makes an id per recipient, and
+    :func:`new_id` was a fifth of planning one)."""
+    global _last_ms, _seq
+    if n <= 0:
+        return []
+    randoms = struct.unpack(f">{n}Q", os.urandom(8 * n))
+    out: list[uuid.UUID] = []
+    make = _uuid
+    with _lock:
+        ms = time.time_ns() // 1_000_000
+        if ms > _last_ms:
+            _last_ms, _seq = ms, randoms[0] >> 54  # 10 bits: room to count up within the millisecond
+        else:
+            _seq += 1
+        head = (_last_ms & _MS_BITS) << 80 | _VERSION_VARIANT
+        for rand in randoms:
+            if _seq > 0xFFF:
+                _last_ms += 1
+                _seq = 0
+                head = (_last_ms & _MS_BITS) << 80 | _VERSION_VARIANT
+            out.append(make(head | _seq << 64 | rand & _RAND_BITS))
+            _seq += 1
+        _seq -= 1  # the last id's: new_id counts on from it
+    return out
+
+
+_MS_BITS = (1 << 48) - 1
+_VERSION_VARIANT = 0x7 << 76 | 0b10 << 62
+_RAND_BITS = (1 << 62) - 1
+
+
+def _uuid(value: int) -> uuid.UUID:
+    """``uuid.UUID(int=value)`` as that constructor sets itself up (its two attributes) without checking its arguments,
+    which cost more than the rest of making an id: ``value`` is a 128-bit version 7 id by construction."""
+    made = uuid.UUID.__new__(uuid.UUID)
+    object.__setattr__(made, "int", value)
+    object.__setattr__(made, "is_safe", uuid.SafeUUID.unknown)
+    return made
 
 
 def utcnow() -> dt.datetime:

@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import and_, bindparam, delete, insert, select
 from sqlalchemy.engine import Connection
+from sqlalchemy.sql import ColumnElement
 
 from crm_store.campaign_tables import ConsentEvent
 from crm_store.columns import new_id, utcnow
@@ -121,6 +122,17 @@ def standing(records: Sequence[tuple[str, bool, dt.datetime]], channel: str) -> 
         if best is None or key > (best[0], not best[1]):
             best = (at, granted)
     return None if best is None else best[1]
+
+
+def standing_sql(customer_id: ColumnElement[Any], channel: str, purpose: str) -> ColumnElement[Any]:
+    """:func:`standing` in SQL, for one customer (a correlated column), channel and purpose: the granted flag of the
+    latest record on ``channel`` or ``ANY_CHANNEL``, a withdrawal first in a tie; NULL when none was given.
+
+    A campaign run reads it for every member and channel (an index probe each on the unique (customer, channel,
+    purpose) key) instead of every record; tests/campaigns/test_consent.py holds the two to the same answers."""
+    c = consents_t.c
+    return (select(c.granted).where(c.customer_id == customer_id, c.purpose == purpose, c.channel.in_((channel, ANY_CHANNEL)))
+            .order_by(c.updated_at.desc(), c.granted.asc()).limit(1).scalar_subquery())
 
 
 def load_standing(conn: Connection, customers: Sequence[uuid.UUID] | tuple[uuid.UUID, uuid.UUID], purposes: Sequence[str]

@@ -5,14 +5,17 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
+from sqlalchemy import literal, select
 
 from campaigns.opt_out import OptOutConfigError, OptOutWords, load_opt_out_words
 from crm_store import consents
 from crm_store.database import Database
 from crm_store.columns import utcnow
+from crm_store.models import Customer
 from tests.campaigns.conftest import add_customers
 from tests.helpers import count, rows
 
@@ -62,6 +65,39 @@ def test_a_withdrawal_wins_over_an_earlier_grant_and_a_tie() -> None:
     assert consents.standing([("web", True, late), ("*", False, early)], "web") is True  # opted in again later
     assert consents.standing([("web", True, late), ("web", False, late)], "web") is False
     assert consents.standing([("other", True, late)], "web") is None
+
+
+CASES = [  # one customer's records of one purpose: (channel, granted, days ago)
+    [("web", True, 1), ("*", False, 0)],
+    [("web", True, 0), ("*", False, 1)],
+    [("web", True, 0), ("*", False, 0)],  # a tie: the withdrawal wins
+    [("*", True, 0), ("web", False, 0)],
+    [("other", True, 0)],
+    [("*", True, 3)],
+    [],
+]
+
+
+async def test_a_run_reads_each_channels_consent_by_the_same_rule_as_standing(store: Database) -> None:
+    """The SQL a campaign run reads consent with (standing_sql) gives what standing() gives, case by case."""
+    ids = await add_customers(store, [{"name": f"C{i}"} for i in range(len(CASES))])
+    changes = [(cid, consents.ConsentChange(cid, channel, consents.MARKETING, granted), NOW - dt.timedelta(days=days))
+               for cid, case in zip(ids, CASES, strict=True) for channel, granted, days in case]
+
+    def write(conn: Any) -> None:
+        for _, change, at in changes:
+            consents.record(conn, [change], source="test", now=at)
+
+    await store.run_in_transaction(write)
+
+    def read(conn: Any) -> list[bool | None]:
+        return [conn.execute(select(consents.standing_sql(literal(cid, Customer.__table__.c.id.type), "web", consents.MARKETING)))
+                .scalar_one_or_none() for cid in ids]
+
+    async with store.read() as conn:
+        from_sql = await conn.run_sync(read)
+    expected = [consents.standing([(ch, granted, NOW - dt.timedelta(days=days)) for ch, granted, days in case], "web") for case in CASES]
+    assert [None if v is None else bool(v) for v in from_sql] == expected
 
 
 async def test_consents_older_than_two_years_are_listed_for_reconfirmation(client: TestClient, store: Database,

@@ -8,6 +8,7 @@ back to an insert that keeps it.
 
 from __future__ import annotations
 
+import gc
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -21,7 +22,8 @@ from campaigns.templates import SubstitutionTemplate, compile_message
 from crm_store import campaign_runs as runs_store
 from crm_store import campaigns as campaign_store
 from crm_store import segments
-from crm_store.columns import new_id, utcnow
+from crm_store.bulk import gc_paused
+from crm_store.columns import new_id, new_ids, utcnow
 from crm_store.database import Database
 from crm_store.models import OutboxRow
 from tests.campaigns.conftest import add_customers
@@ -88,3 +90,28 @@ async def test_a_member_already_in_the_outbox_keeps_their_row_and_gets_no_second
         kept = (await conn.execute(select(outbox.c.payload).where(outbox.c.id == already["id"]))).scalar_one()
     assert per_customer == dict.fromkeys(ids, 1)
     assert kept == {"text": "written by another process"}
+
+
+def test_ids_made_by_the_thousand_are_ordered_unique_version_7_ids_interleaving_with_single_ones() -> None:
+    ids = [new_id(), *new_ids(5000), new_id(), *new_ids(1), *new_ids(3), new_id()]
+    assert ids == sorted(ids)
+    assert len(set(ids)) == len(ids)
+    assert all(i.version == 7 and i.variant == uuid.RFC_4122 and uuid.UUID(str(i)) == i for i in ids)
+
+
+def test_the_collector_paused_for_runs_comes_back_when_the_last_overlapping_run_ends_and_only_if_it_was_on() -> None:
+    assert gc.isenabled()
+    first, second = gc_paused(), gc_paused()
+    first.__enter__()
+    second.__enter__()
+    first.__exit__(None, None, None)
+    assert not gc.isenabled()  # the other run still holds it paused
+    second.__exit__(None, None, None)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with gc_paused():
+            pass
+        assert not gc.isenabled()  # off before: left off
+    finally:
+        gc.enable()

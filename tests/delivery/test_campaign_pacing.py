@@ -1,0 +1,154 @@
+"""While customers are being served, campaign sends are held to a rate the event loop's lag drives; otherwise uncapped.
+
+The pacer's clock is the test's: lag windows are fed in as measurements, so
+nothing here depends on how fast the machine is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from sqlalchemy import select, update
+
+from bot.config import CoreSettings
+from channels.delivery import DeliveryWorker
+from channels.delivery_pacing import FLOOR, SUPPORT_WINDOW, CampaignPacer
+from contracts.messages import InboundMessage
+from crm_store.database import Database
+from crm_store.models import OutboxRow
+from crm_store.outbox import Outbox
+from tests.delivery.test_delivery_worker import ScriptedChannel, queue_replies
+from tests.fakes.base import eventually
+from tests.helpers import sample_engine
+
+TARGET = 0.005
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def pacer_with(clock: Clock) -> CampaignPacer:
+    return CampaignPacer(TARGET, clock=clock)
+
+
+def sending(pacer: CampaignPacer, clock: Clock, per_second: int, lag: float) -> None:
+    """One window of 0.2 s in which the campaign sent ``per_second`` a second and the loop lagged ``lag``."""
+    for _ in range(per_second // 5):
+        pacer.note_sent()
+    clock.now += 0.2
+    pacer.observe(lag)
+
+
+def test_without_support_traffic_campaign_sends_are_not_capped_however_busy_the_loop() -> None:
+    clock = Clock()
+    pacer = pacer_with(clock)
+    for _ in range(10):
+        sending(pacer, clock, 2000, lag=0.5)
+    assert pacer.rate is None
+
+
+def test_support_traffic_caps_the_campaign_starting_from_what_it_was_sending() -> None:
+    clock = Clock()
+    pacer = pacer_with(clock)
+    sending(pacer, clock, 1000, lag=0.0)
+    pacer.note_support()
+    sending(pacer, clock, 1000, lag=0.001)
+    assert pacer.rate is not None and pacer.rate >= 1000
+
+
+def test_a_lagging_loop_halves_the_rate_down_to_the_floor_and_no_further() -> None:
+    clock = Clock()
+    pacer = pacer_with(clock)
+    pacer.note_support()
+    sending(pacer, clock, 800, lag=TARGET * 4)
+    rates = [pacer.rate]
+    for _ in range(12):
+        pacer.note_support()
+        sending(pacer, clock, 100, lag=TARGET * 4)
+        rates.append(pacer.rate)
+    assert rates[1] == rates[0] / 2
+    assert rates[-1] == FLOOR
+    assert all(later <= earlier for earlier, later in zip(rates, rates[1:], strict=False))
+
+
+def test_a_loop_back_under_the_target_lets_the_rate_grow_again() -> None:
+    clock = Clock()
+    pacer = pacer_with(clock)
+    pacer.note_support()
+    for _ in range(10):
+        sending(pacer, clock, 100, lag=TARGET * 4)
+    low = pacer.rate
+    for _ in range(5):
+        pacer.note_support()
+        sending(pacer, clock, 10, lag=TARGET / 2)
+    assert pacer.rate is not None and low is not None and pacer.rate > low
+
+
+def test_the_cap_is_lifted_once_support_traffic_has_stopped() -> None:
+    clock = Clock()
+    pacer = pacer_with(clock)
+    pacer.note_support()
+    sending(pacer, clock, 100, lag=TARGET * 4)
+    assert pacer.rate is not None
+    clock.now += SUPPORT_WINDOW
+    sending(pacer, clock, 100, lag=TARGET * 4)
+    assert pacer.rate is None
+
+
+async def test_under_a_cap_a_campaign_send_waits_for_its_turn_and_without_one_goes_at_once() -> None:
+    clock = Clock()
+    pacer = pacer_with(clock)
+    await asyncio.wait_for(pacer.wait(), 1)  # no cap: at once
+    pacer.note_support()
+    pacer.rate = 10.0  # one send each 0.1 s of the pacer's clock
+    await asyncio.wait_for(pacer.wait(), 1)
+    second = asyncio.create_task(pacer.wait())
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert not second.done()  # its turn is 0.1 s later on the pacer's clock, which has not moved
+    clock.now += 0.1
+    await asyncio.wait_for(second, 1)
+
+
+async def as_campaign_rows(db: Database) -> None:
+    """The queued rows become a broadcast's (a service campaign's: no consent is checked at the claim)."""
+    outbox = OutboxRow.__table__
+    async with db.write() as conn:
+        for row_id, payload in (await conn.execute(select(outbox.c.id, outbox.c.payload))).all():
+            await conn.execute(update(outbox).where(outbox.c.id == row_id).values(
+                status="campaign", payload={**payload, "campaign": {"purpose": "service", "tz": "UTC", "quiet": []}}))
+
+
+async def test_under_the_cap_campaign_rows_wait_their_turn_while_a_reply_goes_out(db: Database) -> None:
+    await queue_replies(db, 6)
+    await as_campaign_rows(db)
+    channel = ScriptedChannel()
+    clock = Clock()  # the pacer's clock stands still: after the first campaign row, the next one's turn never comes
+    worker = DeliveryWorker(Outbox(db), {"webchat": channel}, batch=8, concurrency=4, poll_seconds=0.02, support_lag=TARGET)
+    assert worker.pacer is not None
+    worker.pacer.clock = clock
+    worker.note_support()
+    worker.pacer.rate = FLOOR
+    worker.start()
+    try:
+        await eventually(lambda: len(channel.sent) == 1, timeout=10)
+        engine = await sample_engine(db)
+        await engine.handle(InboundMessage(channel="webchat", sender_id="customer", text="hello", external_id="late"))
+        await engine.close()
+        worker.wake()
+        await eventually(lambda: any(m.recipient == "customer" for m in channel.sent), timeout=10)
+        assert [m.campaign for m in channel.sent] == [True, False]  # the reply went out; the broadcast waits its turn
+    finally:
+        await worker.stop()
+
+
+def test_the_service_caps_its_campaign_sends_by_default_and_the_setting_turns_it_off(
+        make_settings: Callable[..., CoreSettings]) -> None:
+    assert make_settings().delivery_support_lag_ms > 0
+    assert DeliveryWorker(Outbox(None), {}, support_lag=0).pacer is None  # type: ignore[arg-type]
