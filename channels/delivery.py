@@ -128,7 +128,8 @@ class DeliveryWorker:
         if self._pacing is not None:
             self._pacing.cancel()
             await asyncio.gather(self._pacing, return_exceptions=True)
-            self.pacer.rate = None  # type: ignore[union-attr]  # the rows still held go out unpaced
+        if self.pacer is not None:
+            self.pacer.rate = None  # the rows still held go out unpaced
         if self._task is not None:
             await self._task
         await self._release_unsent(self._lanes.drain())

@@ -14,7 +14,9 @@ short timer fires (``PROBE_SECONDS``), worst case over each ``WINDOW_SECONDS``:
 - a window under the target lets it grow by a fifth, plus one;
 - when support traffic starts, the rate starts from what the campaign was sending.
 
-Without support traffic there is no cap: a broadcast at night drains at full speed.  Replies (the bot's
+Without support traffic there is no cap: a broadcast at night drains at full speed.  The lag is only
+measured while it can matter (support traffic flowing and campaign messages going out); otherwise the
+watcher wakes once a window, not a hundred times a second in every serving process.  Replies (the bot's
 answers, agents' messages) are never paced; they have their own lane (channels/delivery_lanes.py).
 The target is ``delivery_support_lag_ms`` (0 turns the cap off).
 """
@@ -63,8 +65,14 @@ class CampaignPacer:
         """A campaign message went out (counted for the rate a cap starts from)."""
         self._sent += 1
 
-    def observe(self, lag: float) -> None:
-        """The end of a window whose worst event-loop lag was ``lag`` seconds: adapt the rate."""
+    @property
+    def measuring(self) -> bool:
+        """Whether the next window's lag can change anything: support traffic flows while the campaign sends."""
+        return self.support_flowing and (self.rate is not None or self._sending_rate > 0 or self._sent > 0)
+
+    def observe(self, lag: float | None) -> None:
+        """The end of a window whose worst event-loop lag was ``lag`` seconds (None: not measured, nothing to pace
+        in it): adapt the rate."""
         now = self.clock()
         elapsed = now - self._window_at
         if elapsed > 0:
@@ -72,6 +80,8 @@ class CampaignPacer:
         self._sent, self._window_at = 0, now
         if not self.support_flowing:
             self.rate = None
+            return
+        if lag is None:
             return
         if self.rate is None:
             self.rate = max(FLOOR, self._sending_rate)
@@ -96,6 +106,10 @@ class CampaignPacer:
         """Measure the loop's lag and adapt the rate, until cancelled."""
         loop = asyncio.get_running_loop()
         while True:
+            if not self.measuring:
+                await asyncio.sleep(WINDOW_SECONDS)
+                self.observe(None)
+                continue
             worst = 0.0
             window_end = loop.time() + WINDOW_SECONDS
             while loop.time() < window_end:

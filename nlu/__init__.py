@@ -63,24 +63,4 @@ def __dir__() -> list[str]:
     return sorted([*globals(), *_HOME])
 
 
-__all__ = [
-    "FALLBACK_INTENT",
-    "OOS_INTENT",
-    "ClassifierConfig",
-    "EmbedExtraMissing",
-    "Model",
-    "ModelError",
-    "NluSettings",
-    "Parser",
-    "RasaBackend",
-    "SettingsError",
-    "evaluate",
-    "load_model",
-    "read_settings",
-    "train",
-    "EntityAnnotation",
-    "Example",
-    "TrainingData",
-    "TrainingDataError",
-    "load_training_data",
-]
+__all__ = ["FALLBACK_INTENT", "OOS_INTENT", *_HOME]

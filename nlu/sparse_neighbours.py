@@ -95,9 +95,6 @@ class IntentRows:
                              shape=(int(counts.max()) if len(counts) else 0, len(joined) + 1))
         return cls(joined, rows, counts, n_features)
 
-    def count(self, intent: int) -> int:
-        return int(self.counts[intent]) if 0 <= intent < len(self.counts) else 0
-
     def nearest(self, starts: np.ndarray, cols: np.ndarray, vals: np.ndarray, answered: np.ndarray) -> np.ndarray:
         """Cosine similarity of each message to the nearest example of its intent (`answered`, class indices);
         0 where that intent has none."""
@@ -111,8 +108,10 @@ class IntentRows:
         inside = np.minimum(at, max(len(self.keys) - 1, 0))
         known = (at < len(self.keys)) & (self.keys[inside] == key) if len(self.keys) else np.zeros(len(key), bool)
         query, example, products, norms = _gather(starts, np.where(known, at, len(self.keys)), vals, self.rows)
-        own = np.where((answered >= 0) & (answered < len(self.counts)), answered, 0)
-        width = np.maximum(np.where(answered == own, self.counts[own] if len(self.counts) else 0, 0), 1)
+        # each message's cells: one per example of its intent, at least one (a zero) for an intent without any
+        width = np.ones(n, dtype=np.int64)
+        known_intent = (answered >= 0) & (answered < len(self.counts))
+        width[known_intent] = np.maximum(self.counts[answered[known_intent]], 1)
         offsets = np.concatenate([[0], np.cumsum(width)[:-1]])
         dots = np.bincount(offsets[query] + example, weights=products, minlength=int(width.sum()))
         return np.maximum.reduceat(dots, offsets) / np.where(norms > 0, norms, 1.0)

@@ -152,3 +152,18 @@ def test_the_service_caps_its_campaign_sends_by_default_and_the_setting_turns_it
         make_settings: Callable[..., CoreSettings]) -> None:
     assert make_settings().delivery_support_lag_ms > 0
     assert DeliveryWorker(Outbox(None), {}, support_lag=0).pacer is None  # type: ignore[arg-type]
+
+
+def test_the_lag_is_measured_only_while_support_traffic_meets_campaign_sends() -> None:
+    clock = Clock()
+    pacer = pacer_with(clock)
+    assert not pacer.measuring  # nothing flows
+    sending(pacer, clock, 1000, lag=0.0)
+    assert not pacer.measuring  # a broadcast at night: uncapped, nothing to measure
+    pacer.note_support()
+    assert pacer.measuring
+    quiet = pacer_with(Clock())
+    quiet.note_support()
+    assert not quiet.measuring  # customers, but no campaign going out
+    quiet.observe(None)
+    assert quiet.rate is None
