@@ -42,7 +42,7 @@ class CampaignScheduler:
 
     def start(self) -> None:
         # one tick at a time (max_instances=1); ticks missed while one ran are folded into the next (coalesce)
-        self._scheduler.add_job(self._tick, "interval", seconds=self.every, id=DUTY, max_instances=1, coalesce=True,
+        self._scheduler.add_job(self._job, "interval", seconds=self.every, id=DUTY, max_instances=1, coalesce=True,
                                 misfire_grace_time=None)
         self._scheduler.start()
 
@@ -50,6 +50,20 @@ class CampaignScheduler:
         """Tick now (a campaign was just sent) instead of at the next interval."""
         if not self._stopped:
             asyncio.get_running_loop().create_task(self._tick())
+
+    async def _job(self) -> None:
+        """The interval job: a tick in a task of its own.
+
+        APScheduler's shutdown cancels the jobs that are running; shielded,
+        the tick finishes its chunk while :meth:`stop` waits for it, instead
+        of being cut mid-statement and reported as a failed job.
+        """
+        work = asyncio.ensure_future(self._tick())
+        try:
+            await asyncio.shield(work)
+        except asyncio.CancelledError:
+            if not self._stopped:
+                raise
 
     async def _tick(self) -> None:
         if self._lock.locked() or self._stopped:
@@ -62,7 +76,10 @@ class CampaignScheduler:
                 if self.on_rows is not None:
                     self.on_rows()
             except Exception:  # noqa: BLE001 - a failed tick is tried again at the next interval
-                log.exception("campaign scheduler tick failed")
+                if self._stopped:  # the store closing under a tick that outlived STOP_WAIT_SECONDS
+                    log.info("a campaign tick ended with the stop; the next leader resumes its run", exc_info=True)
+                else:
+                    log.exception("campaign scheduler tick failed")
 
     async def stop(self) -> None:
         self._stopped = True
