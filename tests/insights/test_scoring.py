@@ -14,6 +14,7 @@ from dangol.insights_jobs import score_periodically
 from crm_store.database import Database
 from crm_store.events import EventIn, store_events
 from crm_store.insight_tables import CustomerKey
+from crm_store.models import Customer
 from crm_store.scores import customer_insights
 from insights.scoring import score_customers
 
@@ -124,3 +125,23 @@ async def test_scoring_on_demand_through_the_api(client: TestClient, admin: dict
     assert response.status == 200 and (await response.json())["buyers"] == 1
     agent = {"Authorization": f"Bearer {await token_for('agent')}"}
     assert (await client.post("/api/v1/insights/score", headers=agent)).status == 403
+
+
+async def stages(db: Database) -> dict[str, str]:
+    async with db.read() as conn:
+        found = await conn.execute(select(CustomerKey.external_id, Customer.lifecycle_stage).join(Customer, Customer.id == CustomerKey.customer_id))
+        return dict(found.all())
+
+
+async def test_a_regular_who_stopped_buying_is_moved_to_churned_and_a_new_purchase_brings_them_back(db: Database) -> None:
+    """Lifecycle stages follow the model and the events: below CHURNED_BELOW chance of being alive a
+    customer is churned; their next purchase makes them a customer again."""
+    await db.upgrade()
+    lapsed = [purchase(f"lapsed-{c}", dt.date(2022, month, 1 + c), 40.0, ["tea"], month) for c in range(10) for month in range(1, 13)]
+    await db.run_in_transaction(store_events, history() + lapsed)
+    run = await score_customers(db, AS_OF, recommendations=0)
+    now = await stages(db)
+    assert {now[f"lapsed-{c}"] for c in range(10)} == {"churned"} and run.churned == 10
+    assert {now[f"regular-{c}"] for c in range(20)} == {"customer"}
+    await db.run_in_transaction(store_events, [purchase("lapsed-0", AS_OF.date(), 40.0, ["tea"], 99)])
+    assert (await stages(db))["lapsed-0"] == "customer"
