@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_validat
 
 from bot.api.endpoints import path_uuid, route
 from bot.api.errors import store_errors, store_of
-from bot.api.schemas import ChannelName, Id, Strict, TimeZone
+from bot.api.schemas import ChannelName, Id, Strict, TimeZone, stripped_strings
 from bot.services import SERVICES
 from campaigns import service
 from campaigns.spec import SpecError
@@ -31,7 +31,20 @@ MARKETERS = ("admin", "marketer")
 Rule = Annotated[dict[str, Any], WithJsonSchema({"allOf": [{"$ref": f"#/components/schemas/{rule_schema.NAME}"}]})]
 
 
+def _rule_or_csv(schema: dict[str, Any]) -> None:
+    """The document says what the validator below checks: a segment is a rule or a CSV, exactly one."""
+    stripped_strings(schema)
+    schema["oneOf"] = [{"required": ["rule"], "not": {"required": ["csv"]}},
+                       {"required": ["csv"], "not": {"required": ["rule"]}}]
+    for name in ("rule", "csv"):  # given, it is a value: null is what leaving it out means
+        prop = schema["properties"][name]
+        prop["anyOf"] = [b for b in prop["anyOf"] if b.get("type") != "null"]
+        prop.pop("default", None)
+
+
 class SegmentIn(Strict):
+    model_config = ConfigDict(json_schema_extra=_rule_or_csv)
+
     name: str = Field(min_length=1, max_length=200)
     rule: Rule | None = Field(default=None, description="The rule JSON (see crm_store.segments).")
     csv: str | None = Field(default=None, max_length=10_000_000, description="A static segment: customer ids or e-mails, one a line.")

@@ -44,8 +44,8 @@ Phone = Annotated[str, rule(format="phone")]
 TimeZone = Annotated[str, rule(format="iana-time-zone")]
 
 
-def _stripped_strings(schema: dict[str, Any]) -> None:
-    """Strings are stripped before their length is checked, so one of spaces alone is as short as "": the document says
+def stripped_strings(schema: dict[str, Any]) -> None:
+    """Strings are stripped before their length is checked (models that extend the document call this first), so one of spaces alone is as short as "": the document says
     a string that must not be empty holds something other than white space."""
     for prop in schema.get("properties", {}).values():
         for branch in [prop, *prop.get("anyOf", [])]:
@@ -54,7 +54,7 @@ def _stripped_strings(schema: dict[str, Any]) -> None:
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, json_schema_extra=_stripped_strings)
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, json_schema_extra=stripped_strings)
 
 
 def check_email(value: str | None) -> str | None:
