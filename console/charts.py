@@ -47,7 +47,9 @@ def _axis(top: float) -> str:
 
 def _x_labels(labels: Sequence[str], xs: Sequence[float]) -> str:
     every = max(1, len(labels) // 8)
-    return "".join(f'<text x="{x:.1f}" y="{H - PAD_B + 16}" text-anchor="middle" class="tick">{escape(str(label))}</text>'
+    # a label at the right edge ends there instead of being centred on it and cut in half
+    return "".join(f'<text x="{x:.1f}" y="{H - PAD_B + 16}" text-anchor="{"end" if x > W - 30 else "middle"}" class="tick">'
+                   f'{escape(str(label))}</text>'
                    for i, (label, x) in enumerate(zip(labels, xs, strict=True)) if i % every == 0)
 
 

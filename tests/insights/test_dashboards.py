@@ -34,12 +34,23 @@ async def chat(client: TestClient, sender: str, text: str) -> None:
     assert response.status == 200
 
 
-@pytest.fixture
-async def loaded(client: TestClient, store: Database, online_retail_tenth: Path) -> Database:
-    await load_retail(store, online_retail_tenth)
+async def load_with_visitors(client: TestClient, store: Database, path: Path) -> Database:
+    await load_retail(store, path)
     for n in range(3):
         await chat(client, f"visitor-{n}", "hello")
     return store
+
+
+@pytest.fixture
+async def loaded(client: TestClient, store: Database, online_retail_tenth: Path) -> Database:
+    """A tenth of Online Retail (its real distributions), for the checks of every report on both stores."""
+    return await load_with_visitors(client, store, online_retail_tenth)
+
+
+@pytest.fixture
+async def loaded_whole(client: TestClient, store: Database, online_retail: Path) -> Database:
+    """All of Online Retail, as the pages a person looks at show it."""
+    return await load_with_visitors(client, store, online_retail)
 
 
 @pytest.mark.parametrize("db_url", ["sqlite", "postgresql"], indirect=True)
@@ -74,10 +85,10 @@ async def open_console(browser: Any, client: TestClient, email: str, width: int)
 
 @pytest.mark.browser
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
-async def test_the_reports_page_and_the_value_panel_render_in_the_browser(client: TestClient, loaded: Database, browser: Any) -> None:
-    await agents.create_agent(loaded, email="mk@example.com", name="Marketer", role="marketer", password=PASSWORD)
-    await segments_with_history(loaded)
-    await campaign_to(loaded, "at risk")
+async def test_the_reports_page_and_the_value_panel_render_in_the_browser(client: TestClient, loaded_whole: Database, browser: Any) -> None:
+    await agents.create_agent(loaded_whole, email="mk@example.com", name="Marketer", role="marketer", password=PASSWORD)
+    await segments_with_history(loaded_whole)
+    await campaign_to(loaded_whole, "at risk")
     ARTIFACTS.mkdir(exist_ok=True)
     for width, name in ((1440, "desktop"), (390, "phone")):
         page = await open_console(browser, client, "mk@example.com", width)
@@ -92,7 +103,7 @@ async def test_the_reports_page_and_the_value_panel_render_in_the_browser(client
         assert overflow <= 1, f"the page scrolls sideways by {overflow}px at {width}px"
         await page.screenshot(path=str(ARTIFACTS / f"insights-reports-{name}.png"), full_page=True)
         await page.goto(str(client.server.make_url("/console/customers?q=")))
-        await page.goto(str(client.server.make_url(await customer_with_recommendations(loaded))))
+        await page.goto(str(client.server.make_url(await customer_with_recommendations(loaded_whole))))
         await page.wait_for_selector("h3:text('Value and prediction')", timeout=WAIT)
         assert await page.locator(".insights dt:text('CLV, 12 months')").count() == 1
         assert await page.locator(".insights .recs li").count() >= 1
