@@ -1,5 +1,7 @@
 """Reading purchase histories from the files analysts have: CDNOW's text format,
-Online Retail's invoice lines (UCI 352, as published), and plain CSV.
+Online Retail's invoice lines (UCI 352 as published, and the same columns as
+UCI 502 "Online Retail II" and spreadsheet exports name and write them), and
+plain CSV.
 
 Each reader yields ``(line_number, EventIn)`` for what it accepts and
 ``(line_number, reason)`` for what it rejects, so an import can report every
@@ -9,6 +11,7 @@ fitting models straight from a file.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import datetime as dt
 import gzip
@@ -16,6 +19,7 @@ import hashlib
 import io
 import json
 import math
+import operator
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +33,13 @@ from crm_store.events import EventIn, check_items
 #: Online Retail's InvoiceDate is UK local time (its SOURCE.md).
 UK = ZoneInfo("Europe/London")
 ONLINE_RETAIL_HEADER = ["InvoiceNo", "StockCode", "Description", "Quantity", "InvoiceDate", "UnitPrice", "CustomerID", "Country"]
+#: Each invoice-line column and the names it goes by: UCI 352's header above, UCI 502's (Online Retail II:
+#: Invoice, Price, Customer ID), in any order; compared without case, spaces or underscores.
+RETAIL_COLUMNS = {"invoice": ("invoiceno", "invoice"), "sku": ("stockcode",), "name": ("description",),
+                  "quantity": ("quantity",), "date": ("invoicedate",), "price": ("unitprice", "price"),
+                  "customer": ("customerid",), "country": ("country",)}
+#: InvoiceDate as UCI 352 publishes it, as pandas writes UCI 502's (seconds), and as US spreadsheets export it.
+RETAIL_TIMES = ("%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S", "%m/%d/%Y %H:%M", "%m/%d/%Y %H:%M:%S", "%Y-%m-%dT%H:%M:%S")
 EVENT_COLUMNS = {"event_id", "customer_id", "type", "occurred_at", "amount", "currency", "items"}
 MAX_TYPE = 64
 #: Online Retail stock codes that are not products (its SOURCE.md): postage, charges, fees, vouchers.
@@ -46,16 +57,47 @@ class SourceError(Exception):
     """The file as a whole cannot be read (unknown format, bad header, not text)."""
 
 
-def open_text(path: str | Path) -> io.TextIOBase:
-    """A text stream over the file, gunzipped when it is a gzip."""
+def _cp1252_instead(error: UnicodeError) -> tuple[str, int]:
+    """Decoding error handler: bytes that are not UTF-8 read as Windows-1252 (Latin-1 for the five it leaves undefined)."""
+    if not isinstance(error, UnicodeDecodeError):
+        raise error
+    bad = error.object[error.start:error.end]
+    try:
+        return bad.decode("cp1252"), error.end
+    except UnicodeDecodeError:
+        return bad.decode("latin-1"), error.end
+
+
+codecs.register_error("dangol-cp1252", _cp1252_instead)
+
+
+def open_text(path: str | Path) -> io.TextIOWrapper:
+    """A text stream over the file, gunzipped when it is a gzip.
+
+    UTF-8, a byte-order mark (Excel's "CSV UTF-8") dropped; bytes that are
+    not UTF-8 are read as Windows-1252, because spreadsheet exports of
+    Online Retail are written so ("£" as the one byte 0xA3).  Nothing
+    undecodable reaches the store, and the common case decodes at C speed.
+    """
     path = Path(path)
     try:
         with path.open("rb") as probe:
             magic = probe.read(2)
+        raw = gzip.open(path, "rb") if magic == b"\x1f\x8b" else path.open("rb")
     except OSError as exc:
         raise SourceError(f"cannot read {path}: {exc.strerror}") from None
-    raw = gzip.open(path, "rb") if magic == b"\x1f\x8b" else path.open("rb")
-    return io.TextIOWrapper(raw, encoding="utf-8", newline="")  # type: ignore[arg-type]
+    return io.TextIOWrapper(raw, encoding="utf-8-sig", errors="dangol-cp1252", newline="")  # type: ignore[arg-type]
+
+
+def _column_key(name: str) -> str:
+    return name.strip().casefold().replace(" ", "").replace("_", "")
+
+
+def retail_columns(header: list[str]) -> dict[str, int] | None:
+    """Where each Online Retail column is in ``header`` (see RETAIL_COLUMNS), or None if it is not that header."""
+    keys = [_column_key(h) for h in header]
+    found = {column: next((i for i, k in enumerate(keys) if k in names), -1) for column, names in RETAIL_COLUMNS.items()}
+    return found if len(header) == len(RETAIL_COLUMNS) and -1 not in found.values() else None
 
 
 def detect(path: str | Path) -> str:
@@ -63,18 +105,28 @@ def detect(path: str | Path) -> str:
     try:
         with open_text(path) as stream:
             first = stream.readline()
-    except UnicodeDecodeError:
-        raise SourceError(f"{path} is not UTF-8 text") from None
     except (OSError, EOFError) as exc:
         raise SourceError(f"cannot read {path}: {exc}") from None
+    if "\x00" in first:
+        raise SourceError(f"{path} is not text (UTF-8 or Windows-1252)")
     fields = first.split()
     if fields and (fields[0].isdigit() or fields[:2] == ["customer_id", "date"]) and "," not in first:
         return "cdnow"
-    if next(csv.reader([first]), []) == ONLINE_RETAIL_HEADER:
+    if retail_columns(next(csv.reader([first]), [])) is not None:
         return "online_retail"
     if "," in first:
         return "csv"
     raise SourceError(f"{path}: not CDNOW text, Online Retail invoice lines nor a CSV with a header")
+
+
+def _retail_time(text: str) -> dt.datetime:
+    """An InvoiceDate in one of RETAIL_TIMES, UK local time."""
+    for layout in RETAIL_TIMES:
+        try:
+            return dt.datetime.strptime(text.strip(), layout).replace(tzinfo=UK)
+        except ValueError:
+            continue
+    raise ValueError(text)
 
 
 def _day(text: str) -> dt.datetime:
@@ -117,24 +169,31 @@ def read_online_retail(path: str | Path) -> Iterator[Parsed]:
     fees: dict[str, bool] = {}
     with open_text(path) as stream:
         reader = csv.reader(stream)
-        next(reader, None)
+        columns = retail_columns(next(reader, []))
+        if columns is None:
+            raise SourceError(f"{path}: the header is not Online Retail's ({', '.join(ONLINE_RETAIL_HEADER)})")
+        pick = operator.itemgetter(*(columns[c] for c in ("invoice", "sku", "name", "quantity", "date", "price", "customer", "country")))
+        width = len(RETAIL_COLUMNS)
         for number, row in enumerate(reader, 2):
-            if len(row) != 8:
-                yield number, f"expected 8 columns, found {len(row)}"
+            if len(row) != width:
+                yield number, f"expected {width} columns, found {len(row)}"
                 continue
-            invoice, sku, name, quantity, date, price, customer, country = row
-            if not customer.strip():
+            invoice, sku, name, quantity, date, price, customer, country = pick(row)
+            if customer.endswith(".0"):  # Online Retail II's ids as a spreadsheet writes them: 13085.0
+                customer = customer[:-2]
+            customer = customer.strip()
+            if not customer:
                 yield number, "no customer on this line"
                 continue
             try:
                 qty, unit = int(quantity), float(price)
-                when = times.get(date) or times.setdefault(date, dt.datetime.strptime(date, "%Y-%m-%d %H:%M").replace(tzinfo=UK))
+                when = times.get(date) or times.setdefault(date, _retail_time(date))
             except ValueError:
-                yield number, "Quantity must be an integer, UnitPrice a number and InvoiceDate YYYY-MM-DD HH:MM"
+                yield number, "Quantity must be an integer, UnitPrice a number and InvoiceDate a date and time (YYYY-MM-DD HH:MM)"
                 continue
             entry = invoices.get(invoice)
             if entry is None:
-                entry = invoices[invoice] = [number, when, customer.strip(), country, [], 0.0]
+                entry = invoices[invoice] = [number, when, customer, country, [], 0.0]
             line = {"sku": sku, "name": name.strip(), "quantity": qty, "price": unit}
             fee = fees.get(sku)
             if fee is None:

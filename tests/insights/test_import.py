@@ -93,6 +93,34 @@ def test_online_retail_invoices_become_purchases_and_returns_with_items(db_url: 
     assert "0 events stored" in out and len(rows(db_url, CustomerEvent)) == len(events)
 
 
+def test_online_retail_ii_columns_and_spreadsheet_exports_are_read_as_the_published_file(sqlite_url: str, tmp_path: Path) -> None:
+    """UCI 502's header (Invoice, Price, Customer ID) in its own order, ids written as 13085.0, times with seconds;
+    and a Windows-1252 export with a byte-order mark, US dates and "£" as one byte."""
+    retail_ii = tmp_path / "online_retail_ii.csv"
+    retail_ii.write_text("Invoice,StockCode,Description,Quantity,InvoiceDate,Price,Customer ID,Country\n"
+                         "489434,85048,15CM CHRISTMAS GLASS BALL 20 LIGHTS,12,2009-12-01 07:45:00,6.95,13085.0,United Kingdom\n"
+                         "489434,79323P,PINK CHERRY LIGHTS,12,2009-12-01 07:45:00,6.75,13085.0,United Kingdom\n"
+                         "C489449,22087,PAPER BUNTING WHITE LACE,-12,2009-12-01 10:33:00,2.95,16321.0,Australia\n"
+                         "489436,21755,LOVE BUILDING BLOCK WORD,2,2009-12-01 09:06:00,5.45,,United Kingdom\n", encoding="utf-8")
+    export = tmp_path / "data.csv"
+    export.write_bytes("InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country\r\n"
+                       "536365,85123A,WHITE HANGING HEART T-LIGHT HOLDER,6,12/1/2010 8:26,2.55,17850,United Kingdom\r\n"
+                       "536366,22633,HAND WARMER UNION JACK £ SALE,6,12/1/2010 8:28,1.85,17850,United Kingdom\r\n"
+                       .encode("cp1252").join([b"\xef\xbb\xbf", b""]))
+    code, out = run(sqlite_url, "import", "events", str(retail_ii))
+    assert code == 0 and "2 events stored" in out and "1 x no customer on this line" in out, out
+    code, out = run(sqlite_url, "import", "events", str(export))
+    assert code == 0 and "2 events stored" in out, out
+    stored = {e["external_id"]: e for e in rows(sqlite_url, CustomerEvent)}
+    first = stored["invoice-489434"]
+    assert first["type"] == "purchase" and [i["sku"] for i in first["items"]] == ["85048", "79323P"] and float(first["amount"]) == 164.4
+    assert stored["invoice-C489449"]["type"] == "return" and float(stored["invoice-C489449"]["amount"]) == -35.4
+    assert stored["invoice-536366"]["items"][0]["name"] == "HAND WARMER UNION JACK £ SALE"
+    assert stored["invoice-536365"]["occurred_at"].strftime("%Y-%m-%d %H:%M") == "2010-12-01 08:26"  # UK winter time is UTC
+    keys = {k["external_id"] for k in rows(sqlite_url, CustomerKey)}
+    assert {"13085", "16321", "17850"} <= keys and "13085.0" not in keys
+
+
 def test_cdnow_text_is_imported_one_purchase_per_customer_and_day(sqlite_url: str, cdnow_sample: Path) -> None:
     code, out = run(sqlite_url, "import", "events", str(cdnow_sample))
     assert code == 0, out
