@@ -239,6 +239,7 @@ def build_delivery(services: Services) -> DeliveryWorker:
         leading=leads.leading,
         sender_key=leads.sender_key,
         support_lag=settings.delivery_support_lag_ms / 1000,
+        support_busy=settings.delivery_support_busy,
     )
     leads.on_gain = worker.wake
     return worker

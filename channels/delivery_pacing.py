@@ -39,11 +39,18 @@ RECHECK_SECONDS = 0.05
 
 
 class CampaignPacer:
-    """The cap on campaign sends (see the module's docstring); ``lag_target`` in seconds."""
+    """The cap on campaign sends (see the module's docstring); ``lag_target`` in seconds, ``busy_target`` a share of the
+    loop's time (1: not watched)."""
 
-    def __init__(self, lag_target: float, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, lag_target: float, busy_target: float = 1.0, *, clock: Callable[[], float] = time.monotonic,
+                 cpu_clock: Callable[[], float] = time.thread_time) -> None:
         self.lag_target = lag_target
+        self.busy_target = busy_target
         self.clock = clock
+        #: CPU seconds of the thread that runs the event loop (the watcher reads it there).
+        self.cpu_clock = cpu_clock
+        #: Paced senders wait their turn one at a time: only the first sleeps toward the next slot.
+        self._turn = asyncio.Lock()
         #: Campaign sends a second allowed now; None: no cap (no support traffic, or not measured yet).
         self.rate: float | None = None
         self._support_at = float("-inf")
@@ -70,9 +77,9 @@ class CampaignPacer:
         """Whether the next window's lag can change anything: support traffic flows while the campaign sends."""
         return self.support_flowing and (self.rate is not None or self._sending_rate > 0 or self._sent > 0)
 
-    def observe(self, lag: float | None) -> None:
+    def observe(self, lag: float | None, busy: float = 0.0) -> None:
         """The end of a window whose worst event-loop lag was ``lag`` seconds (None: not measured, nothing to pace
-        in it): adapt the rate."""
+        in it) and whose loop ran callbacks ``busy`` of the time (0-1): adapt the rate."""
         now = self.clock()
         elapsed = now - self._window_at
         if elapsed > 0:
@@ -85,22 +92,28 @@ class CampaignPacer:
             return
         if self.rate is None:
             self.rate = max(FLOOR, self._sending_rate)
-        if lag > self.lag_target:
+        if lag > self.lag_target or busy > self.busy_target:
             self.rate = max(FLOOR, self.rate / 2)
         else:
             self.rate = self.rate * 1.2 + 1
 
     async def wait(self) -> None:
-        """Before a campaign send: wait for its turn under the cap (at once when there is none)."""
-        while True:
-            rate = self.rate
-            if rate is None or not self.support_flowing:
-                return
-            now = self.clock()
-            if now >= self._next:
-                self._next = max(now, self._next) + 1 / rate
-                return
-            await asyncio.sleep(min(self._next - now, RECHECK_SECONDS))
+        """Before a campaign send: wait for its turn under the cap (at once when there is none).
+
+        The senders holding campaign rows queue for their turns, and only the first sleeps toward the next slot:
+        each of them waking to look at every recheck woke the loop some thirty times a send."""
+        if self.rate is None or not self.support_flowing:
+            return
+        async with self._turn:
+            while True:
+                rate = self.rate
+                if rate is None or not self.support_flowing:
+                    return
+                now = self.clock()
+                if now >= self._next:
+                    self._next = max(now, self._next) + 1 / rate
+                    return
+                await asyncio.sleep(min(self._next - now, RECHECK_SECONDS))
 
     async def watch(self) -> None:
         """Measure the loop's lag and adapt the rate, until cancelled."""
@@ -111,9 +124,10 @@ class CampaignPacer:
                 self.observe(None)
                 continue
             worst = 0.0
-            window_end = loop.time() + WINDOW_SECONDS
+            window_start, cpu_start = loop.time(), self.cpu_clock()
+            window_end = window_start + WINDOW_SECONDS
             while loop.time() < window_end:
                 started = loop.time()
                 await asyncio.sleep(PROBE_SECONDS)
                 worst = max(worst, loop.time() - started - PROBE_SECONDS)
-            self.observe(worst)
+            self.observe(worst, (self.cpu_clock() - cpu_start) / max(loop.time() - window_start, PROBE_SECONDS))

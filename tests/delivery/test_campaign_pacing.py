@@ -1,7 +1,8 @@
-"""While customers are being served, campaign sends are held to a rate the event loop's lag drives; otherwise uncapped.
+"""While customers are being served, campaign sends are held to a rate the event loop's lag and busy share drive;
+otherwise uncapped.
 
-The pacer's clock is the test's: lag windows are fed in as measurements, so
-nothing here depends on how fast the machine is.
+The pacer's clock is the test's: lag and busy windows are fed in as
+measurements, so nothing here depends on how fast the machine is.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from tests.fakes.base import eventually
 from tests.helpers import sample_engine
 
 TARGET = 0.005
+BUSY = 0.5
 
 
 class Clock:
@@ -34,15 +36,16 @@ class Clock:
 
 
 def pacer_with(clock: Clock) -> CampaignPacer:
-    return CampaignPacer(TARGET, clock=clock)
+    return CampaignPacer(TARGET, BUSY, clock=clock)
 
 
-def sending(pacer: CampaignPacer, clock: Clock, per_second: int, lag: float) -> None:
-    """One window of 0.2 s in which the campaign sent ``per_second`` a second and the loop lagged ``lag``."""
+def sending(pacer: CampaignPacer, clock: Clock, per_second: int, lag: float, busy: float = 0.1) -> None:
+    """One window of 0.2 s in which the campaign sent ``per_second`` a second, the loop lagged ``lag`` and ran
+    callbacks ``busy`` of the time."""
     for _ in range(per_second // 5):
         pacer.note_sent()
     clock.now += 0.2
-    pacer.observe(lag)
+    pacer.observe(lag, busy)
 
 
 def test_without_support_traffic_campaign_sends_are_not_capped_however_busy_the_loop() -> None:
@@ -75,6 +78,20 @@ def test_a_lagging_loop_halves_the_rate_down_to_the_floor_and_no_further() -> No
     assert rates[1] == rates[0] / 2
     assert rates[-1] == FLOOR
     assert all(later <= earlier for earlier, later in zip(rates, rates[1:], strict=False))
+
+
+def test_a_loop_busy_past_its_share_halves_the_rate_though_no_timer_fires_late() -> None:
+    clock = Clock()
+    pacer = pacer_with(clock)
+    pacer.note_support()
+    sending(pacer, clock, 800, lag=TARGET / 2, busy=BUSY + 0.3)
+    first = pacer.rate
+    pacer.note_support()
+    sending(pacer, clock, 800, lag=TARGET / 2, busy=BUSY + 0.3)
+    assert first is not None and pacer.rate == first / 2
+    pacer.note_support()
+    sending(pacer, clock, 400, lag=TARGET / 2, busy=BUSY - 0.1)
+    assert pacer.rate > first / 2
 
 
 def test_a_loop_back_under_the_target_lets_the_rate_grow_again() -> None:
@@ -116,6 +133,28 @@ async def test_under_a_cap_a_campaign_send_waits_for_its_turn_and_without_one_go
     await asyncio.wait_for(second, 1)
 
 
+async def test_paced_senders_take_their_turns_one_at_a_time_in_the_order_they_came() -> None:
+    clock = Clock()
+    pacer = pacer_with(clock)
+    pacer.note_support()
+    pacer.rate = 10.0
+    await pacer.wait()  # the first slot
+    order: list[int] = []
+
+    async def sender(i: int) -> None:
+        await pacer.wait()
+        order.append(i)
+
+    senders = [asyncio.create_task(sender(i)) for i in range(4)]
+    for step in range(1, 5):
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert order == list(range(step - 1))  # the next turn has not come on the pacer's clock
+        clock.now += 0.1
+        await asyncio.wait_for(asyncio.shield(senders[step - 1]), 1)
+    assert order == [0, 1, 2, 3]
+
+
 async def as_campaign_rows(db: Database) -> None:
     """The queued rows become a broadcast's (a service campaign's: no consent is checked at the claim)."""
     outbox = OutboxRow.__table__
@@ -151,6 +190,7 @@ async def test_under_the_cap_campaign_rows_wait_their_turn_while_a_reply_goes_ou
 def test_the_service_caps_its_campaign_sends_by_default_and_the_setting_turns_it_off(
         make_settings: Callable[..., CoreSettings]) -> None:
     assert make_settings().delivery_support_lag_ms > 0
+    assert 0 < make_settings().delivery_support_busy < 1
     assert DeliveryWorker(Outbox(None), {}, support_lag=0).pacer is None  # type: ignore[arg-type]
 
 
