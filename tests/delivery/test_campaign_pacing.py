@@ -56,26 +56,50 @@ def test_without_support_traffic_campaign_sends_are_not_capped_however_busy_the_
     assert pacer.rate is None
 
 
-def test_support_traffic_caps_the_campaign_starting_from_what_it_was_sending() -> None:
+async def test_support_traffic_meeting_an_uncapped_broadcast_caps_it_at_once_from_low_and_it_grows_back() -> None:
     clock = Clock()
     pacer = pacer_with(clock)
-    sending(pacer, clock, 1000, lag=0.0)
+    sending(pacer, clock, 2000, lag=0.0)  # at night: uncapped
     pacer.note_support()
-    sending(pacer, clock, 1000, lag=0.001)
-    assert pacer.rate is not None and pacer.rate >= 1000
+    await pacer.wait()  # the next campaign send starts the cap, before any window is measured
+    assert pacer.rate == FLOOR
+    rates = []
+    for _ in range(20):
+        pacer.note_support()
+        sending(pacer, clock, 100, lag=TARGET / 2, busy=BUSY / 2)
+        rates.append(pacer.rate)
+    assert rates == sorted(rates) and rates[-1] > 100
+
+
+async def test_a_new_cap_starts_from_half_the_last_rate_that_held() -> None:
+    clock = Clock()
+    pacer = pacer_with(clock)
+    pacer.note_support()
+    await pacer.wait()
+    for _ in range(20):
+        pacer.note_support()
+        sending(pacer, clock, 100, lag=TARGET / 2)
+    held = pacer.rate
+    clock.now += SUPPORT_WINDOW
+    sending(pacer, clock, 2000, lag=0.0)  # customers gone: uncapped again
+    assert pacer.rate is None and held is not None
+    pacer.note_support()
+    await pacer.wait()
+    assert FLOOR < pacer.rate <= held / 2
 
 
 def test_a_lagging_loop_halves_the_rate_down_to_the_floor_and_no_further() -> None:
     clock = Clock()
     pacer = pacer_with(clock)
     pacer.note_support()
+    pacer.rate = 800.0  # a cap that had grown
     sending(pacer, clock, 800, lag=TARGET * 4)
     rates = [pacer.rate]
     for _ in range(12):
         pacer.note_support()
         sending(pacer, clock, 100, lag=TARGET * 4)
         rates.append(pacer.rate)
-    assert rates[1] == rates[0] / 2
+    assert rates[0] == 400.0 and rates[1] == rates[0] / 2
     assert rates[-1] == FLOOR
     assert all(later <= earlier for earlier, later in zip(rates, rates[1:], strict=False))
 
@@ -84,6 +108,7 @@ def test_a_loop_busy_past_its_share_halves_the_rate_though_no_timer_fires_late()
     clock = Clock()
     pacer = pacer_with(clock)
     pacer.note_support()
+    pacer.rate = 800.0
     sending(pacer, clock, 800, lag=TARGET / 2, busy=BUSY + 0.3)
     first = pacer.rate
     pacer.note_support()
