@@ -104,6 +104,9 @@ def create_app(settings: CoreSettings, *, extensions: list[Extension] | None = N
             check_inbound(message)
         except Untrusted as exc:
             raise json_error(400, exc.code, str(exc), exc.field) from None
+        if services.delivery is not None:
+            # on arrival, not only once handled: the campaign's cap starts before this customer waits behind its sends
+            services.delivery.note_support()
         return await services.engine.handle(message)
 
     for channel in channels.values():
