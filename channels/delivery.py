@@ -111,7 +111,7 @@ class DeliveryWorker:
         self._wake.set()
 
     def note_support(self) -> None:
-        """An inbound message was handled: campaign sends give the loop back to customers (see ``support_lag``)."""
+        """An inbound message arrived (or was answered): campaign sends give the loop back to customers (see ``support_lag``)."""
         if self.pacer is not None:
             self.pacer.note_support()
 

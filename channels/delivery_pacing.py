@@ -6,7 +6,7 @@ With a platform's limits off, or generous, a broadcast drains as fast as the wor
 whole loop: measured with 100,000 Telegram recipients draining into a fake, the REST channel's p99 went
 from about 20 ms to 830-910 ms (SQLite and PostgreSQL), every request waiting behind send after send.
 
-So while support traffic flows (an inbound message handled within the last ``SUPPORT_WINDOW`` seconds)
+So while support traffic flows (an inbound message arrived within the last ``SUPPORT_WINDOW`` seconds)
 campaign sends are paced: at most ``rate`` a second, a rate driven by the loop's own lag, how late a
 short timer fires (``PROBE_SECONDS``), worst case over each ``WINDOW_SECONDS``:
 
@@ -71,7 +71,7 @@ class CampaignPacer:
         return self.clock() - self._support_at < SUPPORT_WINDOW
 
     def note_support(self) -> None:
-        """An inbound message was handled: customers are being served."""
+        """An inbound message arrived (or was answered): customers are being served."""
         self._support_at = self.clock()
 
     def note_sent(self) -> None:
