@@ -22,10 +22,11 @@
    same stream's before the broadcast, and the campaign messages sent
    during the window.  The service paces campaign sends while support
    traffic flows (``delivery_support_lag_ms``, channels/delivery_pacing.py);
-   ``--support-lag-ms 0`` measures it without that cap.
+   ``--support-lag-ms 0`` measures it without that cap, ``--support-busy 1`` without its busy-share part.
 
     python bench/campaign.py [--customers 1000000] [--only sqlite|postgresql] [--deliver 5000] [--runs 1]
                              [--broadcast 100000] [--rest-rate 20] [--rest-seconds 20] [--support-lag-ms MS]
+                             [--support-busy SHARE]
 
 Writes bench/results/campaign.json.  Talks only to 127.0.0.1; PostgreSQL at
 127.0.0.1:5432 in a throwaway database.
@@ -334,7 +335,8 @@ async def rest_during_broadcast(kind: str, url: str, args: argparse.Namespace, f
         with FakeProcess("telegram") as fake:
             env = {"DANGOL_TELEGRAM_TOKEN": TOKEN, "DANGOL_TELEGRAM_WEBHOOK_SECRET": "s3cret", "DANGOL_TELEGRAM_API_URL": fake,
                    "DANGOL_DELIVERY_RATE_LIMITS": str(args.broadcast_limits).lower(), "DANGOL_LOG_LEVEL": "warning", "DANGOL_WORKERS": "1",
-                   **({} if args.support_lag_ms is None else {"DANGOL_DELIVERY_SUPPORT_LAG_MS": str(args.support_lag_ms)})}
+                   **({} if args.support_lag_ms is None else {"DANGOL_DELIVERY_SUPPORT_LAG_MS": str(args.support_lag_ms)}),
+                   **({} if args.support_busy is None else {"DANGOL_DELIVERY_SUPPORT_BUSY": str(args.support_busy)})}
             server = ServeProcess(url, folder, port=free_port(), extra_env=env)
             try:
                 await server.wait_ready(60)
@@ -358,7 +360,8 @@ async def rest_during_broadcast(kind: str, url: str, args: argparse.Namespace, f
     finally:
         await db.dispose()
     out = {"broadcast": args.broadcast, "platform_limits": args.broadcast_limits,
-           "support_lag_ms": "default" if args.support_lag_ms is None else args.support_lag_ms, "rest_rate": args.rest_rate, "seconds": args.rest_seconds, "quiet": quiet, "during_broadcast": busy,
+           "support_lag_ms": "default" if args.support_lag_ms is None else args.support_lag_ms,
+           "support_busy": "default" if args.support_busy is None else args.support_busy, "rest_rate": args.rest_rate, "seconds": args.rest_seconds, "quiet": quiet, "during_broadcast": busy,
            "serve_materialize_seconds": round(materialized, 1), "campaign_sent_during": during,
            "campaign_sent_per_second": round(during / args.rest_seconds), "backlog_left": args.broadcast - before - during}
     print(f"{kind}: REST p50 {busy['p50_ms']} ms p99 {busy['p99_ms']} ms at {args.rest_rate}/s while {during:,} campaign messages went out "
@@ -379,6 +382,8 @@ def main() -> None:
     parser.add_argument("--broadcast-limits", action="store_true", help="keep Telegram's published limits on while the broadcast drains")
     parser.add_argument("--support-lag-ms", type=float, help="the service's delivery_support_lag_ms (default: its own; 0: campaign sends "
                         "uncapped while support traffic flows)")
+    parser.add_argument("--support-busy", type=float, help="the service's delivery_support_busy (default: its own; 1: the loop's busy "
+                        "share not watched)")
     args = parser.parse_args()
     results = asyncio.run(run(args))
     RESULTS.mkdir(exist_ok=True)

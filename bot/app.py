@@ -104,6 +104,9 @@ def create_app(settings: CoreSettings, *, extensions: list[Extension] | None = N
             check_inbound(message)
         except Untrusted as exc:
             raise json_error(400, exc.code, str(exc), exc.field) from None
+        if services.delivery is not None:
+            # on arrival, not only once handled: the campaign's cap starts before this customer waits behind its sends
+            services.delivery.note_support()
         return await services.engine.handle(message)
 
     for channel in channels.values():
@@ -239,6 +242,7 @@ def build_delivery(services: Services) -> DeliveryWorker:
         leading=leads.leading,
         sender_key=leads.sender_key,
         support_lag=settings.delivery_support_lag_ms / 1000,
+        support_busy=settings.delivery_support_busy,
     )
     leads.on_gain = worker.wake
     return worker

@@ -76,6 +76,10 @@ class CoreSettings(BaseSettings):
     #: While customers are being served, campaign sends are held to this event-loop lag (ms); 0 turns the cap off
     #: (channels/delivery_pacing.py).
     delivery_support_lag_ms: float = Field(default=5.0, ge=0)
+    #: While customers are being served, campaign sends are also held so that the event loop runs callbacks at most
+    #: this share of its time (the rest is the queue-free room support traffic gets); 1 leaves it unwatched
+    #: (channels/delivery_pacing.py).
+    delivery_support_busy: float = Field(default=0.5, gt=0, le=1)
     rasa_url: str | None = None
     rasa_timeout: float = Field(default=2.0, gt=0)
     nlu_model: Path | None = None

@@ -30,6 +30,7 @@ from crm_store import campaign_runs as runs_store
 from crm_store import campaigns as campaign_store
 from crm_store import segments as segment_store
 from crm_store.bulk import gc_paused
+from crm_store.campaign_runs import PayloadEncoder, campaign_row
 from crm_store.campaign_send import quiet_until
 from crm_store.columns import new_id, new_ids
 from crm_store.consents import MARKETING, NIGHT, SERVICE
@@ -61,6 +62,9 @@ class RunPlan:
     local_time: dict[str, Any] | None = field(init=False)
     #: Whether Korea's rules apply, per locale met so far.
     _korean: dict[str | None, bool] = field(init=False)
+    #: The ``campaign`` part of payloads, one shared object per (time zone, Korean night rule): see ``campaign_part``.
+    _parts: dict[tuple[str, bool], dict[str, Any]] = field(init=False)
+    encoder: PayloadEncoder = field(init=False)
 
     def __post_init__(self) -> None:
         campaign = self.campaign
@@ -71,6 +75,17 @@ class RunPlan:
         schedule = campaign.get("schedule") or {}
         self.local_time = schedule if schedule.get("type") == "local_time" else None
         self._korean = {}
+        self._parts = {}
+        self.encoder = PayloadEncoder()
+
+    def campaign_part(self, tz: str, night: bool, quiet: list[list[str]]) -> dict[str, Any]:
+        """What a payload keeps of its campaign for the claim's checks (purpose, time zone, quiet hours, the Korean
+        night rule among them when ``night``), one object per (``tz``, ``night``): never changed once made, so a
+        run's payloads share a few and the encoder writes each one's JSON once (crm_store.campaign_runs)."""
+        part = self._parts.get((tz, night))
+        if part is None:
+            part = self._parts[(tz, night)] = {"purpose": self.purpose, "tz": tz, "quiet": quiet}
+        return part
 
     def korean(self, locale: str | None) -> bool:
         """Whether Korea's advertising rules apply to a customer of ``locale`` (campaigns.korean_ads)."""
@@ -120,12 +135,17 @@ def _channel(plan: RunPlan, member: members_store.Member) -> tuple[tuple[str, st
     return None, "opted_out" if withdrawn else "no_consent"
 
 
-def plan_member(plan: RunPlan, member: members_store.Member, row_id: uuid.UUID | None = None
-                ) -> tuple[dict[str, Any] | None, tuple[str, str | None, str | None] | None]:
-    """An outbox row for the member (its id ``row_id``, else a new one), or a skip (reason, variant, detail)."""
+#: What :func:`_plan` gives for a member who gets a message: (channel, recipient, payload, send time, A/B variant).
+Planned = tuple[str, str, dict[str, Any], dt.datetime, str | None]
+#: What it gives for one who is skipped: (reason, A/B variant, detail).
+Skip = tuple[str, str | None, str | None]
+
+
+def _plan(plan: RunPlan, member: members_store.Member) -> tuple[Planned | None, Skip | None]:
+    """The member's message (see :data:`Planned`), or why they are skipped."""
     campaign = plan.campaign
-    customer_id = member.fields["id"]
-    variant = _variant(plan, customer_id) if plan.weights else None
+    fields = member.fields
+    variant = _variant(plan, fields["id"]) if plan.weights else None
     reach, reason = _channel(plan, member)
     if reach is None:
         return None, (reason or "unreachable", variant, None)
@@ -133,39 +153,54 @@ def plan_member(plan: RunPlan, member: members_store.Member, row_id: uuid.UUID |
     cap = plan.cap
     if cap and member.recent >= cap["max"]:
         return None, ("capped", variant, f"{member.recent} campaign messages in {cap['days']} days")
-    fields = member.fields
     context = customer_context(fields, member.tags, member.scores)
     try:
         payload = plan.templates[variant].render(channel, context, member.recommendations)
     except RenderFailed as exc:
         return None, ("render_error", variant, str(exc))
-    tz = fields.get("timezone") or campaign["default_timezone"]
+    tz = fields["timezone"] or campaign["default_timezone"]
     quiet = plan.quiet
-    locale = fields.get("locale")
-    if plan.marketing and plan.korean(locale):
-        payload["text"] = advertise(payload["text"], campaign.get("sender_name") or campaign["name"], locale)
-        if night_consent is not True:
-            quiet = [*quiet, list(KOREAN_NIGHT)]
+    night = False
+    if plan.marketing:
+        locale = fields["locale"]
+        if plan.korean(locale):
+            payload["text"] = advertise(payload["text"], campaign.get("sender_name") or campaign["name"], locale)
+            if night_consent is not True:
+                night = True
+                quiet = [*quiet, list(KOREAN_NIGHT)]
     send_at = plan.now
     if (schedule := plan.local_time) is not None:
-        send_at = local_send_time(schedule["time"], fields.get("timezone"), campaign["default_timezone"], plan.now, schedule.get("date"))
+        send_at = local_send_time(schedule["time"], fields["timezone"], campaign["default_timezone"], plan.now, schedule.get("date"))
     if quiet and (until := quiet_until(send_at, tz, quiet)) is not None:
         send_at = until
-    payload["campaign"] = {"purpose": plan.purpose, "tz": tz, "quiet": quiet}
-    return {"id": row_id or new_id(), "message_id": None, "conversation_id": None, "customer_id": customer_id, "channel": channel,
+    payload["campaign"] = plan.campaign_part(tz, night, quiet)
+    return (channel, recipient, payload, send_at, variant), None
+
+
+def plan_member(plan: RunPlan, member: members_store.Member, row_id: uuid.UUID | None = None
+                ) -> tuple[dict[str, Any] | None, Skip | None]:
+    """An outbox row for the member (its id ``row_id``, else a new one), or a skip (reason, variant, detail)."""
+    planned, skip = _plan(plan, member)
+    if planned is None:
+        return None, skip
+    channel, recipient, payload, send_at, variant = planned
+    return {"id": row_id or new_id(), "message_id": None, "conversation_id": None, "customer_id": member.id, "channel": channel,
             "recipient": recipient, "payload": payload, "status": "campaign", "attempts": 0, "next_attempt_at": send_at,
             "claimed_until": None, "claimed_by": None, "last_error": None, "external_id": None, "created_at": plan.now, "sent_at": None,
             "campaign_run_id": plan.run_id, "campaign_variant": variant}, None
 
 
-def _plan_slice(plan: RunPlan, members: list[members_store.Member], rows: list[dict[str, Any]], skips: list[dict[str, Any]]) -> None:
-    """Plan ``members`` into ``rows`` and ``skips``."""
+def _plan_slice(plan: RunPlan, members: list[members_store.Member], rows: list[tuple[Any, ...]], skips: list[dict[str, Any]]) -> None:
+    """Plan ``members`` into ``rows`` (:func:`crm_store.campaign_runs.campaign_row`, as the chunk's write takes them)
+    and ``skips``."""
+    run_id, now, encode = plan.run_id, plan.now, plan.encoder.encode
     for member, row_id in zip(members, new_ids(len(members)), strict=True):
-        row, skip = plan_member(plan, member, row_id)
-        if row is not None:
-            rows.append(row)
+        planned, skip = _plan(plan, member)
+        if planned is not None:
+            channel, recipient, payload, send_at, variant = planned
+            rows.append(campaign_row(row_id, member.id, channel, recipient, encode(payload), send_at, now, run_id, variant))
         elif skip is not None:
-            skips.append({"run_id": plan.run_id, "customer_id": member.id, "reason": skip[0], "variant": skip[1], "detail": skip[2]})
+            skips.append({"run_id": run_id, "customer_id": member.id, "reason": skip[0], "variant": skip[1], "detail": skip[2]})
 
 
 def _weights(campaign: dict[str, Any]) -> list[tuple[str, float]]:
@@ -219,7 +254,7 @@ async def materialize(db: Database, run_id: uuid.UUID, now: dt.datetime, *, chun
                     break  # paused: resumed (after its cursor) by the tick that follows a resume
                 cursor = members[-1].id
                 ahead = asyncio.ensure_future(read(cursor))
-                rows: list[dict[str, Any]] = []
+                rows: list[tuple[Any, ...]] = []
                 skips: list[dict[str, Any]] = []
                 for start in range(0, len(members), YIELD_EVERY):
                     await asyncio.sleep(0)  # reading ahead and writing (PostgreSQL) advance whenever the loop is free

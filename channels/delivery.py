@@ -66,9 +66,11 @@ class DeliveryWorker:
         leading: Callable[[], Collection[str]] | None = None,
         sender_key: int | None = None,
         support_lag: float = 0.0,
+        support_busy: float = 1.0,
     ) -> None:
         """``support_lag``: the event-loop lag (seconds) campaign sends are held to while support traffic flows
-        (channels/delivery_pacing.py); 0: no cap."""
+        (channels/delivery_pacing.py); 0: no cap.  ``support_busy``: the share of its time the loop may be busy then
+        (1: not watched)."""
         self.outbox = outbox
         self.channels = dict(channels)
         self.batch = batch
@@ -85,7 +87,7 @@ class DeliveryWorker:
         #: The channels this process sends for now (None: every channel it was given).
         self.leading = leading
         self.sender_key = sender_key
-        self.pacer = CampaignPacer(support_lag) if support_lag > 0 else None
+        self.pacer = CampaignPacer(support_lag, support_busy) if support_lag > 0 else None
         #: Claimed rows no sender has taken yet; a few senders are always kept free of campaign rows for replies.
         self._lanes = Lanes(concurrency - max(1, concurrency // 8) if concurrency > 1 else 1)
         #: The claimer waits for replies, or campaign rows, to drain below a batch: the sender that sees it wakes it.
@@ -109,7 +111,7 @@ class DeliveryWorker:
         self._wake.set()
 
     def note_support(self) -> None:
-        """An inbound message was handled: campaign sends give the loop back to customers (see ``support_lag``)."""
+        """An inbound message arrived (or was answered): campaign sends give the loop back to customers (see ``support_lag``)."""
         if self.pacer is not None:
             self.pacer.note_support()
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import json.scanner
 import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
@@ -66,6 +67,22 @@ class Member:
     @property
     def id(self) -> uuid.UUID:
         return self.fields["id"]
+
+
+_SCAN = json.scanner.make_scanner(json.JSONDecoder())
+
+
+def load_json(text: str) -> Any:
+    """``json.loads(text)`` for the JSON the database writes (attributes, tag lists), several times faster.
+
+    ``json.loads`` passes through two Python layers and a regular expression (for whitespace) before its C scanner:
+    1.9 µs for a small object, against 0.2 µs for the scanner alone, and a run reads one per member.  Text the scanner
+    does not take whole (leading or trailing whitespace, not JSON) goes to ``json.loads``, which answers it as ever."""
+    try:
+        value, end = _SCAN(text, 0)
+    except StopIteration:
+        return json.loads(text)
+    return value if end == len(text) else json.loads(text)
 
 
 def _raw(column: Any) -> Any:
@@ -131,19 +148,23 @@ def read_chunk(conn: Connection, query: Any, *, channels: Sequence[str], purpose
     recommendations when ``reads`` names them (what the campaign's templates use)."""
     if conn.dialect.name == "postgresql":
         conn.exec_driver_sql(CHUNK_SETTINGS)
-    rows = conn.execute(query, {"after": after or FIRST, "size": size}).all()
+    result = conn.execute(query, {"after": after or FIRST, "size": size})
+    # the driver's own rows (asyncpg's records, sqlite3's tuples): a SQLAlchemy Row made for each and indexed
+    # through it was a fifth of reading a chunk (py-spy, 200,000 members)
+    rows = result.cursor.fetchall()
+    result.close()
     if not rows:
         return []
     sqlite = conn.dialect.name == "sqlite"
     night = NIGHT in purposes
     per_channel = 3 if night else 2
-    loads = json.loads
+    loads = load_json
     members: list[Member] = []
     for row in rows:
         customer_id, name, first_name, last_name, email, phone, locale, timezone, stage, attributes, tags = row[:_FIELDS + 1]
         if sqlite:
             customer_id = uuid.UUID(customer_id)
-            tags = loads(tags) if tags != "[]" else ()
+            tags = loads(tags) if tags != "[]" else None
         fields = {"id": customer_id, "name": name, "first_name": first_name, "last_name": last_name, "email": email, "phone": phone,
                   "locale": locale, "timezone": timezone, "lifecycle_stage": stage, "attributes": loads(attributes) if attributes else {}}
         reach = []
@@ -153,7 +174,7 @@ def read_chunk(conn: Connection, query: Any, *, channels: Sequence[str], purpose
             reach.append((channel, row[at], None if consent is None else bool(consent),
                           None if night_consent is None else bool(night_consent)))
             at += per_channel
-        members.append(Member(fields, list(tags or ()), reach, int(row[at]) if capped else 0))
+        members.append(Member(fields, list(tags) if tags else [], reach, int(row[at]) if capped else 0))
     if "scores" in reads or "recommendations" in reads:
         _read_insights(conn, members, reads)
     return members

@@ -61,9 +61,11 @@ class Executemany:
     nothing here fills in defaults.
     """
 
-    def __init__(self, statement: Any, keys: list[str] | None = None) -> None:
+    def __init__(self, statement: Any, keys: list[str] | None = None, *, passthrough: Sequence[str] = ()) -> None:
         self.statement = statement
         self.keys = keys
+        #: Parameters whose values the caller gives as the driver takes them (a JSON column's text): not bind-processed.
+        self.passthrough = frozenset(passthrough)
         self._plans: dict[str, tuple[str, list[tuple[str, Callable[[Any], Any] | None, Any]]]] = {}
 
     def _plan(self, conn: Connection) -> tuple[str, list[tuple[str, Callable[[Any], Any] | None, Any]]]:
@@ -79,14 +81,23 @@ class Executemany:
             processors = compiled._bind_processors  # noqa: SLF001 - the same processors SQLAlchemy applies itself
             fixed = compiled.construct_params(_check=False)
             plan = self._plans[dialect.name] = (compiled.string, [
-                (key, processors.get(key), _GIVEN if compiled.binds[key].required else fixed[key]) for key in order])
+                (key, None if key in self.passthrough else processors.get(key), _GIVEN if compiled.binds[key].required else fixed[key])
+                for key in order])
         return plan
 
-    def __call__(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
+    def __call__(self, conn: Connection, rows: Sequence[dict[str, Any]] | Sequence[tuple[Any, ...]]) -> None:
+        """Run the statement for ``rows``: dicts by parameter name, or tuples of every parameter in ``keys`` order."""
         if not rows:
             return
         sql, columns = self._plan(conn)
-        params = [tuple(_bound(row[key] if const is _GIVEN else const, process) for key, process, const in columns) for row in rows]
+        if isinstance(rows[0], tuple):
+            if [key for key, _, _ in columns] != self.keys:
+                raise ValueError(f"tuples need the statement's parameters in the order of {self.keys}")
+            processes = [process for _, process, _ in columns]
+            params = [tuple(_bound(value, process) for value, process in zip(row, processes, strict=True)) for row in rows]
+        else:
+            params = [tuple(_bound(row[key] if const is _GIVEN else const, process) for key, process, const in columns)
+                      for row in rows]  # type: ignore[call-overload]
         conn.exec_driver_sql(sql, params)
 
 

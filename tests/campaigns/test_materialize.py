@@ -75,10 +75,7 @@ async def test_a_member_already_in_the_outbox_keeps_their_row_and_gets_no_second
     await service.send(store, uuid.UUID(campaign["id"]))
     run_id = (await store.run_in_transaction(campaign_store.unfinished_runs))[0]["id"]
     now = utcnow()
-    already = {"id": new_id(), "message_id": None, "conversation_id": None, "customer_id": ids[12], "channel": "telegram",
-               "recipient": "112", "payload": {"text": "written by another process"}, "status": "campaign", "attempts": 0,
-               "next_attempt_at": now, "claimed_until": None, "claimed_by": None, "last_error": None, "external_id": None, "created_at": now,
-               "sent_at": None, "campaign_run_id": run_id, "campaign_variant": None}
+    already = runs_store.campaign_row(new_id(), ids[12], "telegram", "112", '{"text": "written by another process"}', now, now, run_id, None)
     await store.run_in_transaction(runs_store.write_chunk, run_id, [already], [], None)
 
     assert await materialize(store, run_id, now, chunk=7) == 30
@@ -87,7 +84,7 @@ async def test_a_member_already_in_the_outbox_keeps_their_row_and_gets_no_second
     async with store.read() as conn:
         per_customer = dict((await conn.execute(select(outbox.c.customer_id, func.count()).where(outbox.c.campaign_run_id == run_id)
                                                 .group_by(outbox.c.customer_id))).all())
-        kept = (await conn.execute(select(outbox.c.payload).where(outbox.c.id == already["id"]))).scalar_one()
+        kept = (await conn.execute(select(outbox.c.payload).where(outbox.c.id == already[0]))).scalar_one()
     assert per_customer == dict.fromkeys(ids, 1)
     assert kept == {"text": "written by another process"}
 
@@ -115,3 +112,18 @@ def test_the_collector_paused_for_runs_comes_back_when_the_last_overlapping_run_
         assert not gc.isenabled()  # off before: left off
     finally:
         gc.enable()
+
+
+@pytest.mark.parametrize("payload", [
+    {"text": "Hello \"Ann\" \\ 안녕 \n\t\u2028 \U0001F600", "campaign": {"purpose": "marketing", "tz": "Asia/Seoul", "quiet": [["21:00", "08:00"]]}},
+    {"text": "Hi", "buttons": [{"title": "Yes", "payload": "/yes"}], "campaign": {"purpose": "service", "tz": "UTC", "quiet": []}},
+    {"text": "no campaign part"},
+])
+def test_a_payload_is_encoded_as_the_json_module_encodes_it_whether_its_campaign_part_is_new_or_shared(payload: dict[str, Any]) -> None:
+    import json
+
+    encoder = runs_store.PayloadEncoder()
+    expected = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+    assert encoder.encode(payload) == expected
+    assert encoder.encode(payload) == expected  # its campaign part known now
+    assert encoder.encode({**payload, "text": "other"}) == json.dumps({**payload, "text": "other"}, ensure_ascii=False, separators=(",", ":"))
