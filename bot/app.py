@@ -255,8 +255,6 @@ def _notice_counter(metrics: Metrics, channel: str) -> Callable[[str], None]:
 def _handled(services: Services, message: InboundMessage, result: HandleResult, seconds: float) -> None:
     # replies that leave in the HTTP answer are counted here; the others as the delivery worker sends them
     channel = services.channels.get(message.channel)
-    if services.delivery is not None:
-        services.delivery.note_support()
     services.metrics.count_inbound(message.channel, result.duplicate, seconds,
                                    len(result.replies) if channel is not None and channel.inline_replies else 0)
     if services.live is not None and not result.duplicate and result.conversation_id:
