@@ -111,7 +111,7 @@ class DeliveryWorker:
         self._wake.set()
 
     def note_support(self) -> None:
-        """An inbound message arrived (or was answered): campaign sends give the loop back to customers (see ``support_lag``)."""
+        """An inbound message arrived: campaign sends give the loop back to customers (see ``support_lag``)."""
         if self.pacer is not None:
             self.pacer.note_support()
 
@@ -131,7 +131,7 @@ class DeliveryWorker:
             self._pacing.cancel()
             await asyncio.gather(self._pacing, return_exceptions=True)
         if self.pacer is not None:
-            self.pacer.rate = None  # the rows still held go out unpaced
+            self.pacer.release()
         if self._task is not None:
             await self._task
         await self._release_unsent(self._lanes.drain())

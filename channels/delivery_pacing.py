@@ -65,14 +65,22 @@ class CampaignPacer:
         self._sending_rate = 0.0
         #: The last rate that kept the loop within its targets while customers were served (where a new cap starts).
         self._held: float | None = None
+        #: No cap any more: the worker is stopping (see :meth:`release`).
+        self._released = False
 
     @property
     def support_flowing(self) -> bool:
         return self.clock() - self._support_at < SUPPORT_WINDOW
 
     def note_support(self) -> None:
-        """An inbound message arrived (or was answered): customers are being served."""
+        """An inbound message arrived: customers are being served."""
         self._support_at = self.clock()
+
+    def release(self) -> None:
+        """No cap from now on, whatever the traffic: the worker is stopping, and the rows it still holds go out
+        unpaced in the time it has (a cap would start again at the next send while customers write)."""
+        self._released = True
+        self.rate = None
 
     def note_sent(self) -> None:
         """A campaign message went out (counted for the rate a cap starts from)."""
@@ -118,14 +126,14 @@ class CampaignPacer:
 
         The senders holding campaign rows queue for their turns, and only the first sleeps toward the next slot:
         each of them waking to look at every recheck woke the loop some thirty times a send."""
-        if not self.support_flowing:
+        if self._released or not self.support_flowing:
             return
         if self.rate is None:  # customers came while the campaign went out uncapped: capped from this send on
             self.rate = self._starting_rate()
         async with self._turn:
             while True:
                 rate = self.rate
-                if rate is None or not self.support_flowing:
+                if rate is None or self._released or not self.support_flowing:
                     return
                 now = self.clock()
                 if now >= self._next:

@@ -159,6 +159,20 @@ async def test_under_a_cap_a_campaign_send_waits_for_its_turn_and_without_one_go
     await asyncio.wait_for(second, 1)
 
 
+async def test_a_released_pacer_lets_every_send_go_at_once_though_customers_still_write() -> None:
+    """A stopping worker's last rows go out in the time it has: the cap must not start again at the next send."""
+    clock = Clock()
+    pacer = pacer_with(clock)
+    pacer.note_support()
+    await pacer.wait()
+    assert pacer.rate == FLOOR
+    pacer.release()
+    pacer.note_support()
+    for _ in range(50):  # at the floor's 5 a second these would wait 10 s of the test's clock, which never moves
+        await asyncio.wait_for(pacer.wait(), 1)
+    assert pacer.rate is None
+
+
 async def test_paced_senders_take_their_turns_one_at_a_time_in_the_order_they_came() -> None:
     clock = Clock()
     pacer = pacer_with(clock)
