@@ -200,7 +200,7 @@ def _plan_slice(plan: RunPlan, members: list[members_store.Member], rows: list[t
             channel, recipient, payload, send_at, variant = planned
             rows.append(campaign_row(row_id, member.id, channel, recipient, encode(payload), send_at, now, run_id, variant))
         elif skip is not None:
-            skips.append({"run_id": run_id, "customer_id": member.id, "reason": skip[0], "variant": skip[1], "detail": skip[2]})
+            skips.append(runs_store.skip_row(run_id, member.id, *skip))
 
 
 def _weights(campaign: dict[str, Any]) -> list[tuple[str, float]]:

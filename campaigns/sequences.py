@@ -25,6 +25,7 @@ from typing import Any
 from campaigns.runner import RunPlan, plan_member
 from campaigns.templates import compile_message
 from crm_store import campaign_members as members_store
+from crm_store import campaign_runs as runs_store
 from crm_store import campaigns as campaign_store
 from crm_store import segments as segment_store
 from crm_store import sequences as seq_store
@@ -89,8 +90,7 @@ async def _write(db: Database, campaign: dict[str, Any], runs: dict[int, uuid.UU
                 if row is not None:
                     rows.append(row)
                 elif skip is not None:
-                    skips.append({"run_id": run_id, "customer_id": customer_id, "reason": skip[0], "variant": None,
-                                  "detail": skip[2]})
+                    skips.append(runs_store.skip_row(run_id, customer_id, *skip))
             written.append((enrolment_id, step))
         writes.append((run_id, rows, skips))
     await db.run_in_transaction(seq_store.write_steps, campaign_id, writes, written, now)

@@ -187,7 +187,7 @@ def outcomes(conn: Connection, runs: Sequence[uuid.UUID], goal_event: str | None
     return result
 
 
-def skip_rows(run_id: uuid.UUID, skips: list[tuple[uuid.UUID, str, str | None, str | None]]) -> list[dict[str, Any]]:
-    return [{"run_id": run_id, "customer_id": cid, "reason": reason, "variant": variant, "detail": detail}
-            for cid, reason, variant, detail in skips]
+def skip_row(run_id: uuid.UUID, customer_id: uuid.UUID, reason: str, variant: str | None, detail: str | None) -> dict[str, Any]:
+    """A member a run skips, as :func:`write_chunk` takes it (campaign_skips' columns)."""
+    return {"run_id": run_id, "customer_id": customer_id, "reason": reason, "variant": variant, "detail": detail}
 

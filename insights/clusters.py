@@ -64,25 +64,21 @@ def traits(centre: np.ndarray) -> list[tuple[str, str]]:
     return [(feature, words) for _, feature, words in parts]
 
 
-def describe(centre: np.ndarray, typical: np.ndarray) -> tuple[str, str]:
-    """(short name, description) of a cluster from its standardized centre and its members' medians (FEATURES order)."""
-    found = traits(centre)
+def describe(found: list[tuple[str, str]], typical: np.ndarray) -> str:
+    """A cluster's description from its :func:`traits` and its members' medians (FEATURES order)."""
     said = [f for f, _ in found] + [f for f in ALWAYS if f not in {f for f, _ in found}]
     figures = ", ".join(FIGURES[f](float(typical[FEATURES.index(f)])) for f in said)
     if not found:
-        return "typical", f"behaves like the average customer: typically {figures}"
-    return found[0][1], f"{', '.join(w for _, w in found)}: typically {figures}"
+        return f"behaves like the average customer: typically {figures}"
+    return f"{', '.join(w for _, w in found)}: typically {figures}"
 
 
-def _distinct(names: list[str], centres: list[np.ndarray]) -> list[str]:
-    """A name two clusters share gets each one's second trait too ("buys often and large baskets")."""
-    out = []
-    for name, centre in zip(names, centres, strict=True):
-        found = traits(centre)
-        if names.count(name) > 1 and len(found) > 1:
-            name = f"{found[0][1]} and {found[1][1]}"
-        out.append(name)
-    return out
+def names_of(found: list[list[tuple[str, str]]]) -> list[str]:
+    """Each cluster's name from its :func:`traits`: the strongest, or the two strongest where another cluster's
+    strongest is the same ("buys often and large baskets"); "typical" where none stands out."""
+    first = [f[0][1] if f else "typical" for f in found]
+    return [f"{f[0][1]} and {f[1][1]}" if first.count(name) > 1 and len(f) > 1 else name
+            for name, f in zip(first, found, strict=True)]
 
 
 def cluster(features: np.ndarray, k: int = 5, seed: int = 0) -> Clusters:
@@ -107,11 +103,7 @@ def cluster(features: np.ndarray, k: int = 5, seed: int = 0) -> Clusters:
     remap[order] = np.arange(k)
     labels = remap[found]
     raw = np.maximum(np.asarray(features, dtype=float), 0)
-    names, descriptions, sizes = [], [], []
-    for new in range(k):
-        members = labels == new
-        name, description = describe(model.cluster_centers_[order[new]], np.median(raw[members], axis=0))
-        names.append(name)
-        descriptions.append(description)
-        sizes.append(int(members.sum()))
-    return Clusters(labels, _distinct(names, [model.cluster_centers_[order[i]] for i in range(k)]), descriptions, sizes)
+    found = [traits(model.cluster_centers_[order[i]]) for i in range(k)]
+    members = [labels == i for i in range(k)]
+    descriptions = [describe(found[i], np.median(raw[members[i]], axis=0)) for i in range(k)]
+    return Clusters(labels, names_of(found), descriptions, [int(m.sum()) for m in members])

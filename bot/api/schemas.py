@@ -45,8 +45,9 @@ TimeZone = Annotated[str, rule(format="iana-time-zone")]
 
 
 def stripped_strings(schema: dict[str, Any]) -> None:
-    """Strings are stripped before their length is checked (models that extend the document call this first), so one of spaces alone is as short as "": the document says
-    a string that must not be empty holds something other than white space."""
+    """Strings are stripped before their length is checked, so one of spaces alone is as short as "": the document says
+    a string that must not be empty holds something other than white space.  (A model with a schema hook of its own
+    calls this first.)"""
     for prop in schema.get("properties", {}).values():
         for branch in [prop, *prop.get("anyOf", [])]:
             if branch.get("type") == "string" and branch.get("minLength", 0) >= 1 and "pattern" not in branch:
